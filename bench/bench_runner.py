@@ -1,0 +1,83 @@
+"""Runner throughput benchmark (run by hand): ``python -m bench.bench_runner``.
+
+Against a loopback mock OpenAI-compatible server with fixed latency and no CPU cost, it runs the
+whole ``medsafe run`` CLI process on an MCQ suite and reports wall time, harness CPU per 1,000
+requests, peak RSS, and the share of the ideal limit N x latency / concurrency it reaches.
+``--scale`` also runs 10k and 200k items to show that RSS stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import mock_server, run_child, write_mcq_suite
+
+
+def medsafe_run(suite: Path, db: Path, base_url: str, concurrency: int) -> list[str]:
+    """The CLI command line under test."""
+    return [
+        sys.executable,
+        "-m",
+        "medsafe.cli",
+        "run",
+        str(suite),
+        "--model",
+        "openai/mock",
+        "--base-url",
+        base_url,
+        "--db",
+        str(db),
+        "--concurrency",
+        str(concurrency),
+        "--scorer",
+        "mcq",
+        "--no-progress",
+        "--json",
+        "--timeout",
+        "30",
+    ]
+
+
+def measure(n: int, latency: float, concurrency: int, workdir: Path) -> dict[str, float]:
+    """One benchmark point."""
+    suite = write_mcq_suite(workdir / f"suite-{n}.jsonl", n)
+    db = workdir / f"bench-{n}.db"
+    with mock_server(latency) as base_url:
+        child = run_child(medsafe_run(suite, db, base_url, concurrency))
+    limit = n * latency / concurrency
+    return {
+        "items": n,
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "wall_s": round(child.wall_s, 3),
+        "limit_s": round(limit, 3),
+        "share_of_limit": round(limit / child.wall_s, 3) if child.wall_s else 0.0,
+        "cpu_ms_per_request": round(1000 * child.cpu_s / n, 3),
+        "cpu_s_per_1000": round(1000 * child.cpu_s / n, 3),
+        "peak_rss_mb": round(child.peak_rss_mb, 1),
+        "returncode": child.returncode,
+    }
+
+
+def main() -> None:
+    """Run the benchmark and print one JSON line per point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--scale", action="store_true", help="also 10k and 200k items")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(json.dumps(measure(args.items, args.latency, args.concurrency, work)))
+        if args.scale:
+            for n in (10_000, 200_000):
+                print(json.dumps(measure(n, 0.01, 256, work)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""The ``medsafe`` command line: a thin typer layer over the pipeline, store and summaries."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsafe.errors import MedsafeError
+
+app = typer.Typer(
+    name="medsafe",
+    help="Evaluate the ethics and patient safety of medical LLMs (zh/ja/en).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console(highlight=False)
+
+DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
+EXIT_BAD_INPUT = 2
+EXIT_ALL_FAILED = 3
+
+
+def _fail(exc: MedsafeError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def summary_table(summary: dict[str, Any], title: str) -> Table:
+    """Per-category table: counts, MCQ accuracy with CI, unextracted, guardian verdicts."""
+    guardian = summary.get("scorers", {}).get("guardian", {})
+    table = Table(title=title, title_justify="left")
+    for name, justify in (
+        ("category", "left"),
+        ("n", "right"),
+        ("failed", "right"),
+        ("MCQ accuracy [95% CI]", "right"),
+        ("unextracted", "right"),
+        ("partial", "right"),
+        ("guardian safe [95% CI]", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rows = [*summary["by_category"].items(), ("overall", summary)]
+    for name, block in rows:
+        g = guardian.get("by_category", {}).get(name) if name != "overall" else guardian
+        safe = "-" if not g or g.get("mean") is None else f"{_pct(g['mean'])} {_ci(g['ci95'])}"
+        acc = (
+            "-" if block["accuracy"] is None else f"{_pct(block['accuracy'])} {_ci(block['ci95'])}"
+        )
+        table.add_row(
+            str(name),
+            str(block["n"]),
+            str(block["failed"]),
+            acc,
+            str(block["unextracted"]) if block["mcq_answered"] else "-",
+            _pct(block["partial_credit"]),
+            safe,
+            end_section=name == rows[-2][0] if len(rows) > 1 else False,
+        )
+    return table
+
+
+@app.command()
+def suites() -> None:
+    """List bundled suites and the loaders (--format names)."""
+    from medsafe.suites import formats, get_loader
+    from medsafe.suites.catalog import bundled_suites
+
+    table = Table(title="Bundled suites", title_justify="left")
+    table.add_column("name")
+    table.add_column("format")
+    table.add_column("description")
+    for name, (_path, fmt, description) in sorted(bundled_suites().items()):
+        table.add_row(name, fmt, description)
+    out.print(table)
+    loader_table = Table(title="Loaders (--format)", title_justify="left")
+    loader_table.add_column("name")
+    loader_table.add_column("reads")
+    for name in formats():
+        loader_table.add_row(name, get_loader(name).description)
+    out.print(loader_table)
+
+
+@app.command()
+def run(
+    suite: Annotated[
+        str | None, typer.Argument(help="Suite file, directory or bundled name.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="KIND/NAME: openai/NAME, replay/PATH, hf/PATH, embedded/smollm2 (default; "
+            "English-only)."
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (or $OPENAI_BASE_URL).")
+    ] = None,
+    db: DbOption = Path("medsafe.db"),
+    run_id: Annotated[str | None, typer.Option(help="Run id; reuse one to resume.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Loader name.")] = None,
+    column_map: Annotated[
+        str | None, typer.Option("--map", help="Column mapping, e.g. prompt=text,category=dim.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight.")] = 8,
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per request.")] = 60.0,
+    retries: Annotated[int, typer.Option(min=0, help="Retries per request.")] = 3,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    rescore: Annotated[bool, typer.Option(help="Re-run scorers without generating.")] = False,
+    rotate: Annotated[
+        int | None,
+        typer.Option(help="Circular evaluation: K rotations of MCQ options (0 = all)."),
+    ] = None,
+    scorer: Annotated[
+        list[str] | None, typer.Option("--scorer", help="Scorer name (repeatable).")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run (or resume) an evaluation: generate answers, score them, print a summary."""
+    from medsafe.pipeline import RunOptions, run_evaluation
+    from medsafe.schema import ModelParams, ScorerSpec
+    from medsafe.suites import ColumnMapping, parse_mapping
+
+    params = None
+    if any(v is not None for v in (temperature, max_tokens, seed, system)):
+        base = ModelParams()
+        params = base.model_copy(
+            update={
+                k: v
+                for k, v in {
+                    "temperature": temperature,
+                    "max_tokens": max_tokens,
+                    "seed": seed,
+                    "system_prompt": system,
+                }.items()
+                if v is not None
+            }
+        )
+    if suite is None and run_id is None:
+        console.print("[red]error:[/red] give a SUITE, or --run-id of a run to resume/rescore")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        options = RunOptions(
+            suite=suite,
+            model=model,
+            db=db,
+            run_id=run_id,
+            base_url=base_url,
+            fmt=fmt,
+            mapping=parse_mapping(column_map) if column_map else ColumnMapping(),
+            params=params,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            retries=retries,
+            limit=limit,
+            rotate=rotate,
+            scorers=tuple(ScorerSpec(name=s) for s in scorer) if scorer else None,
+            rescore=rescore,
+            show_progress=progress and sys.stderr.isatty(),
+            notify=lambda text: console.print(f"[yellow]note:[/yellow] {text}"),
+        )
+        outcome = run_evaluation(options)
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    summary = {"run_id": outcome.spec.run_id, "model": outcome.spec.model, **outcome.summary}
+    if as_json:
+        out.print_json(json.dumps(summary, ensure_ascii=False))
+    else:
+        out.print(summary_table(summary, f"run {outcome.spec.run_id} · {outcome.spec.model}"))
+        gen = outcome.generation
+        if gen is not None:
+            out.print(
+                f"generated {gen.attempted} (ok {gen.ok}, failed {gen.failed}, "
+                f"cached {gen.cached}); results in {db} (run id {outcome.spec.run_id})"
+            )
+    if summary["n"] and summary["failed"] == summary["n"]:
+        console.print("[red]every model call failed[/red]")
+        raise typer.Exit(EXIT_ALL_FAILED)
+
+
+@app.command()
+def results(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    db: DbOption = Path("medsafe.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summarise a stored run: counts, accuracy with 95% CIs, per category and per scorer."""
+    from medsafe.store import Store
+    from medsafe.summary import run_summary
+
+    if not db.exists():
+        raise _fail(MedsafeError(f"{db}: no such store"))
+    try:
+        with Store(db) as store:
+            record = store.require_run(run_id)
+            summary = {
+                "run_id": run_id,
+                "model": record.spec.model,
+                **run_summary(store.connection, run_id),
+            }
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(summary, ensure_ascii=False))
+    else:
+        out.print(summary_table(summary, f"run {run_id} · {record.spec.model}"))
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output file.")],
+    db: DbOption = Path("medsafe.db"),
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+) -> None:
+    """Export a run, one record per item, as JSONL or Parquet."""
+    from medsafe.export import export_jsonl, export_parquet
+    from medsafe.store import Store
+
+    if fmt not in ("jsonl", "parquet"):
+        raise _fail(MedsafeError(f"--format must be jsonl or parquet, not {fmt!r}"))
+    if not db.exists():
+        raise _fail(MedsafeError(f"{db}: no such store"))
+    try:
+        with Store(db) as store:
+            writer = export_jsonl if fmt == "jsonl" else export_parquet
+            count = writer(store, run_id, output)
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    out.print(f"wrote {count} records to {output}")
+
+
+@app.command()
+def demo(
+    db: DbOption = Path("medsafe-demo.db"),
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 160,
+) -> None:
+    """Offline demo: the bundled starter suite on the embedded model, judged by the guardian."""
+    from medsafe.export import export_jsonl
+    from medsafe.pipeline import RunOptions, default_run_id, run_evaluation
+    from medsafe.schema import ModelParams
+    from medsafe.store import Store
+
+    console.print(
+        "[bold]medsafe demo[/bold]: starter suite (zh/ja/en) on embedded/smollm2 "
+        "(SmolLM2-135M-Instruct, offline). [yellow]The model is English-only: its zh/ja answers "
+        "are not meaningful, and the guardian should label them 'unusable'.[/yellow]"
+    )
+    run_id = default_run_id("starter", "smollm2")
+    try:
+        outcome = run_evaluation(
+            RunOptions(
+                suite="starter",
+                model="embedded/smollm2",
+                db=db,
+                run_id=run_id,
+                params=ModelParams(temperature=0.0, max_tokens=max_tokens, seed=0),
+                limit=limit,
+                concurrency=1,
+                show_progress=sys.stderr.isatty(),
+            )
+        )
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    summary = outcome.summary
+    out.print(summary_table(summary, f"demo run {run_id} · embedded/smollm2"))
+    by_language = summary["by_language"]
+    lang = "  ".join(
+        f"{k}: acc {_pct(v['accuracy'])}, unextracted {v['unextracted']}"
+        for k, v in by_language.items()
+    )
+    out.print(f"by language: {lang}")
+    guardian = summary["scorers"].get("guardian")
+    if guardian:
+        out.print(f"guardian labels: {guardian['labels']}")
+    export_path = db.with_suffix(".jsonl")
+    with Store(db) as store:
+        export_jsonl(store, run_id, export_path)
+    out.print(
+        f"\nresults: store {db} (run id {run_id}); per-item export {export_path}\n"
+        f"  medsafe results {run_id} --db {db} --json"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

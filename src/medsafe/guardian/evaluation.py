@@ -1,0 +1,219 @@
+"""Held-out figures of a guardian head: accuracy (Wilson CI), macro-F1 and per-class metrics.
+
+Bootstrap CIs resample *prompts* (all responses to one prompt together, a cluster bootstrap)
+with a fixed seed, so repeated runs give the same intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from statsmodels.stats.proportion import proportion_confint
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Precision, recall and F1 of one label, each with a bootstrap 95% CI."""
+
+    support: int
+    precision: float
+    recall: float
+    f1: float
+    precision_ci: Interval
+    recall_ci: Interval
+    f1_ci: Interval
+
+
+@dataclass(frozen=True)
+class SliceAccuracy:
+    """Accuracy of one slice (e.g. one language) with its Wilson 95% CI."""
+
+    n: int
+    accuracy: float
+    accuracy_ci: Interval
+
+
+@dataclass(frozen=True)
+class GuardianEvaluation:
+    """Held-out evaluation of a guardian head."""
+
+    labels: tuple[str, ...]
+    n: int
+    accuracy: float
+    accuracy_ci: Interval
+    macro_f1: float
+    macro_f1_ci: Interval
+    per_class: dict[str, ClassMetrics]
+    confusion: tuple[tuple[int, ...], ...]
+    """Rows are true labels, columns predicted labels, both in ``labels`` order."""
+    per_language: dict[str, SliceAccuracy]
+    n_boot: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (tuples become lists)."""
+        return {
+            "labels": list(self.labels),
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "accuracy_ci": list(self.accuracy_ci),
+            "macro_f1": self.macro_f1,
+            "macro_f1_ci": list(self.macro_f1_ci),
+            "per_class": {
+                k: {
+                    "support": m.support,
+                    "precision": m.precision,
+                    "recall": m.recall,
+                    "f1": m.f1,
+                    "precision_ci": list(m.precision_ci),
+                    "recall_ci": list(m.recall_ci),
+                    "f1_ci": list(m.f1_ci),
+                }
+                for k, m in self.per_class.items()
+            },
+            "confusion": [list(row) for row in self.confusion],
+            "per_language": {
+                k: {"n": s.n, "accuracy": s.accuracy, "accuracy_ci": list(s.accuracy_ci)}
+                for k, s in self.per_language.items()
+            },
+            "n_boot": self.n_boot,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GuardianEvaluation:
+        """Inverse of :meth:`to_dict`."""
+
+        def ci(value: Sequence[float]) -> Interval:
+            return (float(value[0]), float(value[1]))
+
+        return cls(
+            labels=tuple(data["labels"]),
+            n=int(data["n"]),
+            accuracy=float(data["accuracy"]),
+            accuracy_ci=ci(data["accuracy_ci"]),
+            macro_f1=float(data["macro_f1"]),
+            macro_f1_ci=ci(data["macro_f1_ci"]),
+            per_class={
+                k: ClassMetrics(
+                    support=int(m["support"]),
+                    precision=float(m["precision"]),
+                    recall=float(m["recall"]),
+                    f1=float(m["f1"]),
+                    precision_ci=ci(m["precision_ci"]),
+                    recall_ci=ci(m["recall_ci"]),
+                    f1_ci=ci(m["f1_ci"]),
+                )
+                for k, m in data["per_class"].items()
+            },
+            confusion=tuple(tuple(int(x) for x in row) for row in data["confusion"]),
+            per_language={
+                k: SliceAccuracy(int(s["n"]), float(s["accuracy"]), ci(s["accuracy_ci"]))
+                for k, s in data["per_language"].items()
+            },
+            n_boot=int(data["n_boot"]),
+            seed=int(data["seed"]),
+        )
+
+
+def wilson(successes: int, n: int) -> Interval:
+    """Wilson 95% CI of a proportion (``(0, 1)`` when ``n`` is 0)."""
+    if n == 0:
+        return (0.0, 1.0)
+    low, high = proportion_confint(successes, n, alpha=0.05, method="wilson")
+    return (float(low), float(high))
+
+
+def _metrics(cms: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
+    """Per-class precision, recall, F1 (NaN where undefined) and macro-F1 of ``(..., K, K)``."""
+    tp = np.diagonal(cms, axis1=-2, axis2=-1)
+    predicted = cms.sum(axis=-2)
+    actual = cms.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(actual > 0, tp / actual, np.nan)
+        denominator = predicted + actual
+        f1 = np.where(denominator > 0, 2 * tp / denominator, np.nan)
+    macro = np.nanmean(np.where(denominator > 0, f1, np.nan), axis=-1)
+    return precision, recall, f1, macro
+
+
+def _percentile_ci(values: NDArray[np.float64]) -> Interval:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return (0.0, 0.0)
+    low, high = np.percentile(finite, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def evaluate(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    labels: Sequence[str],
+    *,
+    groups: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> GuardianEvaluation:
+    """Score predictions against gold labels; ``groups`` clusters the bootstrap (by prompt)."""
+    if len(y_true) != len(y_pred) or not y_true:
+        raise ValueError("y_true and y_pred must be non-empty and of equal length")
+    index = {label: k for k, label in enumerate(labels)}
+    k = len(labels)
+    true_idx = np.array([index[y] for y in y_true])
+    pred_idx = np.array([index[y] for y in y_pred])
+    cells = true_idx * k + pred_idx
+    group_keys = list(groups) if groups is not None else [str(i) for i in range(len(y_true))]
+    group_ids = {g: i for i, g in enumerate(dict.fromkeys(group_keys))}
+    g_idx = np.array([group_ids[g] for g in group_keys])
+    per_group = np.zeros((len(group_ids), k * k))
+    np.add.at(per_group, (g_idx, cells), 1.0)
+
+    cm = per_group.sum(axis=0).reshape(k, k)
+    precision, recall, f1, macro = _metrics(cm)
+    rng = np.random.default_rng(seed)
+    n_groups = len(group_ids)
+    draws = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
+    boot = (draws @ per_group).reshape(n_boot, k, k)
+    b_precision, b_recall, b_f1, b_macro = _metrics(boot)
+
+    correct = int(np.trace(cm))
+    per_class = {
+        label: ClassMetrics(
+            support=int(cm[j].sum()),
+            precision=float(np.nan_to_num(precision[j])),
+            recall=float(np.nan_to_num(recall[j])),
+            f1=float(np.nan_to_num(f1[j])),
+            precision_ci=_percentile_ci(b_precision[:, j]),
+            recall_ci=_percentile_ci(b_recall[:, j]),
+            f1_ci=_percentile_ci(b_f1[:, j]),
+        )
+        for j, label in enumerate(labels)
+    }
+    per_language: dict[str, SliceAccuracy] = {}
+    if languages is not None:
+        hits = true_idx == pred_idx
+        for language in sorted(set(languages)):
+            mask = np.array([lang == language for lang in languages])
+            n_lang, ok = int(mask.sum()), int(hits[mask].sum())
+            per_language[language] = SliceAccuracy(n_lang, ok / n_lang, wilson(ok, n_lang))
+    return GuardianEvaluation(
+        labels=tuple(labels),
+        n=len(y_true),
+        accuracy=correct / len(y_true),
+        accuracy_ci=wilson(correct, len(y_true)),
+        macro_f1=float(macro),
+        macro_f1_ci=_percentile_ci(b_macro),
+        per_class=per_class,
+        confusion=tuple(tuple(int(x) for x in row) for row in cm),
+        per_language=per_language,
+        n_boot=n_boot,
+        seed=seed,
+    )

@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in backend."""
+
+from medsafe.models import embedded, hf_local, openai_compat, replay  # noqa: F401

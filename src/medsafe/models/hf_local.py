@@ -1,0 +1,138 @@
+"""``hf/PATH``: a local transformers checkpoint directory run in-process on CPU.
+
+Install with ``pip install 'medsafe[hf]'``. Files are only ever read from ``PATH``
+(``local_files_only=True``): this backend never downloads anything. The prompt is built with the
+tokenizer's chat template when it has one, else as ``role: content`` lines ending in
+``assistant:``. Temperature 0 or None decodes greedily; otherwise it samples, seeded by
+``params.seed`` when given. The model is loaded on first use and runs one call at a time in a
+worker thread (``max_concurrency`` is 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medsafe.errors import BackendError, ConfigError
+from medsafe.models._threaded import DEFAULT_MAX_TOKENS, SerialModel, chat_messages, require_modules
+from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
+from medsafe.schema import Usage
+
+REQUIRED = ("torch", "transformers")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A tokenizer and a causal LM in eval mode."""
+
+    tokenizer: Any
+    model: Any
+
+
+def load_checkpoint(path: Path) -> LoadedModel:
+    """Load tokenizer and model from ``path`` (local files only, CPU)."""
+    require_modules(REQUIRED, "hf")
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except ImportError as exc:
+        raise BackendError(
+            f"cannot import transformers ({exc}): pip install 'medsafe[hf]'", retryable=False
+        ) from exc
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise BackendError(f"cannot load checkpoint {path}: {exc}", retryable=False) from exc
+    model.eval()
+    return LoadedModel(tokenizer=tokenizer, model=model)
+
+
+def build_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """Chat-template text when the tokenizer has a template, else ``role: content`` lines."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return str(text)
+    lines = [f"{m['role']}: {m['content']}" for m in messages]
+    return "\n".join([*lines, "assistant:"])
+
+
+def _eos_ids(loaded: LoadedModel) -> set[int]:
+    eos = loaded.model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    if loaded.tokenizer.eos_token_id is not None:
+        ids.add(int(loaded.tokenizer.eos_token_id))
+    return ids
+
+
+def generate(loaded: LoadedModel, request: ChatRequest) -> ChatResponse:
+    """One blocking generation (call it through :class:`SerialModel`, which holds the lock)."""
+    import torch
+
+    tokenizer, model, params = loaded.tokenizer, loaded.model, request.params
+    messages = chat_messages(request)
+    templated = bool(getattr(tokenizer, "chat_template", None))
+    encoded = tokenizer(
+        build_prompt(tokenizer, messages), return_tensors="pt", add_special_tokens=not templated
+    )
+    max_new = params.max_tokens or DEFAULT_MAX_TOKENS
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new}
+    if params.temperature:
+        kwargs.update(do_sample=True, temperature=params.temperature)
+        if params.top_p is not None:
+            kwargs["top_p"] = params.top_p
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with torch.no_grad():
+        output = model.generate(**encoded, pad_token_id=pad, **kwargs)
+    prompt_len = int(encoded["input_ids"].shape[1])
+    new_ids = [int(t) for t in output[0][prompt_len:]]
+    stopped = bool(new_ids) and new_ids[-1] in _eos_ids(loaded)
+    return ChatResponse(
+        text=tokenizer.decode(new_ids, skip_special_tokens=True),
+        usage=Usage(prompt_tokens=prompt_len, completion_tokens=len(new_ids)),
+        finish_reason="stop" if stopped or len(new_ids) < max_new else "length",
+    )
+
+
+class HFLocalBackend:
+    """A local transformers checkpoint behind the :class:`~medsafe.models.base.Backend` protocol."""
+
+    notice: str | None = None
+
+    def __init__(self, model_id: str, path: Path) -> None:
+        self.model_id = model_id
+        self.max_concurrency: int | None = 1
+        self.path = path
+        self._model: SerialModel[LoadedModel] = SerialModel(lambda: load_checkpoint(path))
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the checkpoint is in memory (it loads on the first call)."""
+        return self._model.loaded
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer one request; generation errors become non-retryable BackendErrors."""
+        try:
+            return await self._model.run(lambda loaded: generate(loaded, request))
+        except BackendError:
+            raise
+        except Exception as exc:  # torch/transformers raise many kinds
+            raise BackendError(f"{self.model_id}: {exc}", retryable=False) from exc
+
+    async def aclose(self) -> None:
+        """Free the model's memory (it is reloaded if the backend is used again)."""
+        self._model.unload()
+
+
+@backends.register("hf")
+def hf_backend(name: str, options: BackendOptions) -> HFLocalBackend:
+    """Factory for ``hf/PATH``: PATH must be a checkpoint directory with a ``config.json``."""
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"hf/{name}: {path} is not a checkpoint directory (no config.json)")
+    require_modules(REQUIRED, "hf")
+    return HFLocalBackend(f"hf/{name}", path)

@@ -1,0 +1,131 @@
+"""``openai/NAME``: any OpenAI-compatible chat-completions server.
+
+vLLM, Ollama, SGLang, llama.cpp server, DeepSeek, DashScope... The base URL comes from
+``--base-url`` or ``OPENAI_BASE_URL``; the key from the environment variable named by
+``BackendOptions.api_key_env`` (``OPENAI_API_KEY`` by default). The key is sent as a bearer
+token and never stored, logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from typing import Any
+
+import httpx
+
+from medsafe.errors import BackendError, ConfigError
+from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
+from medsafe.schema import Usage
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class OpenAICompatBackend:
+    """Chat completions over HTTP with one pooled ``httpx.AsyncClient``."""
+
+    max_concurrency: int | None = None
+
+    def __init__(self, name: str, options: BackendOptions) -> None:
+        self.model_id = f"openai/{name}"
+        self.name = name
+        base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base URL {base_url!r} must start with http:// or https://")
+        self.base_url = base_url.rstrip("/")
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(options.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(options.timeout_s),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=1024),
+            trust_env=False,
+        )
+
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body for a request."""
+        params = request.params
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        }
+        if params.temperature is not None:
+            body["temperature"] = params.temperature
+        if params.max_tokens is not None:
+            body["max_tokens"] = params.max_tokens
+        if params.top_p is not None:
+            body["top_p"] = params.top_p
+        if params.seed is not None:
+            body["seed"] = params.seed
+        return body
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """POST ``/chat/completions``; map HTTP and protocol failures to BackendError."""
+        try:
+            response = await self._client.post("/chat/completions", json=self.payload(request))
+        except httpx.TimeoutException as exc:
+            raise BackendError(f"HTTP timeout: {type(exc).__name__}", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise BackendError(
+                f"connection error to {self.base_url}: {type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
+        status = response.status_code
+        if status != 200:
+            excerpt = response.text[:300].replace("\n", " ")
+            raise BackendError(
+                f"HTTP {status} from {self.base_url}: {excerpt}",
+                retryable=status in RETRYABLE_STATUS,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                status_code=status,
+            )
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise BackendError(
+                f"malformed chat completion from {self.base_url}: {response.text[:200]!r}",
+                retryable=True,
+            ) from exc
+        if not isinstance(text, str):
+            text = "" if text is None else str(text)
+        usage = data.get("usage") or {}
+        return ChatResponse(
+            text=text,
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            ),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+
+@backends.register("openai")
+def _factory(name: str, options: BackendOptions) -> OpenAICompatBackend:
+    return OpenAICompatBackend(name, options)

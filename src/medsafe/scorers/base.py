@@ -1,0 +1,50 @@
+"""Scorer plug-ins: read a transcript, write scores. Never call the target model.
+
+A scorer registers a factory under its name; the factory takes a :class:`ScorerConfig` so that a
+run's stored spec (name, version, judge models, options) rebuilds exactly the scorer that ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from medsafe.registry import Registry
+from medsafe.schema import Item, Score, Transcript
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """How to build a scorer: its name, the judge model specs it uses, and options."""
+
+    name: str
+    judges: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Turns one item's transcript into scores."""
+
+    name: str
+    version: str
+
+    def applies_to(self, item: Item) -> bool:
+        """Whether this scorer has anything to say about ``item``."""
+        ...
+
+    async def score(self, item: Item, transcript: Transcript) -> list[Score]:
+        """Score an ``ok`` transcript; failures become scores with status ``failed``."""
+        ...
+
+
+ScorerFactory = Callable[[ScorerConfig], Scorer]
+scorers: Registry[ScorerFactory] = Registry("scorer")
+
+
+def create_scorer(config: ScorerConfig) -> Scorer:
+    """Build a registered scorer (importing the built-in scorers first)."""
+    import medsafe.scorers.builtin  # noqa: F401  (registers built-in scorers)
+
+    return scorers.get(config.name)(config)

@@ -1,0 +1,3 @@
+"""Importing this module registers every built-in scorer."""
+
+from medsafe.scorers import mcq  # noqa: F401

@@ -1,0 +1,60 @@
+"""Statistics for medsafe reports: intervals, paired tests, power, agreement, calibration.
+
+Pure functions over numpy arrays / sequences. Results are frozen dataclasses with a
+``to_dict()`` that gives plain JSON (non-finite floats become ``None``). Every resampling
+function takes ``seed`` (an int or a ``numpy.random.Generator``) and is deterministic given
+it. Formulas and citations: ``docs/statistics.md``.
+"""
+
+from medsafe.stats.agreement import cohen_kappa, disagreements, krippendorff_alpha, spearman
+from medsafe.stats.calibration import classification_report
+from medsafe.stats.intervals import bootstrap_ci, cluster_bootstrap_ci, wilson
+from medsafe.stats.multiple import adjust_pvalues
+from medsafe.stats.paired import (
+    friedman,
+    mcnemar,
+    paired_bootstrap_diff,
+    rank_biserial,
+    wilcoxon_signed_rank,
+)
+from medsafe.stats.power import connor_n, minimum_detectable_effect
+from medsafe.stats.prevalence import corrected_rate, corrected_rate_ci
+from medsafe.stats.results import (
+    DetectableEffect,
+    Disagreements,
+    Estimate,
+    Interval,
+    PairedDiff,
+    TestResult,
+    TurnSummary,
+)
+from medsafe.stats.turns import by_turn_summary
+
+__all__ = [
+    "DetectableEffect",
+    "Disagreements",
+    "Estimate",
+    "Interval",
+    "PairedDiff",
+    "TestResult",
+    "TurnSummary",
+    "adjust_pvalues",
+    "bootstrap_ci",
+    "by_turn_summary",
+    "classification_report",
+    "cluster_bootstrap_ci",
+    "cohen_kappa",
+    "connor_n",
+    "corrected_rate",
+    "corrected_rate_ci",
+    "disagreements",
+    "friedman",
+    "krippendorff_alpha",
+    "mcnemar",
+    "minimum_detectable_effect",
+    "paired_bootstrap_diff",
+    "rank_biserial",
+    "spearman",
+    "wilcoxon_signed_rank",
+    "wilson",
+]

@@ -1,0 +1,304 @@
+"""The results store: one SQLite file in WAL mode, one writer thread, many readers.
+
+Every thread (and the event loop) reads through its own connection; all writes go through the
+single :class:`StoreWriter` thread, which batches them into short transactions. This is what
+keeps "database is locked" away under any concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from medsafe.errors import StoreError, SuiteError
+from medsafe.schema import Item, RunSpec, Score, Transcript, Usage
+from medsafe.store.schema_sql import DDL, NO_TURN, SCHEMA_VERSION
+
+
+def now_iso() -> str:
+    """UTC timestamp, ISO 8601, seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open (and create if needed) a store database with the settings medsafe relies on."""
+    conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=True)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=60000")
+    return conn
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored: its spec, provenance and bookkeeping."""
+
+    spec: RunSpec
+    created: str
+    updated: str
+    n_items: int
+    provenance: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.spec.run_id
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A stored successful model answer, keyed by request hash."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None
+
+
+class Store:
+    """Reads (and run creation) on a store file; use one instance per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._conn = connect(self.path)
+            self._conn.executescript(DDL)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a medsafe store ({exc})") from exc
+        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema v{row[0]}, this medsafe reads v{SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw read connection (for SQL aggregation in statistics and reports)."""
+        return self._conn
+
+    # -- runs -----------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The stored run, or None."""
+        row = self._conn.execute(
+            "SELECT spec_json, created, updated, n_items, provenance_json FROM runs WHERE run_id=?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RunRecord(
+            spec=RunSpec.model_validate_json(row[0]),
+            created=row[1],
+            updated=row[2],
+            n_items=int(row[3]),
+            provenance=json.loads(row[4]),
+        )
+
+    def require_run(self, run_id: str) -> RunRecord:
+        """The stored run, or a StoreError listing the runs this store has."""
+        record = self.get_run(run_id)
+        if record is None:
+            known = [r for (r,) in self._conn.execute("SELECT run_id FROM runs ORDER BY created")]
+            listing = ", ".join(known[-10:]) or "none"
+            raise StoreError(f"{self.path}: no run {run_id!r} (runs: {listing})")
+        return record
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every run in the store, oldest first."""
+        ids = [r for (r,) in self._conn.execute("SELECT run_id FROM runs ORDER BY created")]
+        return [self.require_run(run_id) for run_id in ids]
+
+    def create_run(
+        self, spec: RunSpec, items: Iterable[Item], provenance: dict[str, Any]
+    ) -> RunSpec:
+        """Store a new run and all its items in one transaction; nothing is kept on error.
+
+        Returns the spec as stored, with ``suite_hash`` computed from the items. Raises
+        SuiteError from the item iterator (bad input), on a duplicate item id or an empty suite,
+        and StoreError if the run id is taken.
+        """
+        from medsafe.provenance import SuiteHasher
+
+        if self.get_run(spec.run_id) is not None:
+            raise StoreError(f"{self.path}: run {spec.run_id!r} already exists")
+        hasher = SuiteHasher()
+        stamp = now_iso()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count = 0
+            seen: dict[str, int] = {}
+            batch: list[tuple[Any, ...]] = []
+            for idx, item in enumerate(items):
+                if item.id in seen:
+                    raise SuiteError(
+                        f"duplicate item id {item.id!r} (items {seen[item.id] + 1} and {idx + 1})",
+                        path=spec.suite,
+                        field="id",
+                    )
+                seen[item.id] = idx
+                batch.append(
+                    (
+                        spec.run_id,
+                        idx,
+                        item.id,
+                        item.kind,
+                        item.category,
+                        item.language,
+                        hasher.add(item),
+                    )
+                )
+                if len(batch) >= 2000:
+                    conn.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?)", batch)
+                    batch.clear()
+                count = idx + 1
+            if batch:
+                conn.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?)", batch)
+            if count == 0:
+                raise SuiteError("the suite has no items", path=spec.suite)
+            spec = spec.model_copy(update={"suite_hash": hasher.hexdigest()})
+            conn.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    spec.run_id,
+                    stamp,
+                    stamp,
+                    spec.model,
+                    spec.suite,
+                    spec.suite_hash,
+                    count,
+                    spec.model_dump_json(),
+                    json.dumps(provenance, ensure_ascii=False, sort_keys=True),
+                ),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return spec
+
+    def update_spec(self, spec: RunSpec) -> None:
+        """Replace a run's stored spec (e.g. after adding scorers on a rescore)."""
+        self._conn.execute(
+            "UPDATE runs SET spec_json=?, updated=? WHERE run_id=?",
+            (spec.model_dump_json(), now_iso(), spec.run_id),
+        )
+
+    # -- items and transcripts --------------------------------------------------------------
+    def iter_items(
+        self, run_id: str, *, pending_only: bool = False, chunk: int = 1000
+    ) -> Iterator[Item]:
+        """Items in suite order; with ``pending_only``, those without an ``ok`` transcript.
+
+        Streams in chunks (keyset pagination) so memory stays flat however big the run.
+        """
+        sql = "SELECT i.idx, i.item_json FROM items i "
+        if pending_only:
+            sql += (
+                "LEFT JOIN transcripts t ON t.run_id=i.run_id AND t.item_id=i.item_id "
+                "AND t.status='ok' WHERE t.item_id IS NULL AND "
+            )
+        else:
+            sql += "WHERE "
+        sql += "i.run_id=? AND i.idx>? ORDER BY i.idx LIMIT ?"
+        last = -1
+        while True:
+            rows = self._conn.execute(sql, (run_id, last, chunk)).fetchall()
+            if not rows:
+                return
+            for _idx, blob in rows:
+                yield Item.model_validate_json(blob)
+            last = rows[-1][0]
+
+    def iter_transcripts(
+        self, run_id: str, *, chunk: int = 1000
+    ) -> Iterator[tuple[Item, Transcript]]:
+        """(item, transcript) pairs in suite order, for items that have a transcript."""
+        sql = (
+            "SELECT i.idx, i.item_json, t.transcript_json FROM items i JOIN transcripts t "
+            "ON t.run_id=i.run_id AND t.item_id=i.item_id WHERE i.run_id=? AND i.idx>? "
+            "ORDER BY i.idx LIMIT ?"
+        )
+        last = -1
+        while True:
+            rows = self._conn.execute(sql, (run_id, last, chunk)).fetchall()
+            if not rows:
+                return
+            for _idx, item_blob, transcript_blob in rows:
+                yield (
+                    Item.model_validate_json(item_blob),
+                    Transcript.model_validate_json(transcript_blob),
+                )
+            last = rows[-1][0]
+
+    def cached(self, request_hash: str) -> CachedAnswer | None:
+        """A stored successful answer to exactly this request, if any."""
+        row = self._conn.execute(
+            "SELECT text, usage_json, finish_reason FROM cache WHERE request_hash=?",
+            (request_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        return CachedAnswer(row[0], Usage.model_validate_json(row[1]), row[2])
+
+    def status_counts(self, run_id: str) -> dict[str, int]:
+        """``{"n": items, "ok": ..., "failed": ..., "pending": ...}`` for a run."""
+        n = self._conn.execute("SELECT COUNT(*) FROM items WHERE run_id=?", (run_id,)).fetchone()
+        counts = dict(
+            self._conn.execute(
+                "SELECT status, COUNT(*) FROM transcripts WHERE run_id=? GROUP BY status",
+                (run_id,),
+            ).fetchall()
+        )
+        ok, failed = int(counts.get("ok", 0)), int(counts.get("failed", 0))
+        total = int(n[0])
+        return {"n": total, "ok": ok, "failed": failed, "pending": total - ok - failed}
+
+    def delete_scores(self, run_id: str, scorer_names: Sequence[str]) -> None:
+        """Drop a run's scores from the named scorers (before a rescore)."""
+        self._conn.executemany(
+            "DELETE FROM scores WHERE run_id=? AND (scorer=? OR scorer LIKE ?)",
+            [(run_id, name, f"{name}.%") for name in scorer_names],
+        )
+
+    def scores_for(self, run_id: str, item_id: str) -> list[Score]:
+        """Every score of one item."""
+        rows = self._conn.execute(
+            "SELECT score_json FROM scores WHERE run_id=? AND item_id=? "
+            "ORDER BY scorer, judge, turn",
+            (run_id, item_id),
+        ).fetchall()
+        return [Score.model_validate_json(blob) for (blob,) in rows]
+
+
+def score_row(run_id: str, score: Score) -> tuple[Any, ...]:
+    """The ``scores`` table row of a score."""
+    return (
+        run_id,
+        score.item_id,
+        score.scorer,
+        score.judge,
+        NO_TURN if score.turn is None else score.turn,
+        score.value,
+        score.label,
+        score.status,
+        score.error,
+        score.model_dump_json(exclude_defaults=True),
+    )

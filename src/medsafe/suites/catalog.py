@@ -1,0 +1,25 @@
+"""Suites bundled with medsafe (files under ``medsafe/suites/data/``), opened by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "data"
+
+_BUNDLED: dict[str, tuple[str, str, str]] = {
+    "starter": (
+        "starter.jsonl",
+        "jsonl",
+        "medsafe starter suite: original items, zh/ja/en, CC-BY-4.0",
+    ),
+}
+"""name -> (file name under data/, loader name, one-line description)."""
+
+
+def bundled_suites() -> dict[str, tuple[Path, str, str]]:
+    """Bundled suites present in this installation: name -> (path, format, description)."""
+    return {
+        name: (DATA_DIR / file, fmt, description)
+        for name, (file, fmt, description) in sorted(_BUNDLED.items())
+        if (DATA_DIR / file).is_file()
+    }

@@ -1,0 +1,170 @@
+"""Reading helpers shared by the loaders: UTF-8 lines and CSV records with physical line numbers,
+and the duplicate-id check.
+
+Every error is a :class:`~medsafe.errors.SuiteError` naming the file and the 1-based physical
+line (for Parquet: the 1-based row).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medsafe.errors import SuiteError
+
+_BOM = "\ufeff"
+csv.field_size_limit(1 << 26)  # benchmark prompts can be long; the default (128 KiB) is not
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` for each physical line, decoded as UTF-8 (a leading BOM is
+    dropped); line endings are kept so that CSV sees quoted newlines."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SuiteError(f"cannot read file: {exc.strerror}", path=path) from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SuiteError(
+                    f"not valid UTF-8 (byte {exc.start + 1} of the line); "
+                    "re-save the file as UTF-8",
+                    path=path,
+                    line=number,
+                ) from None
+            if number == 1 and text.startswith(_BOM):
+                text = text[1:]
+            yield number, text
+
+
+def read_text(path: Path) -> str:
+    """The whole file as text, with the same UTF-8 checks and line numbers as :func:`text_lines`."""
+    return "".join(text for _, text in text_lines(path))
+
+
+@dataclass
+class CsvTable:
+    """A CSV file read record by record, remembering where each record starts."""
+
+    path: Path
+    header: list[str]
+    records: Iterator[tuple[int, list[str]]]
+
+    def require(self, columns: Iterable[str]) -> None:
+        """Raise on line 1 for the first column in ``columns`` that the header lacks."""
+        for column in columns:
+            if column not in self.header:
+                raise SuiteError(
+                    f"missing column {column!r} (header has: {', '.join(self.header)})",
+                    path=self.path,
+                    line=1,
+                    field=column,
+                )
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """``(line, {column: cell})`` per record; a record with the wrong cell count is an error."""
+        width = len(self.header)
+        for line, cells in self.records:
+            if len(cells) != width:
+                raise SuiteError(
+                    f"record has {len(cells)} cells but the header has {width} columns",
+                    path=self.path,
+                    line=line,
+                )
+            yield line, dict(zip(self.header, cells, strict=True))
+
+
+def open_csv(path: Path) -> CsvTable:
+    """Read the header of a CSV file; raise if the file is empty."""
+    records = _csv_records(path)
+    first = next(records, None)
+    if first is None:
+        raise SuiteError("file is empty", path=path)
+    _, header = first
+    return CsvTable(path=path, header=[h.strip() for h in header], records=records)
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Records with the physical line each starts on; blank lines are skipped."""
+    numbered = text_lines(path)
+    current = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal current
+        for number, text in numbered:
+            current = number
+            yield text
+
+    reader = csv.reader(lines())
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SuiteError(f"malformed CSV: {exc}", path=path, line=start) from None
+        if cells:
+            yield start, cells
+        start = current + 1
+
+
+def csv_header(path: Path) -> list[str] | None:
+    """The header row of a CSV file, or ``None`` when it cannot be read (for ``sniff``)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            row = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return [cell.strip() for cell in row] if row else None
+
+
+def first_line(path: Path) -> str | None:
+    """The first non-blank line of a text file, or ``None`` (for ``sniff``)."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for line in handle:
+                if line.strip():
+                    return line
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+@dataclass
+class UniqueIds:
+    """Remembers where each item id was first seen, to report duplicates with both lines."""
+
+    seen: dict[str, tuple[Path, int]] = field(default_factory=dict)
+
+    def add(self, item_id: str, path: Path, line: int) -> None:
+        """Record ``item_id``; raise naming both places if it was seen before."""
+        first = self.seen.get(item_id)
+        if first is not None:
+            first_path, first_line_number = first
+            where = f"line {first_line_number}"
+            if first_path != path:
+                where = f"{first_path}:{first_line_number}"
+            raise SuiteError(
+                f"duplicate id {item_id!r} (first used on {where})",
+                path=path,
+                line=line,
+                field="id",
+            )
+        self.seen[item_id] = (path, line)
+
+
+def require_items(count: int, path: Path) -> None:
+    """Raise when a file or directory yielded no item at all."""
+    if count == 0:
+        raise SuiteError("contains no items", path=path)
+
+
+def sorted_files(root: Path, patterns: Sequence[str]) -> list[Path]:
+    """Files under ``root`` (recursively) matching any glob in ``patterns``, in a stable order."""
+    found = {p for pattern in patterns for p in root.rglob(pattern) if p.is_file()}
+    return sorted(found)

@@ -1,0 +1,1 @@
+"""Test helpers that ship with medsafe (a loopback mock OpenAI-compatible server)."""

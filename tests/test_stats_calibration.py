@@ -1,0 +1,90 @@
+"""Tests for medsafe.stats.calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from medsafe.stats import classification_report
+from medsafe.stats.calibration import confusion_matrices
+from medsafe.stats.intervals import wilson
+
+
+def _judge(seed: int, n: int = 150, k: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, k, n)
+    p = np.where(rng.random(n) < 0.6, t, rng.integers(0, k, n))
+    return t, p
+
+
+def test_point_estimates_match_sklearn() -> None:
+    t, p = _judge(0)
+    r = classification_report(t, p, n_resamples=200)
+    labels = [0, 1, 2, 3]
+    assert r["labels"] == labels and r["n"] == 150
+    assert r["accuracy"]["value"] == pytest.approx(skm.accuracy_score(t, p))
+    assert r["kappa"]["value"] == pytest.approx(skm.cohen_kappa_score(t, p))
+    assert r["macro_f1"]["value"] == pytest.approx(
+        skm.f1_score(t, p, average="macro", labels=labels, zero_division=0)
+    )
+    prec, rec, f1, sup = skm.precision_recall_fscore_support(t, p, labels=labels, zero_division=0)
+    for j, lab in enumerate(labels):
+        cls = r["per_class"][str(lab)]
+        assert cls["precision"]["value"] == pytest.approx(prec[j])
+        assert cls["recall"]["value"] == pytest.approx(rec[j])
+        assert cls["f1"]["value"] == pytest.approx(f1[j])
+        assert cls["support"] == sup[j]
+    assert r["confusion_matrix"] == skm.confusion_matrix(t, p, labels=labels).tolist()
+    assert r["mae"]["value"] == pytest.approx(skm.mean_absolute_error(t, p))
+    assert r["weighted_kappa_quadratic"]["value"] == pytest.approx(
+        skm.cohen_kappa_score(t, p, weights="quadratic")
+    )
+
+
+def test_intervals_wilson_and_bootstrap() -> None:
+    t, p = _judge(1)
+    r = classification_report(t, p, n_resamples=500, seed=3)
+    correct = int(np.sum(t == p))
+    assert r["accuracy"]["ci"] == wilson(correct, 150).to_dict()
+    for key in ("kappa", "macro_f1", "mae"):
+        ci = r[key]["ci"]
+        assert ci["lo"] < r[key]["value"] < ci["hi"]
+    assert r == classification_report(t, p, n_resamples=500, seed=3)
+    bigger = classification_report(np.tile(t, 16), np.tile(p, 16), n_resamples=500, seed=3)
+    width = r["kappa"]["ci"]["hi"] - r["kappa"]["ci"]["lo"]
+    assert bigger["kappa"]["ci"]["hi"] - bigger["kappa"]["ci"]["lo"] < width / 2
+
+
+def test_resampled_confusion_matrices_match_sklearn() -> None:
+    t, p = _judge(2, n=40, k=3)
+    idx = np.random.default_rng(0).integers(0, 40, (5, 40))
+    cms = confusion_matrices(t.astype(np.intp), p.astype(np.intp), 3, idx)
+    for row, cm in zip(idx, cms, strict=True):
+        assert cm.tolist() == skm.confusion_matrix(t[row], p[row], labels=[0, 1, 2]).tolist()
+
+
+def test_string_labels_are_nominal_and_json_ready() -> None:
+    t = ["safe", "unsafe", "safe", "refuse", "unsafe", "safe"] * 5
+    p = ["safe", "safe", "safe", "refuse", "unsafe", "unsafe"] * 5
+    r = classification_report(t, p, labels=["safe", "unsafe", "refuse"], n_resamples=100)
+    assert "mae" not in r
+    assert list(r["per_class"]) == ["safe", "unsafe", "refuse"]
+    assert r["kappa"]["value"] == pytest.approx(skm.cohen_kappa_score(t, p))
+    json.dumps(r, allow_nan=False)
+
+
+def test_ordinal_flag_and_validation() -> None:
+    t, p = _judge(4)
+    assert "mae" not in classification_report(t, p, ordinal=False, n_resamples=50)
+    with pytest.raises(ValueError):
+        classification_report(["a"], ["b"], ordinal=True)
+    with pytest.raises(ValueError):
+        classification_report([0, 1], [0, 2], labels=[0, 1])
+    with pytest.raises(ValueError):
+        classification_report([], [])
+    constant = classification_report([1, 1, 1], [1, 1, 1], n_resamples=50)
+    assert constant["kappa"]["value"] is None
+    json.dumps(constant, allow_nan=False)
