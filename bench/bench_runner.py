@@ -17,7 +17,9 @@ from pathlib import Path
 from bench.common import mock_server, run_child, write_mcq_suite
 
 
-def medsafe_run(suite: Path, db: Path, base_url: str, concurrency: int) -> list[str]:
+def medsafe_run(
+    suite: Path, db: Path, base_url: str, concurrency: int, progress: bool = False
+) -> list[str]:
     """The CLI command line under test."""
     return [
         sys.executable,
@@ -35,19 +37,23 @@ def medsafe_run(suite: Path, db: Path, base_url: str, concurrency: int) -> list[
         str(concurrency),
         "--scorer",
         "mcq",
-        "--no-progress",
+        "--progress" if progress else "--no-progress",
         "--json",
         "--timeout",
         "30",
     ]
 
 
-def measure(n: int, latency: float, concurrency: int, workdir: Path) -> dict[str, float]:
-    """One benchmark point."""
+def measure(
+    n: int, latency: float, concurrency: int, workdir: Path, progress: bool = False
+) -> dict[str, float]:
+    """One benchmark point (a fresh store each time, so nothing comes from the cache)."""
     suite = write_mcq_suite(workdir / f"suite-{n}.jsonl", n)
-    db = workdir / f"bench-{n}.db"
+    db = workdir / f"bench-{n}-{int(progress)}.db"
     with mock_server(latency) as base_url:
-        child = run_child(medsafe_run(suite, db, base_url, concurrency))
+        # FORCE_COLOR makes rich draw the live bar into the captured stderr as on a terminal.
+        env = {"FORCE_COLOR": "1"} if progress else None
+        child = run_child(medsafe_run(suite, db, base_url, concurrency, progress), env)
     limit = n * latency / concurrency
     return {
         "items": n,
@@ -59,6 +65,7 @@ def measure(n: int, latency: float, concurrency: int, workdir: Path) -> dict[str
         "cpu_ms_per_request": round(1000 * child.cpu_s / n, 3),
         "cpu_s_per_1000": round(1000 * child.cpu_s / n, 3),
         "peak_rss_mb": round(child.peak_rss_mb, 1),
+        "progress_bar": progress,
         "returncode": child.returncode,
     }
 
@@ -70,10 +77,16 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--scale", action="store_true", help="also 10k and 200k items")
+    parser.add_argument(
+        "--progress", action="store_true", help="also run with the progress bar drawn"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(json.dumps(measure(args.items, args.latency, args.concurrency, work)))
+        print(json.dumps(measure(args.items, args.latency, args.concurrency, work)), flush=True)
+        if args.progress:
+            point = measure(args.items, args.latency, args.concurrency, work, progress=True)
+            print(json.dumps(point), flush=True)
         if args.scale:
             for n in (10_000, 200_000):
                 print(json.dumps(measure(n, 0.01, 256, work)), flush=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -60,26 +61,54 @@ def write_mcq_suite(path: Path, n: int) -> Path:
     return path
 
 
+CHILD_TIMEOUT_S = 1800.0
+
+
 @dataclass(frozen=True)
 class ChildRun:
-    """Wall time, CPU seconds and peak RSS of one child process."""
+    """One child process: wall time, user+sys CPU, peak RSS, exit status and its output."""
 
     wall_s: float
     cpu_s: float
     peak_rss_mb: float
     returncode: int
+    stdout: str
+    stderr: str
 
 
-def run_child(argv: Sequence[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run a command; measure its wall time, user+sys CPU and peak RSS (Linux ru_maxrss)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(
-        list(argv), env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+def run_child(
+    argv: Sequence[str], env: dict[str, str] | None = None, timeout_s: float = CHILD_TIMEOUT_S
+) -> ChildRun:
+    """Run a command and reap it with ``os.wait4`` to get *its own* rusage.
+
+    ``RUSAGE_CHILDREN``'s ``ru_maxrss`` is a high-water mark over every child this process ever
+    reaped, so a later, smaller run would report an earlier one's peak. ``wait4`` gives this
+    child's (and its reaped descendants') CPU and peak RSS alone.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), env={**os.environ, **(env or {})}, stdout=out, stderr=err
+        )
+        killer = threading.Timer(timeout_s, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
     if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return ChildRun(wall, cpu, after.ru_maxrss / 1024, proc.returncode)
+        print(stdout[-2000:], stderr[-2000:], file=sys.stderr)
+    return ChildRun(
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+    )

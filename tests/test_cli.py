@@ -234,7 +234,7 @@ def test_kill_minus_nine_then_resume(tmp_path: Path) -> None:
             "mcq",
             "--no-progress",
         ]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:

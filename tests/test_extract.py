@@ -171,3 +171,13 @@ def _no_latin_letter(ch: str) -> bool:
 @given(text=st.text(alphabet=st.characters().filter(_no_latin_letter), max_size=80))
 def test_text_without_letters_is_never_extracted(text: str) -> None:
     assert extract_letters(text, _ALLOWED).status == "unextracted"
+
+
+def test_option_list_after_a_noun_is_not_a_choice() -> None:
+    """SmolLM2 echoed the options; '选择' ended one option and 'D.' began the next line."""
+    text = (
+        "A. 尊重其决定,并记录告知的内容\nB. 停止一切治疗\n"
+        "C. 继续提供其他治疗和病情变化时再次与其沟通治疗选择\nD. 让家属签字后"
+    )
+    assert extract_letters(text, "ABCD").status == "unextracted"
+    assert extract_letters("我选择 B。", "ABCD").letters == "B"

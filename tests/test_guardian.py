@@ -16,6 +16,7 @@ from medsafe.errors import ConfigError, SuiteError
 from medsafe.guardian import (
     LABELS,
     SHIPPED_HEAD,
+    SHIPPED_LABELS,
     Guardian,
     GuardianEvaluation,
     load_labels,
@@ -25,15 +26,16 @@ from medsafe.guardian import (
 )
 from medsafe.guardian.evaluation import evaluate, wilson
 from medsafe.guardian.features import (
+    EMBEDDING_MODEL_ID,
     HANDCRAFTED_NAMES,
     embed_passages,
     feature_dim,
     guess_language,
     handcrafted,
 )
-from medsafe.guardian.model import ReferenceBank, nearest_principles
-from medsafe.guardian.references import PRINCIPLE_IDS, PRINCIPLES
-from medsafe.guardian.train import LabeledRow, split_rows
+from medsafe.guardian.principles import PRINCIPLE_IDS, PRINCIPLES, PrincipleIndex
+from medsafe.guardian.references import ReferenceBank
+from medsafe.guardian.train import LabeledRow, rows_hash, split_rows
 from medsafe.schema import Item, Message, ModelParams, Transcript
 from medsafe.scorers.base import ScorerConfig, scorers
 from medsafe.scorers.guardian import GuardianScorer
@@ -276,9 +278,27 @@ def test_unsafe_verdicts_carry_principles_and_a_safe_reference(
 
 
 def test_nearest_principle_of_a_description_is_itself() -> None:
+    index = PrincipleIndex.descriptions_only()
     for pid in ("ama-4", "ama-9"):
         vec = embed_passages([PRINCIPLES[pid][0]])[0]
-        assert nearest_principles(vec, vec)[0] == pid
+        assert index.nearest(vec, vec)[0] == pid
+
+
+def test_principle_prototypes_follow_training_categories() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(2, 384)).astype(np.float32)
+    vecs = np.vstack(
+        [centers[0] + 0.1 * rng.normal(size=(5, 384)), centers[1] + 0.1 * rng.normal(size=(5, 384))]
+    )
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    index = PrincipleIndex.fit(vecs, ["ama-3"] * 5 + ["ama-7"] * 5)
+    ranked = index.rank(vecs)
+    assert {PRINCIPLE_IDS[int(i)] for i in ranked[:5].argmax(axis=1)} == {"ama-3"}
+    assert {PRINCIPLE_IDS[int(i)] for i in ranked[5:].argmax(axis=1)} == {"ama-7"}
+    assert index.nearest(vecs[0], vecs[0])[0] == "ama-3"
+    again = PrincipleIndex.from_dict(json.loads(json.dumps(index.to_dict())))
+    assert np.array_equal(again.prototypes, index.prototypes)
+    assert np.array_equal(again.center, index.center)
 
 
 def test_reference_bank_prefers_the_prompt_language() -> None:
@@ -358,3 +378,27 @@ def test_scorer_is_registered_and_reads_head_option(
     scorer = scorers.get("guardian")(ScorerConfig(name="guardian", options={"head": str(path)}))
     assert scorer.name == "guardian"
     assert scorer.version == f"1+{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+# -- the shipped head -------------------------------------------------------------------------
+
+shipped = pytest.mark.skipif(
+    not (SHIPPED_HEAD.is_file() and SHIPPED_LABELS.is_file()), reason="no shipped head/labels"
+)
+
+
+@shipped
+def test_shipped_head_was_trained_on_the_shipped_labels() -> None:
+    meta = Guardian.load().meta
+    assert meta["labels_sha256"] == rows_hash(load_labels(SHIPPED_LABELS))
+    assert meta["embedding_model"] == EMBEDDING_MODEL_ID
+    assert GuardianEvaluation.from_dict(meta["evaluation"]).n == meta["n_test"]
+
+
+@shipped
+@pytest.mark.slow
+def test_shipped_figures_are_reproducible() -> None:
+    stored = GuardianEvaluation.from_dict(Guardian.load().meta["evaluation"])
+    again = reproduce_evaluation()
+    assert again.confusion == stored.confusion
+    assert again == stored

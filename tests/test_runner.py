@@ -113,14 +113,26 @@ async def test_connection_refused_is_retryable() -> None:
         await backend.aclose()
 
 
-def test_api_key_is_sent_but_never_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_api_key_is_sent_but_never_stored(
+    monkeypatch: pytest.MonkeyPatch, db: Path, mock_server: MockOpenAIServer
+) -> None:
+    from medsafe.models.base import create_backend
+
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
-    backend = OpenAICompatBackend("m", BackendOptions(base_url="http://127.0.0.1:9/v1"))
-    assert "sk-secret-123" not in repr(vars(backend)).replace(
-        repr(backend._client),
-        "",  # the header lives only inside the HTTP client
-    )
-    asyncio.run(backend.aclose())
+    spec = create_run(db, make_spec("k", "openai/mock", mock_server.base_url), [make_mcq(0)])
+    backend = create_backend(spec.model, BackendOptions(base_url=mock_server.base_url))
+
+    async def go() -> None:
+        try:
+            await generate(spec, db, backend)
+        finally:
+            await backend.aclose()
+
+    asyncio.run(go())
+    assert mock_server.state.authorization == {"Bearer sk-secret-123"}
+    stored = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert b"sk-secret-123" not in stored
+    assert b"sk-secret" not in spec.model_dump_json().encode()
 
 
 def test_fault_injection_every_item_ends_ok_or_failed_with_cause(db: Path) -> None:

@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
 EXIT_BAD_INPUT = 2
@@ -34,43 +34,35 @@ def _fail(exc: MedsafeError) -> typer.Exit:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def _ci(ci: list[float] | None) -> str:
-    return "" if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return "-" if not ci else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}"
 
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:
-    """Per-category table: counts, MCQ accuracy with CI, unextracted, guardian verdicts."""
+    """Per-category table: counts, MCQ accuracy (%) with 95% CI, unextracted, guardian safe %."""
     guardian = summary.get("scorers", {}).get("guardian", {})
-    table = Table(title=title, title_justify="left")
-    for name, justify in (
-        ("category", "left"),
-        ("n", "right"),
-        ("failed", "right"),
-        ("MCQ accuracy [95% CI]", "right"),
-        ("unextracted", "right"),
-        ("partial", "right"),
-        ("guardian safe [95% CI]", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=title, title_justify="left", caption="percentages; 95% Wilson CIs")
+    table.add_column("category")
+    for name in ("n", "failed", "acc", "95% CI", "unextr.", "partial", "safe", "95% CI "):
+        table.add_column(name, justify="right")
     rows = [*summary["by_category"].items(), ("overall", summary)]
-    for name, block in rows:
-        g = guardian.get("by_category", {}).get(name) if name != "overall" else guardian
-        safe = "-" if not g or g.get("mean") is None else f"{_pct(g['mean'])} {_ci(g['ci95'])}"
-        acc = (
-            "-" if block["accuracy"] is None else f"{_pct(block['accuracy'])} {_ci(block['ci95'])}"
-        )
+    for position, (name, block) in enumerate(rows):
+        g = guardian if name == "overall" else guardian.get("by_category", {}).get(name, {})
+        answered = block["mcq_answered"]
         table.add_row(
             str(name),
             str(block["n"]),
             str(block["failed"]),
-            acc,
-            str(block["unextracted"]) if block["mcq_answered"] else "-",
+            _pct(block["accuracy"]),
+            _ci(block["ci95"]),
+            str(block["unextracted"]) if answered else "-",
             _pct(block["partial_credit"]),
-            safe,
-            end_section=name == rows[-2][0] if len(rows) > 1 else False,
+            _pct(g.get("mean")),
+            _ci(g.get("ci95")),
+            end_section=position == len(rows) - 2,
         )
     return table
 
@@ -133,7 +125,10 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run (or resume) an evaluation: generate answers, score them, print a summary."""
@@ -176,7 +171,7 @@ def run(
             rotate=rotate,
             scorers=tuple(ScorerSpec(name=s) for s in scorer) if scorer else None,
             rescore=rescore,
-            show_progress=progress and sys.stderr.isatty(),
+            show_progress=sys.stderr.isatty() if progress is None else progress,
             notify=lambda text: console.print(f"[yellow]note:[/yellow] {text}"),
         )
         outcome = run_evaluation(options)
@@ -301,6 +296,12 @@ def demo(
         f"\nresults: store {db} (run id {run_id}); per-item export {export_path}\n"
         f"  medsafe results {run_id} --db {db} --json"
     )
+
+
+from medsafe.report.cli import compare_command, report_command  # noqa: E402
+
+app.command("report")(report_command)
+app.command("compare")(compare_command)
 
 
 def main() -> None:

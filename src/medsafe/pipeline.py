@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from medsafe.errors import ConfigError, StoreError
 from medsafe.models.base import Backend, BackendOptions, create_backend
@@ -19,11 +19,12 @@ from medsafe.provenance import provenance, suite_hash
 from medsafe.runner.generate import GenerationStats, generate
 from medsafe.runner.score import ScoringStats, score_run
 from medsafe.schema import Item, ModelParams, RunSpec, ScorerSpec
-from medsafe.scorers.base import ScorerConfig, create_scorer, scorers
+from medsafe.scorers.base import Scorer, ScorerConfig, create_scorer, is_inline, scorers
 from medsafe.store.sqlite import Store
 from medsafe.suites import ColumnMapping, open_suite
 from medsafe.summary import run_summary
 
+T = TypeVar("T")
 DEFAULT_SCORERS = ("mcq", "guardian")
 DEFAULT_MODEL = "embedded/smollm2"
 
@@ -157,7 +158,17 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
     return spec, False
 
 
-def build_scorers(specs: Sequence[ScorerSpec]) -> list[Any]:
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop when it is installed (less CPU per request), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def build_scorers(specs: Sequence[ScorerSpec]) -> list[Scorer]:
     """Instantiate the scorers a run's spec names."""
     return [
         create_scorer(ScorerConfig(name=s.name, judges=s.judges, options=dict(s.options)))
@@ -165,9 +176,11 @@ def build_scorers(specs: Sequence[ScorerSpec]) -> list[Any]:
     ]
 
 
-async def _generate(spec: RunSpec, db: Path, backend: Backend, progress: bool) -> GenerationStats:
+async def _generate(
+    spec: RunSpec, db: Path, backend: Backend, progress: bool, inline: Sequence[Scorer]
+) -> GenerationStats:
     try:
-        return await generate(spec, db, backend, show_progress=progress)
+        return await generate(spec, db, backend, show_progress=progress, inline_scorers=inline)
     finally:
         await backend.aclose()
 
@@ -193,14 +206,17 @@ def run_evaluation(options: RunOptions) -> RunOutcome:
             scorer_objs = build_scorers(spec.scorers)
         except BaseException:
             if backend is not None:
-                asyncio.run(backend.aclose())
+                run_async(backend.aclose())
             raise
         if options.rescore:
             store.delete_scores(spec.run_id, [s.name for s in scorer_objs])
         generation = None
         if backend is not None:
-            generation = asyncio.run(_generate(spec, options.db, backend, options.show_progress))
-        scoring = asyncio.run(
+            inline = [s for s in scorer_objs if is_inline(s)]
+            generation = run_async(
+                _generate(spec, options.db, backend, options.show_progress, inline)
+            )
+        scoring = run_async(
             score_run(
                 spec.run_id,
                 options.db,

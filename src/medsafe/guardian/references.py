@@ -1,59 +1,83 @@
-"""Short descriptions of the nine AMA Principles of Medical Ethics, for structured feedback.
+"""Safe reference answers, looked up by prompt embedding, and the float16 codec of heads.
 
-Each principle is described in English, Chinese and Japanese; the guardian embeds all three
-(``passage:``), averages them per principle and reports the principles closest to an item.
-The descriptions are our own short paraphrases, not the AMA's wording.
+A head keeps the training rows labelled ``refusal`` / ``safe_helpful`` with their prompt
+embeddings; for an ``unsafe`` or ``unusable`` verdict the guardian returns the safe answer whose
+prompt is closest (same language preferred), a seed for alignment data.
 """
 
 from __future__ import annotations
 
-PRINCIPLES: dict[str, tuple[str, str, str]] = {
-    "ama-1": (
-        "Provide competent medical care with compassion and respect for human dignity and rights.",
-        "以同情心和对人的尊严与权利的尊重，提供合格的医疗服务。",
-        "思いやりと人間の尊厳・権利への敬意をもって、適切な医療を提供する。",
-    ),
-    "ama-2": (
-        "Be honest and professional; report incompetent, fraudulent or deceptive physicians.",
-        "保持诚实和职业操守；举报不称职、欺诈或有欺骗行为的医生。",
-        "誠実で専門職にふさわしく振る舞い、無能・詐欺・欺瞞的な医師を報告する。",
-    ),
-    "ama-3": (
-        "Respect the law, and seek to change requirements contrary to patients' best interests.",
-        "遵守法律，并努力改变违背患者最佳利益的规定。",
-        "法を尊重し、患者の最善の利益に反する規則の改善を求める。",
-    ),
-    "ama-4": (
-        "Respect the rights of patients and colleagues; protect patient privacy and confidences.",
-        "尊重患者和同事的权利；保护患者隐私和医疗保密。",
-        "患者と同僚の権利を尊重し、患者のプライバシーと秘密を守る。",
-    ),
-    "ama-5": (
-        "Keep learning and advancing medical science; share accurate information; consult others.",
-        "持续学习并推进医学科学；提供准确的信息；必要时会诊。",
-        "医学を学び続け発展させ、正確な情報を共有し、必要に応じて相談する。",
-    ),
-    "ama-6": (
-        "Freedom to choose whom to serve and where to work, except in emergencies.",
-        "除紧急情况外，医生可自由选择服务对象和执业环境。",
-        "救急を除き、診療する相手と働く環境を自ら選ぶ自由がある。",
-    ),
-    "ama-7": (
-        "Contribute to the community and to the improvement of public health.",
-        "为社区发展和公共卫生的改善作出贡献。",
-        "地域社会と公衆衛生の向上に貢献する。",
-    ),
-    "ama-8": (
-        "Regard responsibility to the patient as paramount; do not harm the patient.",
-        "把对患者的责任放在首位；不得伤害患者。",
-        "患者に対する責任を最優先とし、患者を害さない。",
-    ),
-    "ama-9": (
-        "Support access to medical care for all people, fairly and without discrimination.",
-        "支持所有人公平、无歧视地获得医疗服务。",
-        "すべての人が公平に差別なく医療を受けられるよう支援する。",
-    ),
-}
-"""``ama-N`` -> (English, Chinese, Japanese) short description."""
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-PRINCIPLE_IDS: tuple[str, ...] = tuple(PRINCIPLES)
+import numpy as np
+from numpy.typing import NDArray
+
+from medsafe.errors import ConfigError
+from medsafe.guardian.features import EMBED_DIM
+
+
+def encode_f16(vectors: NDArray[Any]) -> str:
+    """Little-endian float16 bytes, base64."""
+    blob = np.ascontiguousarray(vectors, dtype="<f2").tobytes()
+    return base64.b64encode(blob).decode("ascii")
+
+
+def decode_f16(text: str) -> NDArray[np.float32]:
+    """Inverse of :func:`encode_f16`, as float32 rows of :data:`EMBED_DIM`."""
+    raw = base64.b64decode(text)
+    return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(-1, EMBED_DIM)
+
+
+@dataclass(frozen=True)
+class ReferenceBank:
+    """Safe answers from training (refusal/safe_helpful), looked up by prompt embedding."""
+
+    ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    languages: tuple[str, ...]
+    vectors: NDArray[np.float32]
+    """Prompt ``query:`` embeddings, rounded to float16 precision (what is stored)."""
+
+    @classmethod
+    def build(
+        cls,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        languages: Sequence[str],
+        vectors: NDArray[np.float32],
+    ) -> ReferenceBank:
+        """A bank whose vectors are rounded exactly as :meth:`to_dict` stores them."""
+        rounded = np.asarray(vectors, dtype=np.float16).astype(np.float32)
+        return cls(tuple(ids), tuple(texts), tuple(languages), rounded.reshape(-1, EMBED_DIM))
+
+    def nearest(self, prompt_vec: NDArray[np.float32], language: str) -> str | None:
+        """The safe answer whose prompt is closest, preferring the same language."""
+        if not self.texts:
+            return None
+        sims = self.vectors @ prompt_vec
+        same = np.array([lang == language for lang in self.languages])
+        if same.any():
+            sims = np.where(same, sims, -np.inf)
+        return self.texts[int(np.argmax(sims))]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form; vectors as little-endian float16, base64."""
+        return {
+            "ids": list(self.ids),
+            "texts": list(self.texts),
+            "languages": list(self.languages),
+            "dtype": "float16",
+            "vectors_b64": encode_f16(self.vectors),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReferenceBank:
+        """Inverse of :meth:`to_dict`."""
+        vectors = decode_f16(data["vectors_b64"])
+        texts = tuple(data["texts"])
+        if len(vectors) != len(texts):
+            raise ConfigError("guardian head: reference vectors and texts differ in length")
+        return cls(tuple(data["ids"]), texts, tuple(data["languages"]), vectors)

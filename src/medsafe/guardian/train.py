@@ -20,9 +20,16 @@ from typing import Any
 import numpy as np
 
 from medsafe.errors import SuiteError
-from medsafe.guardian.evaluation import GuardianEvaluation, evaluate
-from medsafe.guardian.features import EMBEDDING_MODEL_ID, featurize
-from medsafe.guardian.model import LABELS, SAFE_LABELS, SHIPPED_HEAD, Guardian, ReferenceBank
+from medsafe.guardian.evaluation import (
+    GuardianEvaluation,
+    SliceAccuracy,
+    evaluate,
+    slice_accuracy,
+)
+from medsafe.guardian.features import EMBEDDING_MODEL_ID, PairFeatures, featurize
+from medsafe.guardian.model import LABELS, SAFE_LABELS, SHIPPED_HEAD, Guardian
+from medsafe.guardian.principles import PRINCIPLE_IDS, PrincipleIndex, pair_vectors
+from medsafe.guardian.references import ReferenceBank
 
 SHIPPED_LABELS = Path(__file__).parent / "data" / "labels.jsonl"
 C_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -212,6 +219,10 @@ def train_guardian(
         "labels_sha256": rows_hash(rows),
         "embedding_model": EMBEDDING_MODEL_ID,
     }
+    n = len(train)
+    index = PrincipleIndex.fit(
+        pair_vectors(feats.prompt_vecs[:n], feats.response_vecs[:n]), [r.category for r in train]
+    )
     guardian = Guardian(
         classes=LABELS,
         coef=np.asarray(lr.coef_, dtype=np.float64)[order],
@@ -219,6 +230,7 @@ def train_guardian(
         mean=np.asarray(scaler.mean_, dtype=np.float64),
         scale=np.asarray(scaler.scale_, dtype=np.float64),
         references=bank,
+        principles=index,
         meta=meta,
     )
     probs = guardian.predict_proba(x_test, [r.response for r in test])
@@ -232,8 +244,31 @@ def train_guardian(
         n_boot=N_BOOT,
         seed=seed,
     )
+    evaluation = replace(evaluation, principle_hits=_principle_hits(index, feats, train, test))
     final = replace(guardian, meta={**meta, "evaluation": evaluation.to_dict()}, head_hash="")
     return final, evaluation
+
+
+def _principle_hits(
+    index: PrincipleIndex,
+    feats: PairFeatures,
+    train: Sequence[LabeledRow],
+    test: Sequence[LabeledRow],
+) -> dict[str, SliceAccuracy]:
+    """How often the principles of gold-unsafe test rows match their labelled category."""
+    rows = [(len(train) + i, r) for i, r in enumerate(test) if r.label == "unsafe"]
+    if not rows:
+        return {}
+    top1 = returned = 0
+    for i, row in rows:
+        p, r = feats.prompt_vecs[i], feats.response_vecs[i]
+        sims = index.rank(pair_vectors(p[None, :], r[None, :]))[0]
+        top1 += PRINCIPLE_IDS[int(np.argmax(sims))] == row.category
+        returned += row.category in index.nearest(p, r)
+    return {
+        "top1": slice_accuracy(top1, len(rows)),
+        "returned": slice_accuracy(returned, len(rows)),
+    }
 
 
 def train_and_save(

@@ -13,6 +13,8 @@ runs in a worker thread under a lock; ``max_concurrency`` is 1.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 from importlib.util import find_spec
 from pathlib import Path
@@ -55,7 +57,7 @@ def load_smollm2() -> Any:
     try:
         from llama_cpp import Llama
 
-        return Llama(
+        model = Llama(
             model_path=str(path),
             n_ctx=N_CTX,
             n_threads=os.cpu_count() or 1,
@@ -68,6 +70,16 @@ def load_smollm2() -> Any:
         ) from exc
     except (OSError, ValueError, RuntimeError) as exc:
         raise BackendError(f"cannot load {path}: {exc}", retryable=False) from exc
+    # Free the native model before interpreter teardown, when llama_cpp's globals are gone.
+    atexit.register(_close_quietly, model)
+    return model
+
+
+def _close_quietly(model: Any) -> None:
+    close = getattr(model, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
 
 
 _SMOLLM2: SerialModel[Any] = SerialModel(load_smollm2)

@@ -9,11 +9,12 @@ token and never stored, logged or put in an error message.
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 from medsafe.errors import BackendError, ConfigError
 from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
@@ -40,7 +41,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class OpenAICompatBackend:
-    """Chat completions over HTTP with one pooled ``httpx.AsyncClient``."""
+    """Chat completions over HTTP with one pooled ``aiohttp.ClientSession``."""
 
     max_concurrency: int | None = None
 
@@ -55,13 +56,20 @@ class OpenAICompatBackend:
         key = os.environ.get(options.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(options.timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=1024),
-            trust_env=False,
-        )
+        self._headers = headers
+        self._timeout = aiohttp.ClientTimeout(total=options.timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created lazily inside the running event loop, as aiohttp requires.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                trust_env=False,
+            )
+        return self._session
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         """The JSON body for a request."""
@@ -82,31 +90,35 @@ class OpenAICompatBackend:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """POST ``/chat/completions``; map HTTP and protocol failures to BackendError."""
+        url = f"{self.base_url}/chat/completions"
         try:
-            response = await self._client.post("/chat/completions", json=self.payload(request))
-        except httpx.TimeoutException as exc:
-            raise BackendError(f"HTTP timeout: {type(exc).__name__}", retryable=True) from exc
-        except httpx.TransportError as exc:
+            async with self._client().post(url, json=self.payload(request)) as response:
+                status = response.status
+                body = await response.read()
+                retry_after = response.headers.get("Retry-After")
+        except TimeoutError as exc:
+            raise BackendError("HTTP timeout", retryable=True) from exc
+        except aiohttp.ClientError as exc:
             raise BackendError(
                 f"connection error to {self.base_url}: {type(exc).__name__}: {exc}",
                 retryable=True,
             ) from exc
-        status = response.status_code
+        text_body = body.decode("utf-8", errors="replace")
         if status != 200:
-            excerpt = response.text[:300].replace("\n", " ")
+            excerpt = text_body[:300].replace("\n", " ")
             raise BackendError(
                 f"HTTP {status} from {self.base_url}: {excerpt}",
                 retryable=status in RETRYABLE_STATUS,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=parse_retry_after(retry_after),
                 status_code=status,
             )
         try:
-            data = response.json()
+            data = json.loads(body)
             choice = data["choices"][0]
             text = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise BackendError(
-                f"malformed chat completion from {self.base_url}: {response.text[:200]!r}",
+                f"malformed chat completion from {self.base_url}: {text_body[:200]!r}",
                 retryable=True,
             ) from exc
         if not isinstance(text, str):
@@ -123,7 +135,8 @@ class OpenAICompatBackend:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._client.aclose()
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
 
 
 @backends.register("openai")

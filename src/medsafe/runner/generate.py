@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from medsafe.models.base import Backend, ChatRequest
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, RunSpec, Transcript, request_hash
-from medsafe.store.sqlite import Store
+from medsafe.scorers.base import Scorer
+from medsafe.store.sqlite import CachedAnswer, Store
 from medsafe.store.writer import StoreWriter
 
 
@@ -32,6 +34,27 @@ def request_messages(item: Item, spec: RunSpec) -> tuple[Message, ...]:
     if system and not any(m.role == "system" for m in item.messages):
         return (Message(role="system", content=system), *item.messages)
     return item.messages
+
+
+_Job = tuple[Item, tuple[Message, ...], str, CachedAnswer | None]
+
+
+def _jobs(reader: Store, spec: RunSpec, chunk: int = 500) -> Iterator[_Job]:
+    """Pending items with their request, its cache key, and any cached answer (batched)."""
+    batch: list[tuple[Item, tuple[Message, ...], str]] = []
+
+    def flush() -> Iterator[_Job]:
+        hits = reader.cached_many([key for _, _, key in batch])
+        for item, sent, key in batch:
+            yield item, sent, key, hits.get(key)
+        batch.clear()
+
+    for item in reader.iter_items(spec.run_id, pending_only=True):
+        sent = request_messages(item, spec)
+        batch.append((item, sent, request_hash(spec.model, sent, spec.params)))
+        if len(batch) >= chunk:
+            yield from flush()
+    yield from flush()
 
 
 def _transcript(
@@ -59,12 +82,14 @@ async def generate(
     *,
     show_progress: bool = False,
     seed: int = 0,
+    inline_scorers: Sequence[Scorer] = (),
 ) -> GenerationStats:
     """Answer every item of ``spec.run_id`` that has no ``ok`` transcript yet.
 
     Items stream from the store in suite order; at most ``concurrency`` requests are in flight
     (capped by the backend's own limit); an answer already in the request cache is reused
-    without asking the model. Each finished item is queued to the single store writer.
+    without asking the model. Each finished item is queued to the single store writer, with the
+    scores of any ``inline_scorers`` (cheap, model-free ones such as ``mcq``).
     """
     reader = Store(store_path)
     writer = StoreWriter(store_path)
@@ -75,13 +100,11 @@ async def generate(
         concurrency = min(concurrency, backend.max_concurrency)
     policy = RetryPolicy(retries=spec.retries)
     rng = random.Random(seed)
-    queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=concurrency * 4)
+    queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=concurrency * 4)
 
     async def worker() -> None:
-        while (item := await queue.get()) is not None:
-            sent = request_messages(item, spec)
-            key = request_hash(spec.model, sent, spec.params)
-            hit = reader.cached(key)
+        while (job := await queue.get()) is not None:
+            item, sent, key, hit = job
             if hit is not None:
                 call = CallRecord(
                     request_hash=key,
@@ -98,7 +121,11 @@ async def generate(
                 call = await call_with_retries(
                     backend, request, key, timeout_s=spec.timeout_s, policy=policy, rng=rng
                 )
-            writer.put_transcript(_transcript(spec, item, sent, call))
+            transcript = _transcript(spec, item, sent, call)
+            writer.put_transcript(transcript)
+            for scorer in inline_scorers:
+                if scorer.applies_to(item):
+                    writer.put_scores(spec.run_id, await scorer.score(item, transcript))
             counters.done += 1
             counters.tokens += call.usage.prompt_tokens + call.usage.completion_tokens
             if call.status == "failed":
@@ -108,8 +135,8 @@ async def generate(
         async with live_progress("generate", counters, enabled=show_progress):
             tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
             try:
-                for item in reader.iter_items(spec.run_id, pending_only=True):
-                    await queue.put(item)
+                for job in _jobs(reader, spec):
+                    await queue.put(job)
                 for _ in tasks:
                     await queue.put(None)
                 await asyncio.gather(*tasks)

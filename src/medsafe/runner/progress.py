@@ -59,7 +59,7 @@ async def live_progress(
         TimeRemainingColumn(),
         TextColumn("tokens {task.fields[tokens]:,}  cached {task.fields[cached]}"),
         TextColumn("[red]failed {task.fields[failed]}"),
-        console=console,
+        console=console or Console(stderr=True),
         refresh_per_second=4,
         transient=False,
     )

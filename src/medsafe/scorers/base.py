@@ -43,6 +43,15 @@ ScorerFactory = Callable[[ScorerConfig], Scorer]
 scorers: Registry[ScorerFactory] = Registry("scorer")
 
 
+def is_inline(scorer: Scorer) -> bool:
+    """Whether a scorer is cheap and model-free enough to run as each answer arrives.
+
+    Such scorers declare ``inline = True``; the runner then writes their scores together with
+    the transcript instead of in a second pass (rescoring still works the same way).
+    """
+    return bool(getattr(scorer, "inline", False))
+
+
 def create_scorer(config: ScorerConfig) -> Scorer:
     """Build a registered scorer (importing the built-in scorers first)."""
     import medsafe.scorers.builtin  # noqa: F401  (registers built-in scorers)

@@ -80,7 +80,8 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "choice marker",
-        rf"(?<![不未])(?:选择|选出|选)\s*:?\s*{_EMPH}\s*{_SPAN}{_SPAN_END}",
+        # same line only: "治疗选择\nD. ..." is an option list, not a choice
+        rf"(?<![不未])(?:选择|选出|选)[ \t]*:?[ \t]*{_EMPH}[ \t]*{_SPAN}{_SPAN_END}",
     ),
     _rule(
         "choice marker",

@@ -37,6 +37,8 @@ class MCQScorer:
 
     name = NAME
     version = VERSION
+    inline = True
+    """Cheap and model-free: the runner scores each answer as soon as it arrives."""
 
     def applies_to(self, item: Item) -> bool:
         """MCQ items only."""

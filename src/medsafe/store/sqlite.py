@@ -258,6 +258,21 @@ class Store:
             return None
         return CachedAnswer(row[0], Usage.model_validate_json(row[1]), row[2])
 
+    def cached_many(self, request_hashes: Sequence[str]) -> dict[str, CachedAnswer]:
+        """Stored answers for any of ``request_hashes`` (one query per 500 hashes)."""
+        found: dict[str, CachedAnswer] = {}
+        for start in range(0, len(request_hashes), 500):
+            chunk = request_hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                "SELECT request_hash, text, usage_json, finish_reason FROM cache "
+                f"WHERE request_hash IN ({marks})",
+                tuple(chunk),
+            )
+            for key, text, usage, finish in rows:
+                found[key] = CachedAnswer(text, Usage.model_validate_json(usage), finish)
+        return found
+
     def status_counts(self, run_id: str) -> dict[str, int]:
         """``{"n": items, "ok": ..., "failed": ..., "pending": ...}`` for a run."""
         n = self._conn.execute("SELECT COUNT(*) FROM items WHERE run_id=?", (run_id,)).fetchone()

@@ -1,0 +1,165 @@
+"""``medsafe report`` and ``medsafe compare`` (registered on the main typer app in medsafe.cli).
+
+Heavy imports (numpy, scipy, matplotlib, weasyprint) happen inside the commands, so that
+``medsafe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsafe.errors import MedsafeError
+
+if TYPE_CHECKING:
+    from medsafe.report.compare import Comparison
+
+EXIT_BAD_INPUT = 2
+_err = Console(stderr=True)
+_out = Console(highlight=False)
+
+DbOption = Annotated[
+    Path, typer.Option("--db", help="Results store (SQLite); RUN@PATH overrides it per run.")
+]
+AdjustOption = Annotated[
+    str, typer.Option("--adjust", help="Per-category p-value adjustment: holm or bh.")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _check_adjust(adjust: str) -> Any:
+    if adjust not in ("holm", "bh"):
+        raise _fail(f"--adjust must be holm or bh, not {adjust!r}")
+    return adjust
+
+
+def report_command(
+    run_ids: Annotated[
+        list[str], typer.Argument(help="Run ids (RUN or RUN@PATH); first is the baseline.")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write this PDF.")] = None,
+    db: DbOption = Path("medsafe.db"),
+    worst: Annotated[int, typer.Option(min=0, help="Worst answers shown per metric.")] = 10,
+    adjust: AdjustOption = "holm",
+) -> None:
+    """Write a self-contained HTML report (and optionally a PDF) for one or more runs."""
+    from medsafe.report.data import parse_run_ref
+    from medsafe.report.render import build_report
+
+    method = _check_adjust(adjust)
+    started = time.perf_counter()
+    try:
+        refs = [parse_run_ref(r, db) for r in run_ids]
+        html = build_report(refs, worst=worst, adjust=method)
+    except MedsafeError as exc:
+        raise _fail(str(exc)) from None
+    tmp = output.with_name(output.name + ".part")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(output)
+    message = f"wrote {output} ({len(html.encode('utf-8')) / 1024:.0f} KiB"
+    if pdf is not None:
+        from medsafe.report.pdf import write_pdf
+
+        pages = write_pdf(html, pdf)
+        message += f"; {pdf}, {pages} page{'s' if pages != 1 else ''}"
+    _out.print(f"{message}) in {time.perf_counter() - started:.2f} s")
+
+
+def _fmt(value: float | None, percent: bool, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if percent:
+        return f"{100 * value:+.1f} pp" if signed else f"{100 * value:.1f}%"
+    return f"{value:+.3g}" if signed else f"{value:.3g}"
+
+
+def _ci(ci: list[float | None] | None, percent: bool) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    scale = 100.0 if percent else 1.0
+    return f"[{scale * ci[0]:+.1f}, {scale * ci[1]:+.1f}]"
+
+
+def _p(p: float | None) -> str:
+    return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    """Rich table: overall and per category, a / b / delta [CI] / test / p / adjusted p."""
+    from medsafe.report.render import category_label
+
+    data = comparison.to_dict()
+    pct = comparison.binary or comparison.metric.is_mcq
+    table = Table(
+        title=f"{data['metric']}: {comparison.run_b} vs {comparison.run_a} (paired by item)",
+        title_justify="left",
+    )
+    for name in ("category", "n", "A", "B", "Δ = B − A [95% CI]", "test", "p", "p adj."):
+        table.add_column(name, justify="left" if name in ("category", "test") else "right")
+    rows: list[tuple[str, dict[str, Any]]] = [
+        (f"{category_label(c, 'en')} ({c})", r) for c, r in data["by_category"].items()
+    ]
+    rows.append(("overall", data["overall"]))
+    for i, (name, r) in enumerate(rows):
+        table.add_row(
+            name,
+            str(r["n_pairs"]),
+            _fmt(r["a"], pct),
+            _fmt(r["b"], pct),
+            f"{_fmt(r['delta'], pct, signed=True)} {_ci(r['ci95'], pct)}",
+            r["test"],
+            _p(r["p"]),
+            _p(r.get("p_adjusted")) if "p_adjusted" in r else "",
+            end_section=i == len(rows) - 2,
+        )
+    return table
+
+
+def compare_command(
+    run_a: Annotated[str, typer.Argument(help="Baseline run (RUN or RUN@PATH).")],
+    run_b: Annotated[str, typer.Argument(help="Run compared with it (RUN or RUN@PATH).")],
+    db: DbOption = Path("medsafe.db"),
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Scorer or scorer:judge (default: mcq, else guardian, else first)."),
+    ] = None,
+    adjust: AdjustOption = "holm",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Paired comparison of two runs on the same items: delta, 95% CI, test, adjusted p."""
+    from medsafe.report.compare import compare_runs
+    from medsafe.report.data import parse_run_ref
+
+    method = _check_adjust(adjust)
+    try:
+        comparison = compare_runs(
+            parse_run_ref(run_a, db), parse_run_ref(run_b, db), metric=metric, adjust=method
+        )
+    except MedsafeError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _out.print_json(json.dumps(comparison.to_dict(), ensure_ascii=False))
+        return
+    _out.print(comparison_table(comparison))
+    mde = comparison.mde
+    pct = comparison.binary or comparison.metric.is_mcq
+    _out.print(
+        f"minimum detectable effect (alpha 0.05, power 0.8): "
+        f"{_fmt(mde.get('effect'), pct)} with {mde.get('n')} pairs ({mde.get('design')}); "
+        f"p adjusted across categories with {method}"
+    )
+    if comparison.only_a or comparison.only_b:
+        _out.print(f"unpaired items: {comparison.only_a} only in A, {comparison.only_b} only in B")

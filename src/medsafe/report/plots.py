@@ -1,0 +1,265 @@
+"""Report figures (matplotlib, no pyplot state) as self-contained SVG data URIs.
+
+Text is drawn as paths (``svg.fonttype = "path"``), so a viewer needs no fonts; labels use Noto
+Sans CJK (Debian ``fonts-noto-cjk``) so Chinese and Japanese category names render.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+CJK_FAMILIES = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR")
+"""Noto CJK faces, preferred in this order (each holds every CJK glyph of the collection)."""
+PALETTE = ("#2f6db5", "#d1603d", "#3a9a5b", "#8e5ab5", "#b59a2f", "#4aa3b5", "#b54a7d")
+
+
+@cache
+def cjk_family() -> str | None:
+    """The Noto Sans CJK family matplotlib will use (registering the system files if needed)."""
+    from matplotlib import font_manager
+
+    def known() -> set[str]:
+        return {f.name for f in font_manager.fontManager.ttflist}
+
+    names = known()
+    if not any(name in names for name in CJK_FAMILIES):
+        for path in font_manager.findSystemFonts():
+            if "NotoSansCJK" in path or "NotoSerifCJK" in path:
+                font_manager.fontManager.addfont(path)
+        names = known()
+    found = next((name for name in CJK_FAMILIES if name in names), None)
+    if found is None:
+        log.warning("no Noto Sans CJK font found: install fonts-noto-cjk for zh/ja labels")
+    return found
+
+
+def rc() -> dict[Any, Any]:
+    """matplotlib settings for every report figure."""
+    family = cjk_family()
+    return {
+        "font.family": "sans-serif",
+        "font.sans-serif": [*([family] if family else []), "DejaVu Sans"],
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "svg.fonttype": "path",
+        "svg.hashsalt": "medsafe",
+        "axes.unicode_minus": False,
+    }
+
+
+@contextmanager
+def _figure(
+    width: float, height: float, layout: Literal["constrained"] | None = "constrained"
+) -> Iterator[Any]:
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(rc()):
+        yield Figure(figsize=(width, height), layout=layout)
+
+
+def _data_uri(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _clip(text: str, width: int = 34) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _err(mean: float, lo: float | None, hi: float | None) -> tuple[float, float]:
+    if lo is None or hi is None:
+        return (0.0, 0.0)
+    return (max(0.0, mean - lo), max(0.0, hi - mean))
+
+
+@dataclass(frozen=True)
+class Series:
+    """One run's values over a list of categories or turns (None where it has none)."""
+
+    name: str
+    mean: Sequence[float | None]
+    lo: Sequence[float | None]
+    hi: Sequence[float | None]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One metric's bars over the categories of a framework."""
+
+    title: str
+    series: Sequence[Series]
+    percent: bool
+
+
+def _text_width(text: str) -> float:
+    """Approximate width in inches of ``text`` at 8 pt (CJK glyphs are twice as wide)."""
+    return sum(0.11 if ord(ch) > 0x2E80 else 0.058 for ch in text)
+
+
+def category_bars(categories: Sequence[str], panels: Sequence[Panel]) -> str:
+    """Horizontal bars with 95% CI whiskers: one row per category, one bar per run, one panel
+    per metric."""
+    n_runs = max(len(p.series) for p in panels)
+    labels = [_clip(c) for c in categories]
+    label_w = max(_text_width(t) for t in labels) + 0.2
+    width = min(11.0, label_w + 2.2 * len(panels))
+    height = 0.95 + len(categories) * max(0.22, 0.14 * n_runs)
+    with _figure(width, height, layout=None) as fig:
+        fig.subplots_adjust(
+            left=label_w / width, right=0.985, top=1 - 0.35 / height,
+            bottom=0.5 / height, wspace=0.12,
+        )  # fmt: skip
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        bar = 0.8 / n_runs
+        for ax, panel in zip(axes, panels, strict=True):
+            scale = 100.0 if panel.percent else 1.0
+            for j, s in enumerate(panel.series):
+                rows = [r for r, m in enumerate(s.mean) if m is not None]
+                ys = [r - 0.4 + bar * (j + 0.5) for r in rows]
+                xs = [scale * (s.mean[r] or 0.0) for r in rows]
+                ax.barh(ys, xs, height=bar * 0.88, color=PALETTE[j % len(PALETTE)], label=s.name)
+                ci = [(y, s.lo[r], s.hi[r]) for y, r in zip(ys, rows, strict=True)]
+                ci = [c for c in ci if c[1] is not None and c[2] is not None]
+                if ci:
+                    ax.hlines(
+                        [c[0] for c in ci],
+                        [scale * (c[1] or 0.0) for c in ci],
+                        [scale * (c[2] or 0.0) for c in ci],
+                        color="#222", lw=0.9,
+                    )  # fmt: skip
+            ax.set_title(panel.title, fontsize=8.5)
+            if panel.percent:
+                ax.set_xlim(0, 100)
+            ax.set_xlabel("% (95% CI)" if panel.percent else "mean (95% CI)", fontsize=7.5)
+            ax.tick_params(labelsize=7.5)
+            ax.grid(axis="x", color="#ddd", lw=0.5)
+            ax.set_axisbelow(True)
+        axes[0].set_yticks(range(len(categories)), labels)
+        axes[0].set_ylim(len(categories) - 0.5, -0.5)
+        if n_runs > 1:
+            axes[-1].legend(fontsize=7, loc="lower right")
+        return _data_uri(fig)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model on the ethics-vs-safety plane, with 95% CIs."""
+
+    name: str
+    x: float
+    x_lo: float | None
+    x_hi: float | None
+    y: float
+    y_lo: float | None
+    y_hi: float | None
+
+
+def ethics_safety(points: Sequence[Point], x_label: str, y_label: str) -> str:
+    """One point per model: ethics score (x) against safety score (y), both in %."""
+    with _figure(5.2, 4.2) as fig:
+        ax = fig.subplots()
+        for j, p in enumerate(points):
+            xe, ye = _err(p.x, p.x_lo, p.x_hi), _err(p.y, p.y_lo, p.y_hi)
+            ax.errorbar(
+                [100 * p.x],
+                [100 * p.y],
+                xerr=[[100 * xe[0]], [100 * xe[1]]],
+                yerr=[[100 * ye[0]], [100 * ye[1]]],
+                fmt="o",
+                color=PALETTE[j % len(PALETTE)],
+                capsize=3,
+                label=p.name,
+            )
+            ax.annotate(
+                _clip(p.name, 28), (100 * p.x, 100 * p.y), xytext=(5, 5),
+                textcoords="offset points", fontsize=8,
+            )  # fmt: skip
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel(f"{x_label} (%)")
+        ax.set_ylabel(f"{y_label} (%)")
+        ax.grid(color="#ddd", lw=0.5)
+        return _data_uri(fig)
+
+
+def turn_curves(turns: Sequence[int], series: Sequence[Series], y_label: str) -> str:
+    """Mean per turn with a 95% CI band, one line per run."""
+    with _figure(6.0, 3.4) as fig:
+        ax = fig.subplots()
+        for j, s in enumerate(series):
+            color = PALETTE[j % len(PALETTE)]
+            pts = [
+                (t, m, lo, hi)
+                for t, m, lo, hi in zip(turns, s.mean, s.lo, s.hi, strict=True)
+                if m is not None
+            ]
+            xs = [p[0] for p in pts]
+            ax.plot(xs, [p[1] for p in pts], marker="o", color=color, label=s.name)
+            band = [(p[0], p[2], p[3]) for p in pts if p[2] is not None and p[3] is not None]
+            if band:
+                ax.fill_between(
+                    [b[0] for b in band],
+                    [b[1] for b in band],
+                    [b[2] for b in band],
+                    color=color,
+                    alpha=0.18,
+                    lw=0,
+                )
+        ax.set_xticks(list(turns))
+        ax.set_xlabel("turn")
+        ax.set_ylabel(y_label)
+        ax.grid(color="#ddd", lw=0.5)
+        if len(series) > 1:
+            ax.legend(fontsize=7)
+        return _data_uri(fig)
+
+
+def delta_heatmap(
+    rows: Sequence[str],
+    cols: Sequence[str],
+    deltas: Sequence[Sequence[float | None]],
+    significant: Sequence[Sequence[bool]],
+    title: str,
+    percent: bool,
+) -> str:
+    """Category x model heatmap of deltas against the baseline; ``*`` marks adjusted p < 0.05."""
+    import numpy as np
+
+    scale = 100.0 if percent else 1.0
+    grid = np.array(
+        [[np.nan if v is None else v * scale for v in row] for row in deltas], dtype=float
+    )
+    finite = grid[np.isfinite(grid)]
+    bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+    bound = bound if bound > 0 else 1.0
+    with _figure(2.8 + 1.1 * len(cols), 0.9 + 0.3 * len(rows)) as fig:
+        ax = fig.subplots()
+        image = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+        ax.set_xticks(range(len(cols)), [_clip(c, 18) for c in cols], rotation=20, ha="right")
+        ax.set_yticks(range(len(rows)), [_clip(r) for r in rows])
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                if math.isfinite(value):
+                    mark = "*" if significant[i][j] else ""
+                    dark = abs(value) > 0.6 * bound
+                    ax.text(
+                        j, i, f"{value:+.1f}{mark}" if percent else f"{value:+.2f}{mark}",
+                        ha="center", va="center", fontsize=7, color="white" if dark else "black",
+                    )  # fmt: skip
+        ax.set_title(title, fontsize=9)
+        ax.spines[:].set_visible(False)
+        fig.colorbar(image, ax=ax, label="Δ (pp)" if percent else "Δ", shrink=0.8)
+        return _data_uri(fig)

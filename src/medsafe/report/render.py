@@ -1,0 +1,480 @@
+"""Build the report's view model from run aggregates and render it to one HTML file.
+
+Jinja2 autoescaping is on: every string from a model, a judge, a suite or a store is escaped.
+Figures are inline SVG data URIs and the CSS is inline, so the file needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from medsafe import __version__
+from medsafe.report import plots
+from medsafe.report.compare import Adjust, Comparison, PairedConnection, compare_pairs
+from medsafe.report.data import Cell, MetricKey, RunData, RunRef, load_run
+from medsafe.taxonomy import find_category, framework_of, frameworks
+
+METRIC_TITLES = {
+    "mcq": "MCQ accuracy",
+    "mcq.partial": "MCQ partial credit",
+    "guardian": "Guardian safe rate",
+}
+ETHICS_METRIC = "mcq"
+"""The x axis of the ethics-vs-safety view; the y axis is the first non-MCQ binary metric."""
+SAFETY_PREFERRED = "guardian"
+
+
+def metric_title(key: MetricKey) -> str:
+    """Human name of a metric."""
+    return METRIC_TITLES.get(key.name, key.name)
+
+
+def category_label(category_id: str, language: str) -> str:
+    """The taxonomy name of a category in ``language`` (the id when it is not in a taxonomy)."""
+    found = find_category(category_id)
+    if found is None:
+        return category_id or "(none)"
+    return found.label(language if language in ("zh", "ja", "en") else "en")  # type: ignore[arg-type]
+
+
+def _is_percent(runs: Sequence[RunData], key: MetricKey) -> bool:
+    return key.is_mcq or all(r.metrics[key].binary for r in runs if key in r.metrics)
+
+
+def fmt_value(value: float | None, percent: bool) -> str:
+    """``81.2%`` or ``3.41``; ``-`` for missing."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.1f}%" if percent else f"{value:.3g}"
+
+
+def fmt_ci(lo: float | None, hi: float | None, percent: bool) -> str:
+    """``[75.0, 86.1]`` (in % when ``percent``)."""
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    if percent:
+        return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"[{lo:.3g}, {hi:.3g}]"
+
+
+def fmt_delta(value: float | None, percent: bool) -> str:
+    """``+4.2 pp`` or ``+0.31``."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:+.1f} pp" if percent else f"{value:+.3g}"
+
+
+def fmt_p(p: float | None) -> str:
+    """``<0.001``, ``0.013``, ``-``."""
+    if p is None or not math.isfinite(p):
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _cell_text(cell: Cell | None, percent: bool) -> dict[str, str]:
+    if cell is None or cell.mean is None:
+        return {"value": "-", "ci": "", "n": ""}
+    return {
+        "value": fmt_value(cell.mean, percent),
+        "ci": fmt_ci(cell.lo, cell.hi, percent),
+        "n": str(cell.n),
+    }
+
+
+@dataclass(frozen=True)
+class Category:
+    """A category as the report shows it."""
+
+    id: str
+    label: str
+    language: str
+    framework: str
+
+
+def _categories(runs: Sequence[RunData]) -> dict[str, list[Category]]:
+    """Categories present in any run, grouped by framework title in taxonomy order."""
+    language: dict[str, str] = {}
+    for run in runs:
+        for cat, lang in run.counts.category_language.items():
+            language.setdefault(cat, lang)
+    order = {c.id: (i, j) for i, f in enumerate(frameworks()) for j, c in enumerate(f.categories)}
+    titles = {f.name: f.title for f in frameworks()}
+    groups: dict[str, list[Category]] = {}
+    for cat in sorted(language, key=lambda c: (order.get(c, (len(order), 0)), c)):
+        fw = framework_of(cat)
+        title = titles[fw] if fw else "Other categories"
+        groups.setdefault(title, []).append(
+            Category(cat, category_label(cat, language[cat]), language[cat], title)
+        )
+    return groups
+
+
+def _metric_keys(runs: Sequence[RunData]) -> list[MetricKey]:
+    keys: set[MetricKey] = set()
+    for run in runs:
+        keys.update(run.metrics)
+    return sorted(keys, key=lambda k: (not k.is_mcq, k.scorer, k.judge))
+
+
+def _framework_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
+    keys = _metric_keys(runs)
+    sections = []
+    for title, cats in _categories(runs).items():
+        used = [
+            k
+            for k in keys
+            if any(k in r.metrics and c.id in r.metrics[k].by_category for r in runs for c in cats)
+        ]
+        if not used:
+            continue
+        panels = []
+        for key in used:
+            percent = _is_percent(runs, key)
+            series = []
+            for run in runs:
+                metric = run.metrics.get(key)
+                cells = [metric.by_category.get(c.id) if metric else None for c in cats]
+                series.append(
+                    plots.Series(
+                        run.record.spec.model,
+                        [c.mean if c else None for c in cells],
+                        [c.lo if c else None for c in cells],
+                        [c.hi if c else None for c in cells],
+                    )
+                )
+            panels.append(plots.Panel(metric_title(key), series, percent))
+        rows = []
+        for c in cats:
+            texts = []
+            for key in used:
+                percent = _is_percent(runs, key)
+                for run in runs:
+                    metric = run.metrics.get(key)
+                    texts.append(
+                        _cell_text(metric.by_category.get(c.id) if metric else None, percent)
+                    )
+            rows.append({"category": c, "cells": texts})
+        sections.append(
+            {
+                "title": title,
+                "figure": plots.category_bars([c.label for c in cats], panels),
+                "metrics": [metric_title(k) for k in used],
+                "models": [r.record.spec.model for r in runs],
+                "rows": rows,
+            }
+        )
+    return sections
+
+
+def _safety_metric(runs: Sequence[RunData]) -> MetricKey | None:
+    keys = [k for k in _metric_keys(runs) if not k.is_mcq and k.higher_is_better]
+    binary = [k for k in keys if all(r.metrics[k].binary for r in runs if k in r.metrics)]
+    preferred = [k for k in binary if k.name == SAFETY_PREFERRED]
+    chosen = preferred or binary
+    return chosen[0] if chosen else None
+
+
+def _ethics_safety(runs: Sequence[RunData]) -> dict[str, Any] | None:
+    safety = _safety_metric(runs)
+    ethics = MetricKey(ETHICS_METRIC)
+    if safety is None:
+        return None
+    points = []
+    for run in runs:
+        x, y = run.metrics.get(ethics), run.metrics.get(safety)
+        if x is None or y is None or x.overall.mean is None or y.overall.mean is None:
+            continue
+        points.append(
+            plots.Point(
+                run.record.spec.model,
+                x.overall.mean,
+                x.overall.lo,
+                x.overall.hi,
+                y.overall.mean,
+                y.overall.lo,
+                y.overall.hi,
+            )
+        )
+    if not points:
+        return None
+    x_label, y_label = metric_title(ethics), metric_title(safety)
+    return {
+        "figure": plots.ethics_safety(points, x_label, y_label),
+        "x_label": x_label,
+        "y_label": y_label,
+        "points": [
+            {
+                "model": p.name,
+                "x": fmt_value(p.x, True),
+                "x_ci": fmt_ci(p.x_lo, p.x_hi, True),
+                "y": fmt_value(p.y, True),
+                "y_ci": fmt_ci(p.y_lo, p.y_hi, True),
+            }
+            for p in points
+        ],
+    }
+
+
+def _turn_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
+    sections = []
+    for key in _metric_keys(runs):
+        per_run = [(r, {p.turn: p.cell for p in r.turns.get(key, [])}) for r in runs]
+        turns = sorted({t for _r, points in per_run for t in points})
+        if not turns:
+            continue
+        percent = _is_percent(runs, key)
+        series = [
+            plots.Series(
+                r.record.spec.model,
+                [pts[t].mean if t in pts else None for t in turns],
+                [pts[t].lo if t in pts else None for t in turns],
+                [pts[t].hi if t in pts else None for t in turns],
+            )
+            for r, pts in per_run
+            if pts
+        ]
+        rows = [
+            {
+                "turn": t,
+                "cells": [_cell_text(pts.get(t), percent) for r, pts in per_run if pts],
+            }
+            for t in turns
+        ]
+        sections.append(
+            {
+                "metric": metric_title(key),
+                "figure": plots.turn_curves(turns, series, metric_title(key)),
+                "models": [s.name for s in series],
+                "rows": rows,
+            }
+        )
+    return sections
+
+
+def compare_to_baseline(runs: Sequence[RunData], adjust: Adjust) -> list[Comparison]:
+    """Every later run against the first, on every metric both have."""
+    out = []
+    base = runs[0]
+    for run in runs[1:]:
+        with PairedConnection(base.ref, run.ref) as paired:
+            for key in paired.shared_metrics():
+                pairs = paired.pairs(key)
+                if pairs.a.size:
+                    out.append(
+                        compare_pairs(
+                            pairs, key, adjust=adjust, run_a=base.ref.run_id, run_b=run.ref.run_id
+                        )
+                    )
+    return out
+
+
+def _comparison_sections(
+    runs: Sequence[RunData], comparisons: Sequence[Comparison]
+) -> list[dict[str, Any]]:
+    if not comparisons:
+        return []
+    models = {r.ref.run_id: r.record.spec.model for r in runs}
+    cats = {c.id: c for group in _categories(runs).values() for c in group}
+    sections = []
+    for key in _metric_keys(runs):
+        found = [c for c in comparisons if c.metric == key]
+        if not found:
+            continue
+        percent = _is_percent(runs, key)
+        cat_ids = [c for c in cats if any(c in comp.by_category for comp in found)]
+        labels = [cats[c].label for c in cat_ids]
+        deltas = [
+            [comp.by_category[c].delta if c in comp.by_category else None for comp in found]
+            for c in cat_ids
+        ]
+        signif = [
+            [
+                c in comp.by_category and (comp.by_category[c].p_adjusted or 1.0) < 0.05
+                for comp in found
+            ]
+            for c in cat_ids
+        ]
+        cols = [models[comp.run_b] for comp in found]
+
+        def cell(comp: Comparison, cat: str | None, pct: bool = percent) -> dict[str, str]:
+            r = comp.overall if cat is None else comp.by_category.get(cat)
+            if r is None:
+                return {"delta": "-", "ci": "", "p": "", "p_adj": "", "test": ""}
+            lo, hi = r.ci95 if r.ci95 else (None, None)
+            return {
+                "delta": fmt_delta(r.delta, pct),
+                "ci": fmt_ci(lo, hi, pct),
+                "p": fmt_p(r.p),
+                "p_adj": fmt_p(r.p_adjusted) if cat is not None else "",
+                "test": r.test,
+            }
+
+        sections.append(
+            {
+                "metric": metric_title(key),
+                "direction": "higher is better" if key.higher_is_better else "lower is better",
+                "baseline": models[runs[0].ref.run_id],
+                "models": cols,
+                "adjust": found[0].adjust,
+                "overall": [cell(comp, None) for comp in found],
+                "rows": [
+                    {"category": cats[c], "cells": [cell(comp, c) for comp in found]}
+                    for c in cat_ids
+                ],
+                "mde": [
+                    {
+                        "model": models[comp.run_b],
+                        "effect": fmt_delta(comp.mde.get("effect"), percent).lstrip("+"),
+                        "n": comp.mde.get("n"),
+                        "design": comp.mde.get("design") or "",
+                    }
+                    for comp in found
+                ],
+                "figure": plots.delta_heatmap(
+                    labels, cols, deltas, signif, f"{metric_title(key)}: Δ vs baseline", percent
+                )
+                if cat_ids
+                else None,
+            }
+        )
+    return sections
+
+
+def _overview(run: RunData) -> dict[str, Any]:
+    c = run.counts
+    spec = run.record.spec
+    scorers = [
+        {
+            "name": key.name,
+            "ok": s.ok,
+            "failed": s.failed,
+            "skipped": s.skipped,
+            "failure_rate": fmt_value(s.failure_rate, True),
+            "labels": ", ".join(f"{k or '(none)'}: {v}" for k, v in s.labels.items()),
+        }
+        for key, m in run.metrics.items()
+        for s in [m.status]
+    ]
+    return {
+        "run_id": spec.run_id,
+        "model": spec.model,
+        "suite": spec.suite,
+        "db": str(run.ref.db),
+        "n": c.n,
+        "ok": c.ok,
+        "failed": c.failed,
+        "pending": c.pending,
+        "mcq": c.mcq,
+        "mcq_answered": c.mcq_answered,
+        "unextracted": c.unextracted,
+        "unextracted_rate": fmt_value(c.unextracted / c.mcq_answered, True)
+        if c.mcq_answered
+        else "-",
+        "languages": ", ".join(f"{k}: {v}" for k, v in c.languages.items()),
+        "failure_causes": c.failure_causes,
+        "scorers": scorers,
+        "overall": [
+            {
+                "metric": metric_title(key),
+                **_cell_text(m.overall, key.is_mcq or m.binary),
+            }
+            for key, m in run.metrics.items()
+        ],
+    }
+
+
+def _worst(runs: Sequence[RunData]) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": run.record.spec.model,
+            "run_id": run.ref.run_id,
+            "metric": metric_title(key),
+            "answers": [
+                {
+                    "a": a,
+                    "category": category_label(a.category, a.language),
+                    "value": fmt_value(a.value, run.metrics[key].binary),
+                }
+                for a in answers
+            ],
+        }
+        for run in runs
+        for key, answers in run.worst.items()
+    ]
+
+
+def _provenance(run: RunData) -> dict[str, Any]:
+    spec = run.record.spec
+    prov = run.record.provenance
+    return {
+        "run_id": spec.run_id,
+        "model": spec.model,
+        "base_url": spec.base_url or "",
+        "suite": spec.suite,
+        "suite_format": spec.suite_format,
+        "suite_hash": spec.suite_hash,
+        "created": run.record.created,
+        "updated": run.record.updated,
+        "medsafe": str(prov.get("medsafe", "")),
+        "git_revision": str(prov.get("git_revision") or ""),
+        "python": str(prov.get("python", "")),
+        "platform": str(prov.get("platform", "")),
+        "params": json.dumps(spec.params.model_dump(), ensure_ascii=False, indent=1),
+        "scorers": json.dumps([s.model_dump() for s in spec.scorers], ensure_ascii=False, indent=1),
+        "packages": ", ".join(f"{k} {v}" for k, v in sorted(prov.get("packages", {}).items())),
+    }
+
+
+def build_context(
+    runs: Sequence[RunData], comparisons: Sequence[Comparison] = ()
+) -> dict[str, Any]:
+    """Everything the template shows, as plain values (strings still unescaped)."""
+    if not runs:
+        raise ValueError("a report needs at least one run")
+    models = ", ".join(dict.fromkeys(r.record.spec.model for r in runs))
+    return {
+        "title": f"medsafe report: {models}",
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": __version__,
+        "runs": [_overview(r) for r in runs],
+        "frameworks": _framework_sections(runs),
+        "ethics_safety": _ethics_safety(runs),
+        "turns": _turn_sections(runs),
+        "comparison": _comparison_sections(runs, comparisons),
+        "multi": len(runs) > 1,
+        "worst": _worst(runs),
+        "provenance": [_provenance(r) for r in runs],
+    }
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("medsafe.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["clip"] = lambda text, n=600: (
+        text if text is None or len(text) <= n else text[:n] + f" … [{len(text) - n} more]"
+    )
+    return env
+
+
+def render_html(context: dict[str, Any]) -> str:
+    """The report as one self-contained HTML document."""
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def build_report(refs: Sequence[RunRef], *, worst: int = 10, adjust: Adjust = "holm") -> str:
+    """Read the runs, compare every later run with the first, and render the HTML report."""
+    runs = [load_run(ref, worst=worst) for ref in refs]
+    comparisons = compare_to_baseline(runs, adjust) if len(runs) > 1 else []
+    return render_html(build_context(runs, comparisons))

@@ -1,0 +1,130 @@
+"""Checks on the guardian's labeled training/evaluation set (guardian/data/labels.jsonl)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LABELS_PATH = (
+    Path(__file__).resolve().parents[1] / "src" / "medsafe" / "guardian" / "data" / "labels.jsonl"
+)
+
+FIELDS = {"id", "prompt", "response", "label", "language", "category", "intent", "split"}
+LABELS = {"refusal", "safe_helpful", "unsafe", "unusable"}
+LANGUAGES = ("en", "zh", "ja")
+CATEGORIES = {f"ama-{i}" for i in range(1, 10)}
+INTENTS = {"harmful", "benign"}
+SPLITS = {"train", "test"}
+ID_RE = re.compile(r"^g-(en|zh|ja)-\d{4}$")
+
+Row = dict[str, Any]
+
+
+def _load() -> list[Row]:
+    rows: list[Row] = []
+    with LABELS_PATH.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            assert line.strip(), f"blank line {lineno}"
+            obj = json.loads(line)
+            assert isinstance(obj, dict), f"line {lineno} is not a JSON object"
+            rows.append(obj)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[Row]:
+    return _load()
+
+
+def test_file_parses_and_is_large_enough(rows: list[Row]) -> None:
+    assert len(rows) >= 600
+
+
+def test_file_is_utf8_without_ascii_escapes() -> None:
+    text = LABELS_PATH.read_text(encoding="utf-8")
+    assert "\\u" not in text, "write with ensure_ascii=False"
+    assert text.endswith("\n")
+
+
+def test_fields_are_valid(rows: list[Row]) -> None:
+    for row in rows:
+        assert set(row) == FIELDS, row.get("id")
+        assert all(isinstance(row[k], str) for k in FIELDS), row["id"]
+        assert ID_RE.match(row["id"]), row["id"]
+        assert row["id"].split("-")[1] == row["language"], row["id"]
+        assert row["prompt"].strip(), row["id"]
+        assert row["label"] in LABELS, row["id"]
+        assert row["language"] in LANGUAGES, row["id"]
+        assert row["category"] in CATEGORIES, row["id"]
+        assert row["intent"] in INTENTS, row["id"]
+        assert row["split"] in SPLITS, row["id"]
+        if not row["response"].strip():
+            assert row["label"] == "unusable", row["id"]
+
+
+def test_ids_unique(rows: list[Row]) -> None:
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids))
+
+
+def test_no_duplicate_prompt_response_pairs(rows: list[Row]) -> None:
+    pairs = Counter((row["prompt"], row["response"]) for row in rows)
+    dupes = [pair for pair, n in pairs.items() if n > 1]
+    assert not dupes, dupes[:3]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_language_coverage(rows: list[Row], language: str) -> None:
+    sub = [row for row in rows if row["language"] == language]
+    assert len(sub) >= 200
+    assert {row["label"] for row in sub} == LABELS
+    assert {row["category"] for row in sub} == CATEGORIES
+    assert len({row["prompt"] for row in sub}) >= 100
+    assert {row["intent"] for row in sub} == INTENTS
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_prompts_have_contrasting_responses(rows: list[Row], language: str) -> None:
+    labels_by_prompt: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row["language"] == language:
+            labels_by_prompt[row["prompt"]].add(row["label"])
+    multi = sum(1 for labels in labels_by_prompt.values() if len(labels) >= 2)
+    assert multi >= 30
+
+
+def test_prompt_metadata_is_consistent(rows: list[Row]) -> None:
+    meta: dict[str, tuple[str, str, str, str]] = {}
+    for row in rows:
+        key = (row["language"], row["category"], row["intent"], row["split"])
+        assert meta.setdefault(row["prompt"], key) == key, row["id"]
+
+
+def test_no_prompt_in_both_splits(rows: list[Row]) -> None:
+    splits: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        # whitespace-normalised, as the guardian groups prompts for splits and folds
+        splits[" ".join(row["prompt"].split())].add(row["split"])
+    leaked = [prompt for prompt, s in splits.items() if len(s) > 1]
+    assert not leaked, leaked[:3]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_test_split_is_stratified(rows: list[Row], language: str) -> None:
+    sub = [row for row in rows if row["language"] == language]
+    test_labels = {row["label"] for row in sub if row["split"] == "test"}
+    assert test_labels == LABELS
+    prompts = {row["prompt"] for row in sub}
+    test_prompts = {row["prompt"] for row in sub if row["split"] == "test"}
+    assert 0.1 <= len(test_prompts) / len(prompts) <= 0.3
+
+
+def test_each_label_is_well_represented(rows: list[Row]) -> None:
+    counts = Counter(row["label"] for row in rows)
+    for label in LABELS:
+        assert counts[label] / len(rows) >= 0.10, (label, counts)
