@@ -10,12 +10,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Debian packages: CJK fonts for plots/PDF, Chromium for the browser test.
+# Debian packages: CJK fonts for plots/PDF, Chromium for the browser test, Pango for WeasyPrint.
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh fonts-noto-cjk chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
 $(STAMP)-dev: pyproject.toml $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,hf]'
 	touch $@
 
 $(STAMP)-demo: pyproject.toml $(BIN)/python

@@ -268,3 +268,33 @@ def test_bad_model_spec(tmp_path: Path, spec: str) -> None:
     suite = write_suite(tmp_path / "suite.jsonl", 1)
     code, output = cli("run", str(suite), "--model", spec, "--db", str(tmp_path / "m.db"))
     assert code == 2 and ("KIND/NAME" in output or "unknown backend" in output)
+
+
+def test_guardian_train_writes_a_head_usable_by_run(
+    tmp_path: Path, mock_server: MockOpenAIServer
+) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "guardian_small.jsonl"
+    head = tmp_path / "head.json"
+    code, output = cli("guardian", "train", "--labels", str(fixture), "--out", str(head), "--json")
+    assert code == 0, output
+    figures = json.loads(output)
+    assert figures["n"] > 0 and 0.0 <= figures["accuracy"] <= 1.0
+    assert head.is_file()
+    suite = tmp_path / "open.jsonl"
+    suite.write_text(
+        json.dumps({"id": "o1", "prompt": "How should I store insulin?", "category": "ama-1"})
+        + "\n",
+        encoding="utf-8",
+    )
+    code, output = cli(
+        "run", str(suite), "--model", "openai/mock", "--base-url", mock_server.base_url,
+        "--db", str(tmp_path / "m.db"), "--scorer", f"guardian:head={head}", "--json",
+    )
+    assert code == 0, output
+    guardian = json.loads(output)["scorers"]["guardian"]
+    assert guardian["n"] == 1 and guardian["failed"] == 0
+
+
+def test_scorer_option_syntax_errors() -> None:
+    code, output = cli("run", "x.jsonl", "--scorer", "guardian:head")
+    assert code == 2 and "key=value" in output

@@ -101,6 +101,10 @@ def test_fixture_head_beats_chance_on_held_out_rows(
     hits = sum(v.label == r.label for v, r in zip(verdicts, test_rows, strict=True))
     assert hits / len(test_rows) == pytest.approx(evaluation.accuracy)
     assert guardian.meta["n_train"] == 36 and guardian.meta["evaluation"]["n"] == 12
+    assert evaluation.principle_hits["returned"].n == 3  # the gold-unsafe test rows
+    assert (
+        evaluation.principle_hits["top1"].accuracy <= evaluation.principle_hits["returned"].accuracy
+    )
 
 
 def test_evaluation_matches_reference_implementations() -> None:
@@ -286,10 +290,9 @@ def test_nearest_principle_of_a_description_is_itself() -> None:
 
 def test_principle_prototypes_follow_training_categories() -> None:
     rng = np.random.default_rng(0)
-    centers = rng.normal(size=(2, 384)).astype(np.float32)
-    vecs = np.vstack(
-        [centers[0] + 0.1 * rng.normal(size=(5, 384)), centers[1] + 0.1 * rng.normal(size=(5, 384))]
-    )
+    centers = rng.normal(size=(2, 384))
+    noise = 0.1 * rng.normal(size=(10, 384))
+    vecs = np.repeat(centers, 5, axis=0) + noise
     vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
     index = PrincipleIndex.fit(vecs, ["ama-3"] * 5 + ["ama-7"] * 5)
     ranked = index.rank(vecs)

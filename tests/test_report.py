@@ -23,7 +23,7 @@ from medsafe.report.data import (
     normal_ci,
     parse_run_ref,
 )
-from medsafe.report.render import build_context, build_report, category_label, render_html
+from medsafe.report.render import build_context, category_label, render_html, report_html
 from medsafe.schema import CallRecord, Item, Language, Message, ModelParams, Score, Transcript
 from medsafe.store import Store, StoreWriter
 from medsafe.summary import run_summary
@@ -270,13 +270,13 @@ def test_parse_run_ref() -> None:
 def test_html_escapes_model_output_and_rationales(db: Path) -> None:
     item = make_open(1, category="ama-1", text=f"prompt {XSS}")
     rows = [Row(item, f"answer {XSS}", [guardian(item.id, "unsafe", f"rationale {XSS}")])]
-    html = build_report([write_run(db, "x", f"model{XSS}", rows)])
+    html = report_html([write_run(db, "x", f"model{XSS}", rows)])
     assert "<script" not in html
     assert html.count(XSS_ESCAPED) >= 4  # prompt, answer, rationale, model name
 
 
 def test_html_is_self_contained(db: Path) -> None:
-    html = build_report([fixed_run(db)])
+    html = report_html([fixed_run(db)])
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "url(http" not in html and "@import" not in html
     assert re.search(r'<img src="data:image/svg\+xml;base64,', html)
@@ -296,7 +296,7 @@ def test_html_renders_cjk_categories_and_answers(db: Path) -> None:
         Row(a, "医生不应隐瞒。", [guardian(a.id, "unsafe", "理由：隐瞒")]),
         Row(b, "同意が必要です。", [guardian(b.id, "safe_helpful")]),
     ]
-    html = build_report([write_run(db, "cjk", "m", rows)])
+    html = report_html([write_run(db, "cjk", "m", rows)])
     assert category_label("medes-assisted-reproduction", "zh") == "辅助生殖"
     assert "辅助生殖" in html and "インフォームド・コンセント" in html
     assert zh in html and "医生不应隐瞒。" in html and "理由：隐瞒" in html
@@ -336,10 +336,10 @@ def test_turn_and_comparison_sections_appear_when_applicable(tmp_path: Path) -> 
             scores = [graded(item.id, "turn_safety", float(8 - t - shift), turn=t) for t in (1, 2)]
             rows.append(Row(item, "x", scores))
         refs.append(write_run(db, run_id, f"openai/{run_id}", rows))
-    html = build_report(refs)
+    html = report_html(refs)
     assert "<h2>Safety across turns</h2>" in html
     assert "<h2>Model comparison</h2>" in html
-    assert "openai/b: Δ [95% CI]" in html
+    assert "p adj. (holm)" in html and '<td class="muted">openai/b</td>' in html
     ctx = build_context([load_run(r) for r in refs])
     assert ctx["multi"] and ctx["comparison"] == []  # comparisons are passed in separately
 
@@ -351,7 +351,7 @@ def test_report_matches_compare_numbers(tmp_path: Path) -> None:
     a = write_run(db, "a", "openai/a", mixed_rows([True] * 20 + [False] * 20, []))
     b = write_run(db, "b", "openai/b", mixed_rows([True] * 35 + [False] * 5, []))
     comp = compare_runs(a, b)
-    html = build_report([a, b])
+    html = report_html([a, b])
     overall = comp.overall
     assert f"{100 * overall.delta:+.1f} pp" in html
     assert comp.overall.p is not None
@@ -393,3 +393,35 @@ def test_render_html_uses_autoescape() -> None:
     ctx = {"title": XSS}
     with pytest.raises(Exception, match="undefined"):
         render_html(ctx)  # StrictUndefined: a missing field is an error, not a blank
+
+
+def test_report_command_compares_runs_across_stores(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    write_run(one, "a", "openai/a", mixed_rows([True, False] * 10, [True, False] * 5))
+    write_run(two, "b", "openai/b", mixed_rows([True] * 20, [True] * 10))
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "a", f"b@{two}", "--db", str(one), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "<h2>Model comparison</h2>" in html
+    assert "+50.0 pp" in html  # MCQ accuracy 50% -> 100% on the same 20 items
+
+
+def test_failed_judge_still_shows_its_failure_rate(db: Path) -> None:
+    item = make_open(1)
+    failed = Score(item_id=item.id, scorer="harmfulness", scorer_version="1", judge="j1",
+                   status="failed", error="judge timeout")  # fmt: skip
+    ref = write_run(db, "r", "m", [Row(item, "x", [guardian(item.id, "safe_helpful"), failed])])
+    run = load_run(ref)
+    key = MetricKey("harmfulness", "j1")
+    assert key not in run.metrics  # no usable value
+    assert run.status[key].failure_rate == 1.0
+    html = report_html([ref])
+    assert re.search(r"<td>harmfulness:j1</td>.*?100\.0%", html, re.S)
+
+
+def test_runs_of_the_same_model_get_distinct_names(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    refs = [write_run(db, r, "openai/same", mixed_rows([True, False], [True])) for r in "xy"]
+    html = report_html(refs)
+    assert "openai/same · x" in html and "openai/same · y" in html

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.schema import ScorerSpec
 
 app = typer.Typer(
     name="medsafe",
@@ -39,6 +40,22 @@ def _pct(value: float | None) -> str:
 
 def _ci(ci: list[float] | None) -> str:
     return "-" if not ci else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}"
+
+
+def parse_scorer(text: str) -> ScorerSpec:
+    """``NAME`` or ``NAME:key=value,key=value`` -> a scorer spec (options are strings)."""
+    from medsafe.schema import ScorerSpec
+
+    name, _, rest = text.partition(":")
+    options: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"scorer option {part!r} must look like key=value")
+        options[key.strip()] = value.strip()
+    if not name.strip():
+        raise typer.BadParameter(f"scorer {text!r} has no name")
+    return ScorerSpec(name=name.strip(), options=options)
 
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:
@@ -119,7 +136,11 @@ def run(
         typer.Option(help="Circular evaluation: K rotations of MCQ options (0 = all)."),
     ] = None,
     scorer: Annotated[
-        list[str] | None, typer.Option("--scorer", help="Scorer name (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--scorer",
+            help="Scorer NAME or NAME:key=value,... (repeatable), e.g. guardian:head=h.json",
+        ),
     ] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
@@ -133,7 +154,7 @@ def run(
 ) -> None:
     """Run (or resume) an evaluation: generate answers, score them, print a summary."""
     from medsafe.pipeline import RunOptions, run_evaluation
-    from medsafe.schema import ModelParams, ScorerSpec
+    from medsafe.schema import ModelParams
     from medsafe.suites import ColumnMapping, parse_mapping
 
     params = None
@@ -169,7 +190,7 @@ def run(
             retries=retries,
             limit=limit,
             rotate=rotate,
-            scorers=tuple(ScorerSpec(name=s) for s in scorer) if scorer else None,
+            scorers=tuple(parse_scorer(s) for s in scorer) if scorer else None,
             rescore=rescore,
             show_progress=sys.stderr.isatty() if progress is None else progress,
             notify=lambda text: console.print(f"[yellow]note:[/yellow] {text}"),
@@ -249,7 +270,7 @@ def export(
 def demo(
     db: DbOption = Path("medsafe-demo.db"),
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 160,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 128,
 ) -> None:
     """Offline demo: the bundled starter suite on the embedded model, judged by the guardian."""
     from medsafe.export import export_jsonl
@@ -302,6 +323,67 @@ from medsafe.report.cli import compare_command, report_command  # noqa: E402
 
 app.command("report")(report_command)
 app.command("compare")(compare_command)
+
+
+guardian_app = typer.Typer(help="The offline guardian: evaluate or retrain its head.")
+app.add_typer(guardian_app, name="guardian")
+
+
+def _print_evaluation(evaluation: Any, as_json: bool) -> None:
+    data = evaluation.to_dict()
+    if as_json:
+        out.print_json(json.dumps(data, ensure_ascii=False))
+        return
+
+    def fmt(value: float, ci: list[float]) -> str:
+        return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    out.print(
+        f"held-out n={data['n']}  accuracy {fmt(data['accuracy'], data['accuracy_ci'])}  "
+        f"macro-F1 {fmt(data['macro_f1'], data['macro_f1_ci'])}"
+    )
+    table = Table(title="per class (95% CIs)", title_justify="left")
+    for column in ("label", "support", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for label, block in data["per_class"].items():
+        cells = [fmt(block[k], block[f"{k}_ci"]) for k in ("precision", "recall", "f1")]
+        table.add_row(label, str(block["support"]), *cells)
+    out.print(table)
+
+
+@guardian_app.command("eval")
+def guardian_eval(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Reproduce the shipped head's held-out figures (retrains from the shipped labels)."""
+    from medsafe.guardian import reproduce_evaluation
+
+    _print_evaluation(reproduce_evaluation(), as_json)
+
+
+@guardian_app.command("train")
+def guardian_train(
+    labels: Annotated[
+        Path, typer.Option("--labels", help="Labels JSONL (prompt, response, label).")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--out", help="Where to write the head JSON.")
+    ] = Path("guardian-head.json"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Train a guardian head on your reviewed labels; report held-out figures with 95% CIs.
+
+    Use it with ``medsafe run ... --scorer guardian:head=PATH``.
+    """
+    from medsafe.guardian import train_and_save
+
+    try:
+        evaluation = train_and_save(labels, output, seed=seed)
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    _print_evaluation(evaluation, as_json)
+    console.print(f"head written to {output}; use --scorer guardian:head={output}")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,16 +57,26 @@ def report_command(
     adjust: AdjustOption = "holm",
 ) -> None:
     """Write a self-contained HTML report (and optionally a PDF) for one or more runs."""
-    from medsafe.report.data import parse_run_ref
-    from medsafe.report.render import build_report
+    from medsafe.report.data import parse_run_ref, prefetch
 
     method = _check_adjust(adjust)
     started = time.perf_counter()
     try:
         refs = [parse_run_ref(r, db) for r in run_ids]
-        html = build_report(refs, worst=worst, adjust=method)
+        # The big SQL scans run in worker threads while the renderer's imports load.
+        with ThreadPoolExecutor(max_workers=min(4, len(refs))) as pool:
+            futures = [pool.submit(prefetch, ref) for ref in refs]
+            from medsafe.report import plots
+            from medsafe.report.render import build_report
+
+            plots.cjk_family()
+            ahead = [f.result() for f in futures]
+        report = build_report(
+            refs, worst=worst, adjust=method, for_pdf=pdf is not None, prefetched=ahead
+        )
     except MedsafeError as exc:
         raise _fail(str(exc)) from None
+    html = report.html
     tmp = output.with_name(output.name + ".part")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(output)
@@ -73,7 +84,7 @@ def report_command(
     if pdf is not None:
         from medsafe.report.pdf import write_pdf
 
-        pages = write_pdf(html, pdf)
+        pages = write_pdf(report.print_html or html, pdf)
         message += f"; {pdf}, {pages} page{'s' if pages != 1 else ''}"
     _out.print(f"{message}) in {time.perf_counter() - started:.2f} s")
 

@@ -166,28 +166,18 @@ class Pairs:
     only_b: int
 
 
-def _pairs(conn: sqlite3.Connection, a: str, b: str, key: MetricKey, schema_b: str) -> Pairs:
-    sql = (
-        f"WITH va AS ({item_values_sql('main')}), vb AS ({item_values_sql(schema_b)}) "
-        "SELECT i.category, va.v, vb.v FROM va JOIN vb ON vb.item_id = va.item_id "
-        "JOIN main.items i ON i.run_id = ? AND i.item_id = va.item_id "
-        "WHERE va.v IS NOT NULL AND vb.v IS NOT NULL"
-    )
-    rows = conn.execute(sql, (a, key.scorer, key.judge, b, key.scorer, key.judge, a)).fetchall()
-    counts = (
-        f"SELECT (SELECT COUNT(*) FROM main.items WHERE run_id = ? AND item_id NOT IN "
-        f"(SELECT item_id FROM {schema_b}.items WHERE run_id = ?)), "
-        f"(SELECT COUNT(*) FROM {schema_b}.items WHERE run_id = ? AND item_id NOT IN "
-        f"(SELECT item_id FROM main.items WHERE run_id = ?))"
-    )
-    only_a, only_b = conn.execute(counts, (a, b, b, a)).fetchone()
-    return Pairs(
-        categories=[r[0] for r in rows],
-        a=np.array([r[1] for r in rows], dtype=np.float64),
-        b=np.array([r[2] for r in rows], dtype=np.float64),
-        only_a=int(only_a),
-        only_b=int(only_b),
-    )
+_PAIRS_SQL = (
+    "WITH va AS ({va}), vb AS ({vb}) "
+    "SELECT i.category, va.v, vb.v FROM va JOIN vb ON vb.item_id = va.item_id "
+    "JOIN main.items i ON i.run_id = ? AND i.item_id = va.item_id "
+    "WHERE va.v IS NOT NULL AND vb.v IS NOT NULL"
+)
+_UNPAIRED_SQL = (
+    "SELECT (SELECT COUNT(*) FROM main.items WHERE run_id = ? AND item_id NOT IN "
+    "(SELECT item_id FROM {b}.items WHERE run_id = ?)), "
+    "(SELECT COUNT(*) FROM {b}.items WHERE run_id = ? AND item_id NOT IN "
+    "(SELECT item_id FROM main.items WHERE run_id = ?))"
+)
 
 
 def _metrics(conn: sqlite3.Connection, run_id: str, schema: str) -> list[MetricKey]:
@@ -222,6 +212,15 @@ class PairedConnection:
             self.conn.execute("ATTACH DATABASE ? AS rb", (str(ref_b.db),))
             self.schema_b = "rb"
         self.ref_a, self.ref_b = ref_a, ref_b
+        self._unpaired: tuple[int, int] | None = None
+
+    def unpaired(self) -> tuple[int, int]:
+        """Items only in run A, only in run B (counted once per pair of runs)."""
+        if self._unpaired is None:
+            a, b = self.ref_a.run_id, self.ref_b.run_id
+            row = self.conn.execute(_UNPAIRED_SQL.format(b=self.schema_b), (a, b, b, a)).fetchone()
+            self._unpaired = (int(row[0]), int(row[1]))
+        return self._unpaired
 
     def shared_metrics(self) -> list[MetricKey]:
         """Metrics with ``ok`` scores in both runs."""
@@ -230,8 +229,20 @@ class PairedConnection:
         return [k for k in a if k in b]
 
     def pairs(self, key: MetricKey) -> Pairs:
-        """Item-aligned values of ``key``."""
-        return _pairs(self.conn, self.ref_a.run_id, self.ref_b.run_id, key, self.schema_b)
+        """Item-aligned values of ``key`` (one SQL join; pairs with a NULL value dropped)."""
+        a, b = self.ref_a.run_id, self.ref_b.run_id
+        sql = _PAIRS_SQL.format(va=item_values_sql("main"), vb=item_values_sql(self.schema_b))
+        args = (a, key.scorer, key.judge, b, key.scorer, key.judge, a)
+        rows = self.conn.execute(sql, args).fetchall()
+        categories, va, vb = zip(*rows, strict=True) if rows else ((), (), ())
+        only_a, only_b = self.unpaired()
+        return Pairs(
+            categories=list(categories),
+            a=np.array(va, dtype=np.float64),
+            b=np.array(vb, dtype=np.float64),
+            only_a=only_a,
+            only_b=only_b,
+        )
 
     def close(self) -> None:
         """Close the connection."""
@@ -252,10 +263,10 @@ def compare_pairs(
         raise StoreError(f"runs {run_a!r} and {run_b!r} share no scored items for {key.name!r}")
     binary = bool(np.isin(pairs.a, (0.0, 1.0)).all() and np.isin(pairs.b, (0.0, 1.0)).all())
     overall = compare_arrays(pairs.a, pairs.b, binary=binary, metric=key.name)
-    cats = np.array(pairs.categories, dtype=object)
+    names, codes = np.unique(np.array(pairs.categories, dtype=str), return_inverse=True)
     results = {}
-    for cat in sorted(set(pairs.categories)):
-        sel = cats == cat
+    for code, cat in enumerate(names.tolist()):
+        sel = codes == code
         results[cat] = compare_arrays(pairs.a[sel], pairs.b[sel], binary=binary, metric=key.name)
     raw = [np.nan if r.p is None else r.p for r in results.values()]
     adjusted = adjust_pvalues(raw, method=adjust) if raw else np.array([])

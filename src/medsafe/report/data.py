@@ -15,15 +15,20 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medsafe.errors import StoreError
 from medsafe.schema import Item, Score
-from medsafe.stats import Interval, bootstrap_ci, by_turn_summary, wilson
 from medsafe.store.sqlite import RunRecord, Store
+
+if TYPE_CHECKING:
+    from medsafe.stats import Interval
+
+# medsafe.stats (scipy, statsmodels, scikit-learn) is imported inside the functions that use
+# it, so that the CLI can start the SQL scans (see prefetch) while it loads.
 
 ZERO_WHEN_NULL = ("mcq", "mcq.partial")
 """Scorers whose NULL value (an unextracted MCQ answer) counts as 0 (incorrect)."""
@@ -139,6 +144,8 @@ class Cell:
 
 def normal_ci(n: int, total: float, total_sq: float) -> Interval:
     """Normal-approximation 95% CI of a mean from its sums (needs n >= 2)."""
+    from medsafe.stats import Interval
+
     mean = total / n
     var = max(0.0, (total_sq - n * mean * mean) / (n - 1))
     half = Z95 * math.sqrt(var / n)
@@ -149,6 +156,8 @@ def mean_cell(
     n: int, total: float, total_sq: float, binary: bool, values: Callable[[], FloatArray]
 ) -> Cell:
     """Mean with CI: Wilson for 0/1 values, bootstrap for small samples, else normal."""
+    from medsafe.stats import bootstrap_ci, wilson
+
     if n == 0:
         return Cell(0, None, None)
     mean = total / n
@@ -242,6 +251,8 @@ class RunData:
     record: RunRecord
     counts: Counts
     metrics: dict[MetricKey, MetricData]
+    status: dict[MetricKey, StatusCounts]
+    """Every scorer's rows by status, including scorers with no usable value."""
     turns: dict[MetricKey, list[TurnPoint]]
     worst: dict[MetricKey, list[Answer]]
 
@@ -453,6 +464,8 @@ def load_turns(
     values = np.array([np.nan if v is None else v for v, _t, _i in data], dtype=np.float64)
     turns = np.array([t for _v, t, _i in data], dtype=np.int64)
     clusters = np.array([i for _v, _t, i in data], dtype=object)
+    from medsafe.stats import by_turn_summary
+
     summary = by_turn_summary(values, turns, clusters, seed=0)
     return [TurnPoint(s.turn, Cell(s.n, s.mean, s.ci)) for s in summary]
 
@@ -532,14 +545,35 @@ def _worst_value(key: MetricKey, extremes: tuple[float, float] | None) -> float 
     return extremes[0] if key.higher_is_better else extremes[1]
 
 
-def load_run(ref: RunRef, *, worst: int = 10) -> RunData:
-    """Read one run's aggregates from its store."""
+@dataclass(frozen=True)
+class Prefetched:
+    """A run's two large GROUP BY scans, done ahead (possibly in a worker thread)."""
+
+    scan: ScoreScan
+    counts: Counts
+
+
+def prefetch(ref: RunRef) -> Prefetched:
+    """Run the score scan and the item counts of ``ref`` on a connection of its own.
+
+    Safe in a worker thread; SQLite releases the GIL while it scans, so the caller can import
+    the rest of the report (scipy, matplotlib) meanwhile.
+    """
+    with open_store(ref.db) as store:
+        store.require_run(ref.run_id)
+        scan = scan_scores(store.connection, ref.run_id)
+        unextracted = scan.status.get(MetricKey("mcq"), StatusCounts()).labels.get("unextracted", 0)
+        return Prefetched(scan, load_counts(store.connection, ref.run_id, unextracted))
+
+
+def load_run(ref: RunRef, *, worst: int = 10, prefetched: Prefetched | None = None) -> RunData:
+    """Read one run's aggregates from its store (reusing ``prefetched`` scans if given)."""
+    ahead = prefetched or prefetch(ref)
+    scan = ahead.scan
     with open_store(ref.db) as store:
         record = store.require_run(ref.run_id)
         conn = store.connection
-        scan = scan_scores(conn, ref.run_id)
         metrics = load_metrics(conn, ref.run_id, scan)
-        mcq = scan.status.get(MetricKey("mcq"), StatusCounts())
         worst_answers = {
             key: load_worst(
                 conn,
@@ -555,8 +589,9 @@ def load_run(ref: RunRef, *, worst: int = 10) -> RunData:
         return RunData(
             ref=ref,
             record=record,
-            counts=load_counts(conn, ref.run_id, mcq.labels.get("unextracted", 0)),
+            counts=ahead.counts,
             metrics=metrics,
+            status=scan.status,
             turns={key: load_turns(conn, ref.run_id, key, t) for key, t in scan.turns.items()},
             worst={k: v for k, v in worst_answers.items() if v},
         )

@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
@@ -69,10 +70,31 @@ def _figure(
         yield Figure(figsize=(width, height), layout=layout)
 
 
+ImageFormat = Literal["svg", "png"]
+_FORMAT: ContextVar[ImageFormat] = ContextVar("medsafe_report_image_format", default="svg")
+PNG_DPI = 200
+
+
+@contextmanager
+def image_format(fmt: ImageFormat) -> Iterator[None]:
+    """Figures drawn inside this block are encoded as ``fmt`` (SVG by default; PNG draws much
+    faster in WeasyPrint, whose SVG renderer is slow on text drawn as paths)."""
+    token = _FORMAT.set(fmt)
+    try:
+        yield
+    finally:
+        _FORMAT.reset(token)
+
+
 def _data_uri(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if _FORMAT.get() == "png":
+        fig.savefig(buf, format="png", dpi=PNG_DPI, metadata={"Software": None})
+        mime = "image/png"
+    else:
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        mime = "image/svg+xml"
+    return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _clip(text: str, width: int = 34) -> str:
@@ -109,48 +131,72 @@ def _text_width(text: str) -> float:
     return sum(0.11 if ord(ch) > 0x2E80 else 0.058 for ch in text)
 
 
-def category_bars(categories: Sequence[str], panels: Sequence[Panel]) -> str:
+PAGE_WIDTH = 7.4
+"""Inches of figure width that fit an A4 page with the report's margins."""
+
+
+def _bar_panel(ax: Any, panel: Panel, n_rows: int, n_runs: int) -> None:
+    bar = 0.8 / n_runs
+    scale = 100.0 if panel.percent else 1.0
+    for j, s in enumerate(panel.series):
+        rows = [r for r, m in enumerate(s.mean) if m is not None]
+        ys = [r - 0.4 + bar * (j + 0.5) for r in rows]
+        xs = [scale * (s.mean[r] or 0.0) for r in rows]
+        ax.barh(ys, xs, height=bar * 0.88, color=PALETTE[j % len(PALETTE)], label=s.name)
+        ci = [(y, s.lo[r], s.hi[r]) for y, r in zip(ys, rows, strict=True)]
+        ci = [c for c in ci if c[1] is not None and c[2] is not None]
+        if ci:
+            ax.hlines(
+                [c[0] for c in ci],
+                [scale * (c[1] or 0.0) for c in ci],
+                [scale * (c[2] or 0.0) for c in ci],
+                color="#222", lw=0.9,
+            )  # fmt: skip
+    ax.set_title(_clip(panel.title, 30), fontsize=8.5)
+    if panel.percent:
+        ax.set_xlim(0, 100)
+        ax.set_xticks([0, 25, 50, 75, 100])
+    else:
+        ax.locator_params(axis="x", nbins=4)
+    ax.set_ylim(n_rows - 0.5, -0.5)
+    ax.set_yticks([])
+    ax.set_xlabel("% (95% CI)" if panel.percent else "mean (95% CI)", fontsize=7.5)
+    ax.tick_params(labelsize=7.5)
+    ax.grid(axis="x", color="#ddd", lw=0.5)
+    ax.set_axisbelow(True)
+
+
+def category_bars(categories: Sequence[str], panels: Sequence[Panel], *, columns: int = 3) -> str:
     """Horizontal bars with 95% CI whiskers: one row per category, one bar per run, one panel
-    per metric."""
+    per metric, panels wrapped ``columns`` to a row so the figure fits a page."""
     n_runs = max(len(p.series) for p in panels)
     labels = [_clip(c) for c in categories]
-    label_w = max(_text_width(t) for t in labels) + 0.2
-    width = min(11.0, label_w + 2.2 * len(panels))
-    height = 0.95 + len(categories) * max(0.22, 0.14 * n_runs)
+    label_w = max(_text_width(t) for t in labels) + 0.25
+    ncols = min(columns, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    width = min(PAGE_WIDTH, label_w + 2.0 * ncols)
+    legend_h = 0.3 if n_runs > 1 else 0.0
+    row_h = 0.85 + len(categories) * max(0.2, 0.13 * n_runs)
+    height = nrows * row_h + legend_h
+    top, bottom, gap = 0.3 + legend_h, 0.5, 0.85  # inches
+    axes_h = (height - top - bottom - (nrows - 1) * gap) / nrows
     with _figure(width, height, layout=None) as fig:
         fig.subplots_adjust(
-            left=label_w / width, right=0.985, top=1 - 0.35 / height,
-            bottom=0.5 / height, wspace=0.12,
+            left=label_w / width, right=1 - 0.2 / width, top=1 - top / height,
+            bottom=bottom / height, wspace=0.1, hspace=gap / axes_h,
         )  # fmt: skip
-        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-        bar = 0.8 / n_runs
-        for ax, panel in zip(axes, panels, strict=True):
-            scale = 100.0 if panel.percent else 1.0
-            for j, s in enumerate(panel.series):
-                rows = [r for r, m in enumerate(s.mean) if m is not None]
-                ys = [r - 0.4 + bar * (j + 0.5) for r in rows]
-                xs = [scale * (s.mean[r] or 0.0) for r in rows]
-                ax.barh(ys, xs, height=bar * 0.88, color=PALETTE[j % len(PALETTE)], label=s.name)
-                ci = [(y, s.lo[r], s.hi[r]) for y, r in zip(ys, rows, strict=True)]
-                ci = [c for c in ci if c[1] is not None and c[2] is not None]
-                if ci:
-                    ax.hlines(
-                        [c[0] for c in ci],
-                        [scale * (c[1] or 0.0) for c in ci],
-                        [scale * (c[2] or 0.0) for c in ci],
-                        color="#222", lw=0.9,
-                    )  # fmt: skip
-            ax.set_title(panel.title, fontsize=8.5)
-            if panel.percent:
-                ax.set_xlim(0, 100)
-            ax.set_xlabel("% (95% CI)" if panel.percent else "mean (95% CI)", fontsize=7.5)
-            ax.tick_params(labelsize=7.5)
-            ax.grid(axis="x", color="#ddd", lw=0.5)
-            ax.set_axisbelow(True)
-        axes[0].set_yticks(range(len(categories)), labels)
-        axes[0].set_ylim(len(categories) - 0.5, -0.5)
+        grid = fig.subplots(nrows, ncols, squeeze=False)
+        for k, ax in enumerate(grid.flat):
+            if k >= len(panels):
+                ax.set_visible(False)
+                continue
+            _bar_panel(ax, panels[k], len(categories), n_runs)
+            if k % ncols == 0:
+                ax.set_yticks(range(len(categories)), labels)
         if n_runs > 1:
-            axes[-1].legend(fontsize=7, loc="lower right")
+            handles, names = grid[0][0].get_legend_handles_labels()
+            fig.legend(handles, names, loc="upper center", ncols=min(n_runs, 4), fontsize=7,
+                       frameon=False)  # fmt: skip
         return _data_uri(fig)
 
 
@@ -234,8 +280,11 @@ def delta_heatmap(
     significant: Sequence[Sequence[bool]],
     title: str,
     percent: bool,
+    higher_is_better: bool = True,
 ) -> str:
-    """Category x model heatmap of deltas against the baseline; ``*`` marks adjusted p < 0.05."""
+    """Category x model heatmap of deltas against the baseline; ``*`` marks adjusted p < 0.05.
+
+    Improvements are blue and deteriorations red, whichever direction the metric runs."""
     import numpy as np
 
     scale = 100.0 if percent else 1.0
@@ -247,7 +296,13 @@ def delta_heatmap(
     bound = bound if bound > 0 else 1.0
     with _figure(2.8 + 1.1 * len(cols), 0.9 + 0.3 * len(rows)) as fig:
         ax = fig.subplots()
-        image = ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+        image = ax.imshow(
+            grid,
+            cmap="RdBu" if higher_is_better else "RdBu_r",
+            vmin=-bound,
+            vmax=bound,
+            aspect="auto",
+        )
         ax.set_xticks(range(len(cols)), [_clip(c, 18) for c in cols], rotation=20, ha="right")
         ax.set_yticks(range(len(rows)), [_clip(r) for r in rows])
         for i, row in enumerate(grid):

@@ -18,7 +18,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from medsafe import __version__
 from medsafe.report import plots
 from medsafe.report.compare import Adjust, Comparison, PairedConnection, compare_pairs
-from medsafe.report.data import Cell, MetricKey, RunData, RunRef, load_run
+from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
+from medsafe.schema import LANGUAGES, Language
 from medsafe.taxonomy import find_category, framework_of, frameworks
 
 METRIC_TITLES = {
@@ -31,6 +32,9 @@ ETHICS_METRIC = "mcq"
 SAFETY_PREFERRED = "guardian"
 
 
+_LANGUAGE: dict[str, Language] = {lang: lang for lang in LANGUAGES}
+
+
 def metric_title(key: MetricKey) -> str:
     """Human name of a metric."""
     return METRIC_TITLES.get(key.name, key.name)
@@ -41,7 +45,16 @@ def category_label(category_id: str, language: str) -> str:
     found = find_category(category_id)
     if found is None:
         return category_id or "(none)"
-    return found.label(language if language in ("zh", "ja", "en") else "en")  # type: ignore[arg-type]
+    return found.label(_LANGUAGE.get(language, "en"))
+
+
+def run_names(runs: Sequence[RunData]) -> dict[str, str]:
+    """Display name per run id: the model, or ``model · run_id`` when models repeat."""
+    models = [r.record.spec.model for r in runs]
+    return {
+        r.ref.run_id: m if models.count(m) == 1 else f"{m} · {r.ref.run_id}"
+        for r, m in zip(runs, models, strict=True)
+    }
 
 
 def _is_percent(runs: Sequence[RunData], key: MetricKey) -> bool:
@@ -123,8 +136,54 @@ def _metric_keys(runs: Sequence[RunData]) -> list[MetricKey]:
     return sorted(keys, key=lambda k: (not k.is_mcq, k.scorer, k.judge))
 
 
-def _framework_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
-    keys = _metric_keys(runs)
+def _signature(runs: Sequence[RunData], key: MetricKey) -> tuple[Any, ...]:
+    """Every per-category mean and n of a metric in every run (to spot duplicate metrics)."""
+    return tuple(
+        tuple(
+            (c, cell.n, None if cell.mean is None else round(cell.mean, 12))
+            for c, cell in sorted(r.metrics[key].by_category.items())
+        )
+        if key in r.metrics
+        else None
+        for r in runs
+    )
+
+
+def shown_metrics(runs: Sequence[RunData]) -> tuple[list[MetricKey], dict[str, str]]:
+    """Metrics shown by category, and those left out as exact duplicates (name -> shown name),
+    e.g. MCQ partial credit on a suite of single-answer items."""
+    shown: list[MetricKey] = []
+    seen: dict[tuple[Any, ...], MetricKey] = {}
+    duplicates: dict[str, str] = {}
+    for key in _metric_keys(runs):
+        sig = _signature(runs, key)
+        if sig in seen:
+            duplicates[metric_title(key)] = metric_title(seen[sig])
+            continue
+        seen[sig] = key
+        shown.append(key)
+    return shown, duplicates
+
+
+def _series(runs: Sequence[RunData], key: MetricKey, cats: Sequence[Category]) -> list[Any]:
+    out = []
+    for run in runs:
+        metric = run.metrics.get(key)
+        cells = [metric.by_category.get(c.id) if metric else None for c in cats]
+        out.append(
+            plots.Series(
+                run_names(runs)[run.ref.run_id],
+                [c.mean if c else None for c in cells],
+                [c.lo if c else None for c in cells],
+                [c.hi if c else None for c in cells],
+            )
+        )
+    return out
+
+
+def _framework_sections(runs: Sequence[RunData], keys: Sequence[MetricKey]) -> list[dict[str, Any]]:
+    """Per framework: one bar figure (a panel per metric) and a table with one row per
+    (category, model) and one column per metric."""
     sections = []
     for title, cats in _categories(runs).items():
         used = [
@@ -134,39 +193,23 @@ def _framework_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
         ]
         if not used:
             continue
-        panels = []
-        for key in used:
-            percent = _is_percent(runs, key)
-            series = []
-            for run in runs:
-                metric = run.metrics.get(key)
-                cells = [metric.by_category.get(c.id) if metric else None for c in cats]
-                series.append(
-                    plots.Series(
-                        run.record.spec.model,
-                        [c.mean if c else None for c in cells],
-                        [c.lo if c else None for c in cells],
-                        [c.hi if c else None for c in cells],
-                    )
-                )
-            panels.append(plots.Panel(metric_title(key), series, percent))
+        percent = {k: _is_percent(runs, k) for k in used}
+        panels = [plots.Panel(metric_title(k), _series(runs, k, cats), percent[k]) for k in used]
         rows = []
         for c in cats:
-            texts = []
-            for key in used:
-                percent = _is_percent(runs, key)
-                for run in runs:
+            for j, run in enumerate(runs):
+                cells = []
+                for key in used:
                     metric = run.metrics.get(key)
-                    texts.append(
-                        _cell_text(metric.by_category.get(c.id) if metric else None, percent)
-                    )
-            rows.append({"category": c, "cells": texts})
+                    cell = metric.by_category.get(c.id) if metric else None
+                    cells.append(_cell_text(cell, percent[key]))
+                name = run_names(runs)[run.ref.run_id]
+                rows.append({"category": c, "first": j == 0, "model": name, "cells": cells})
         sections.append(
             {
                 "title": title,
                 "figure": plots.category_bars([c.label for c in cats], panels),
                 "metrics": [metric_title(k) for k in used],
-                "models": [r.record.spec.model for r in runs],
                 "rows": rows,
             }
         )
@@ -193,7 +236,7 @@ def _ethics_safety(runs: Sequence[RunData]) -> dict[str, Any] | None:
             continue
         points.append(
             plots.Point(
-                run.record.spec.model,
+                run_names(runs)[run.ref.run_id],
                 x.overall.mean,
                 x.overall.lo,
                 x.overall.hi,
@@ -232,7 +275,7 @@ def _turn_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
         percent = _is_percent(runs, key)
         series = [
             plots.Series(
-                r.record.spec.model,
+                run_names(runs)[r.ref.run_id],
                 [pts[t].mean if t in pts else None for t in turns],
                 [pts[t].lo if t in pts else None for t in turns],
                 [pts[t].hi if t in pts else None for t in turns],
@@ -258,13 +301,18 @@ def _turn_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
     return sections
 
 
-def compare_to_baseline(runs: Sequence[RunData], adjust: Adjust) -> list[Comparison]:
-    """Every later run against the first, on every metric both have."""
+def compare_to_baseline(
+    runs: Sequence[RunData], adjust: Adjust, metrics: Sequence[MetricKey] | None = None
+) -> list[Comparison]:
+    """Every later run against the first, on every metric both have (or those in ``metrics``)."""
     out = []
     base = runs[0]
     for run in runs[1:]:
+        shared = [k for k in base.metrics if k in run.metrics]
         with PairedConnection(base.ref, run.ref) as paired:
-            for key in paired.shared_metrics():
+            for key in shared:
+                if metrics is not None and key not in metrics:
+                    continue
                 pairs = paired.pairs(key)
                 if pairs.a.size:
                     out.append(
@@ -280,10 +328,10 @@ def _comparison_sections(
 ) -> list[dict[str, Any]]:
     if not comparisons:
         return []
-    models = {r.ref.run_id: r.record.spec.model for r in runs}
+    models = run_names(runs)
     cats = {c.id: c for group in _categories(runs).values() for c in group}
     sections = []
-    for key in _metric_keys(runs):
+    for key in shown_metrics(runs)[0]:
         found = [c for c in comparisons if c.metric == key]
         if not found:
             continue
@@ -323,10 +371,19 @@ def _comparison_sections(
                 "baseline": models[runs[0].ref.run_id],
                 "models": cols,
                 "adjust": found[0].adjust,
-                "overall": [cell(comp, None) for comp in found],
+                "overall": [
+                    {"model": models[comp.run_b], "first": j == 0, **cell(comp, None)}
+                    for j, comp in enumerate(found)
+                ],
                 "rows": [
-                    {"category": cats[c], "cells": [cell(comp, c) for comp in found]}
+                    {
+                        "category": cats[c],
+                        "model": models[comp.run_b],
+                        "first": j == 0,
+                        **cell(comp, c),
+                    }
                     for c in cat_ids
+                    for j, comp in enumerate(found)
                 ],
                 "mde": [
                     {
@@ -338,7 +395,13 @@ def _comparison_sections(
                     for comp in found
                 ],
                 "figure": plots.delta_heatmap(
-                    labels, cols, deltas, signif, f"{metric_title(key)}: Δ vs baseline", percent
+                    labels,
+                    cols,
+                    deltas,
+                    signif,
+                    f"{metric_title(key)}: Δ vs baseline",
+                    percent,
+                    key.higher_is_better,
                 )
                 if cat_ids
                 else None,
@@ -359,8 +422,7 @@ def _overview(run: RunData) -> dict[str, Any]:
             "failure_rate": fmt_value(s.failure_rate, True),
             "labels": ", ".join(f"{k or '(none)'}: {v}" for k, v in s.labels.items()),
         }
-        for key, m in run.metrics.items()
-        for s in [m.status]
+        for key, s in run.status.items()
     ]
     return {
         "run_id": spec.run_id,
@@ -400,7 +462,7 @@ def _worst(runs: Sequence[RunData]) -> list[dict[str, Any]]:
                 {
                     "a": a,
                     "category": category_label(a.category, a.language),
-                    "value": fmt_value(a.value, run.metrics[key].binary),
+                    "value": "-" if a.value is None else f"{a.value:g}",
                 }
                 for a in answers
             ],
@@ -439,12 +501,14 @@ def build_context(
     if not runs:
         raise ValueError("a report needs at least one run")
     models = ", ".join(dict.fromkeys(r.record.spec.model for r in runs))
+    shown, duplicates = shown_metrics(runs)
     return {
         "title": f"medsafe report: {models}",
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": __version__,
         "runs": [_overview(r) for r in runs],
-        "frameworks": _framework_sections(runs),
+        "frameworks": _framework_sections(runs, shown),
+        "duplicates": duplicates,
         "ethics_safety": _ethics_safety(runs),
         "turns": _turn_sections(runs),
         "comparison": _comparison_sections(runs, comparisons),
@@ -473,8 +537,35 @@ def render_html(context: dict[str, Any]) -> str:
     return _environment().get_template("report.html.j2").render(**context)
 
 
-def build_report(refs: Sequence[RunRef], *, worst: int = 10, adjust: Adjust = "holm") -> str:
-    """Read the runs, compare every later run with the first, and render the HTML report."""
-    runs = [load_run(ref, worst=worst) for ref in refs]
-    comparisons = compare_to_baseline(runs, adjust) if len(runs) > 1 else []
-    return render_html(build_context(runs, comparisons))
+@dataclass(frozen=True)
+class Report:
+    """A rendered report: the HTML (SVG figures) and, if asked, the HTML for the PDF (PNG)."""
+
+    html: str
+    print_html: str | None
+
+
+def build_report(
+    refs: Sequence[RunRef],
+    *,
+    worst: int = 10,
+    adjust: Adjust = "holm",
+    for_pdf: bool = False,
+    prefetched: Sequence[Prefetched] | None = None,
+) -> Report:
+    """Read the runs once, compare every later run with the first, and render the report."""
+    ahead: Sequence[Prefetched | None] = prefetched or [None] * len(refs)
+    runs = [load_run(r, worst=worst, prefetched=p) for r, p in zip(refs, ahead, strict=True)]
+    shown = shown_metrics(runs)[0]
+    comparisons = compare_to_baseline(runs, adjust, shown) if len(runs) > 1 else []
+    html = render_html(build_context(runs, comparisons))
+    print_html = None
+    if for_pdf:
+        with plots.image_format("png"):
+            print_html = render_html(build_context(runs, comparisons))
+    return Report(html, print_html)
+
+
+def report_html(refs: Sequence[RunRef], *, worst: int = 10, adjust: Adjust = "holm") -> str:
+    """The HTML report of ``refs`` (see :func:`build_report`)."""
+    return build_report(refs, worst=worst, adjust=adjust).html

@@ -144,16 +144,8 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             count = 0
-            seen: dict[str, int] = {}
             batch: list[tuple[Any, ...]] = []
             for idx, item in enumerate(items):
-                if item.id in seen:
-                    raise SuiteError(
-                        f"duplicate item id {item.id!r} (items {seen[item.id] + 1} and {idx + 1})",
-                        path=spec.suite,
-                        field="id",
-                    )
-                seen[item.id] = idx
                 batch.append(
                     (
                         spec.run_id,
@@ -166,11 +158,9 @@ class Store:
                     )
                 )
                 if len(batch) >= 2000:
-                    conn.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?)", batch)
-                    batch.clear()
+                    self._insert_items(spec, batch)
                 count = idx + 1
-            if batch:
-                conn.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?)", batch)
+            self._insert_items(spec, batch)
             if count == 0:
                 raise SuiteError("the suite has no items", path=spec.suite)
             spec = spec.model_copy(update={"suite_hash": hasher.hexdigest()})
@@ -193,6 +183,24 @@ class Store:
             raise
         conn.execute("COMMIT")
         return spec
+
+    def _insert_items(self, spec: RunSpec, batch: list[tuple[Any, ...]]) -> None:
+        """Insert and clear a batch; the primary key catches duplicate ids in O(1) memory."""
+        try:
+            self._conn.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?)", batch)
+        except sqlite3.IntegrityError:
+            for row in batch:
+                first = self._conn.execute(
+                    "SELECT idx FROM items WHERE run_id=? AND item_id=?", (spec.run_id, row[2])
+                ).fetchone()
+                if first is not None and first[0] != row[1]:
+                    raise SuiteError(
+                        f"duplicate item id {row[2]!r} (items {first[0] + 1} and {row[1] + 1})",
+                        path=spec.suite,
+                        field="id",
+                    ) from None
+            raise
+        batch.clear()
 
     def update_spec(self, spec: RunSpec) -> None:
         """Replace a run's stored spec (e.g. after adding scorers on a rescore)."""

@@ -139,13 +139,15 @@ def first_line(path: Path) -> str | None:
 class UniqueIds:
     """Remembers where each item id was first seen, to report duplicates with both lines."""
 
-    seen: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    """id -> file index << 32 | line (one int per id keeps memory small on big suites)."""
+    paths: list[Path] = field(default_factory=list)
 
     def add(self, item_id: str, path: Path, line: int) -> None:
         """Record ``item_id``; raise naming both places if it was seen before."""
-        first = self.seen.get(item_id)
-        if first is not None:
-            first_path, first_line_number = first
+        packed = self.seen.get(item_id)
+        if packed is not None:
+            first_path, first_line_number = self.paths[packed >> 32], packed & 0xFFFFFFFF
             where = f"line {first_line_number}"
             if first_path != path:
                 where = f"{first_path}:{first_line_number}"
@@ -155,7 +157,9 @@ class UniqueIds:
                 line=line,
                 field="id",
             )
-        self.seen[item_id] = (path, line)
+        if not self.paths or self.paths[-1] != path:
+            self.paths.append(path)
+        self.seen[item_id] = ((len(self.paths) - 1) << 32) | line
 
 
 def require_items(count: int, path: Path) -> None:
