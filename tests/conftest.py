@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from medsafe.schema import Item, ModelParams, RunSpec
 from medsafe.store import Store
 from medsafe.suites.prompting import mcq_messages
 from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
+
+SHARED_DATA = Path(
+    os.environ.get("MEDSAFE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+"""Real third-party data for tests (../shared/data beside the repository; never copied in)."""
 
 
 def make_mcq(i: int, answer: str = "A", category: str = "ama-1") -> Item:

@@ -287,8 +287,17 @@ def test_guardian_train_writes_a_head_usable_by_run(
         encoding="utf-8",
     )
     code, output = cli(
-        "run", str(suite), "--model", "openai/mock", "--base-url", mock_server.base_url,
-        "--db", str(tmp_path / "m.db"), "--scorer", f"guardian:head={head}", "--json",
+        "run",
+        str(suite),
+        "--model",
+        "openai/mock",
+        "--base-url",
+        mock_server.base_url,
+        "--db",
+        str(tmp_path / "m.db"),
+        "--scorer",
+        f"guardian:head={head}",
+        "--json",
     )
     assert code == 0, output
     guardian = json.loads(output)["scorers"]["guardian"]

@@ -29,9 +29,10 @@ from medsafe.suites import (
 from medsafe.suites.loaders._language import guess_language
 from medsafe.suites.loaders._options import find_options
 from medsafe.suites.prompting import mcq_messages
+from tests.conftest import SHARED_DATA
 
 FIXTURES = Path(__file__).parent / "fixtures" / "suites"
-MSB = Path("/work/shared/data/medsafetybench")
+MSB = SHARED_DATA / "medsafetybench"
 LLAMA2_COUNTS = (59, 57, 31, 56, 50, 24, 61, 64, 48)
 
 
@@ -495,7 +496,6 @@ def test_medsafetybench_single_file_and_errors(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(not MSB.is_dir(), reason="MedSafetyBench data not present")
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_medsafetybench_real_counts(split: str) -> None:
     source = open_suite(MSB / split)
