@@ -119,6 +119,10 @@ def _categories(runs: Sequence[RunData]) -> dict[str, list[Category]]:
             language.setdefault(cat, lang)
     order = {c.id: (i, j) for i, f in enumerate(frameworks()) for j, c in enumerate(f.categories)}
     titles = {f.name: f.title for f in frameworks()}
+    # One naming language for the whole report: the suite's own when it has only one,
+    # English when languages are mixed (so a category is never named in a stray language).
+    if len(set(language.values())) > 1:
+        language = dict.fromkeys(language, "en")
     groups: dict[str, list[Category]] = {}
     for cat in sorted(language, key=lambda c: (order.get(c, (len(order), 0)), c)):
         fw = framework_of(cat)
