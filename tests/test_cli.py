@@ -307,3 +307,45 @@ def test_guardian_train_writes_a_head_usable_by_run(
 def test_scorer_option_syntax_errors() -> None:
     code, output = cli("run", "x.jsonl", "--scorer", "guardian:head")
     assert code == 2 and "key=value" in output
+
+
+def test_rotate_reports_circular_accuracy_and_position_bias(
+    tmp_path: Path, mock_server: MockOpenAIServer
+) -> None:
+    suite = write_suite(tmp_path / "suite.jsonl", 12)
+    code, output = cli(
+        "run",
+        str(suite),
+        "--model",
+        "openai/mock",
+        "--base-url",
+        mock_server.base_url,
+        "--db",
+        str(tmp_path / "m.db"),
+        "--rotate",
+        "0",
+        "--scorer",
+        "mcq",
+        "--json",
+    )
+    assert code == 0, output
+    summary = json.loads(output)
+    assert summary["n"] == 48  # 12 items x 4 rotations
+    circular = summary["circular"]
+    assert circular["n_base"] == 12 and circular["n_rows"] == 48
+    assert circular["circular_accuracy"] <= circular["accuracy"]
+    assert set(circular["per_rotation"]) == {"0", "1", "2", "3"}
+    # the mock picks a letter from a hash of the prompt, so keys move but picks do not follow
+    assert sum(circular["chosen_share"].values()) == pytest.approx(1.0)
+    assert set(circular["position_bias"]) <= set("ABCD")
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    code, output = cli("demo", "--db", str(db), "--limit", "3", "--max-tokens", "24")
+    assert code == 0, output
+    assert "overall" in output and "results: store" in output
+    rows = db.with_suffix(".jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 3
+    assert all(json.loads(r)["model"] == "embedded/smollm2" for r in rows)

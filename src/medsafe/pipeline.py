@@ -82,10 +82,11 @@ def _suite_items(options: RunOptions) -> tuple[str, str, Iterator[Item]]:
     assert options.suite is not None
     source = open_suite(options.suite, options.fmt, options.mapping)
     items: Iterator[Item] = source.items()
-    if options.rotate:
+    if options.rotate is not None:
         from medsafe.suites.rotation import rotate_items
 
-        items = rotate_items(items, None if options.rotate < 0 else options.rotate)
+        # 0 means every rotation (as many as the item has options)
+        items = rotate_items(items, None if options.rotate <= 0 else options.rotate)
     if options.limit is not None:
         items = _take(items, options.limit)
     return source.name, source.format, items

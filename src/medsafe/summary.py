@@ -180,6 +180,41 @@ def scorer_summaries(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     return out
 
 
+def circular_block(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+    """Circular evaluation over rotated MCQ items (``--rotate``), or None when there are none.
+
+    A base item counts as correct only when every rotation of it is (MMBench's CircularEval);
+    ``position_bias`` is, per letter, the share of answers picking that position minus the
+    share of keys at that position (> 0: the model over-picks it).
+    """
+    from medsafe.schema import Score
+    from medsafe.suites.rotation import circular_summary, rows_from_scores
+
+    cursor = conn.execute(
+        "SELECT score_json FROM scores WHERE run_id=? AND scorer='mcq' "
+        "AND json_extract(score_json, '$.extra.rotation') IS NOT NULL",
+        (run_id,),
+    )
+    scores = (Score.model_validate_json(blob) for (blob,) in cursor)
+    result = circular_summary(rows_from_scores(scores))
+    if result.n_rows == 0:
+        return None
+    complete = result.n_base - result.n_incomplete
+    correct = round((result.circular_accuracy or 0.0) * complete)
+    return {
+        "n_base": result.n_base,
+        "n_incomplete": result.n_incomplete,
+        "n_rows": result.n_rows,
+        "circular_accuracy": result.circular_accuracy,
+        "ci95": wilson(correct, complete),
+        "accuracy": result.accuracy,
+        "per_rotation": {str(k): v for k, v in sorted(result.per_rotation.items())},
+        "chosen_share": result.chosen_share,
+        "correct_share": result.correct_share,
+        "position_bias": result.position_bias,
+    }
+
+
 def run_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """The object ``medsafe results --json`` prints."""
     by_category = _grouped(conn, run_id, "i.category")
@@ -188,4 +223,7 @@ def run_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     summary["by_category"] = by_category
     summary["by_language"] = by_language
     summary["scorers"] = scorer_summaries(conn, run_id)
+    circular = circular_block(conn, run_id)
+    if circular is not None:
+        summary["circular"] = circular
     return summary
