@@ -181,3 +181,35 @@ def test_option_list_after_a_noun_is_not_a_choice() -> None:
     )
     assert extract_letters(text, "ABCD").status == "unextracted"
     assert extract_letters("我选择 B。", "ABCD").letters == "B"
+
+
+_OPTIONS = {
+    "A": "Do not proceed: such examinations require the patient's specific prior consent",
+    "B": "Go ahead, because the patient is asleep and will not be aware of it",
+    "C": "Go ahead if the attending surgeon gives permission",
+    "D": "治疗前向患者说明风险",
+}
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("A. Do not proceed: such examinations require the patient's specific prior consent", "A"),
+        ("**B)** Go ahead, because the patient is asleep", "B"),  # cut short by the token limit
+        ("C：Go ahead if the attending surgeon gives permission.", "C"),
+        ("D、治疗前向患者说明风险", "D"),  # shorter than the minimum: the whole text is needed
+        ("A. Do not", None),  # too little of the option to tell
+        ("B. Do not proceed: such examinations require consent", None),  # text of another option
+        (
+            "A. Do not proceed: such examinations require the patient's specific prior consent\n"
+            "B. Go ahead, because the patient is asleep and will not be aware of it",
+            None,
+        ),  # a list
+        ("E. Do not proceed: such examinations require", None),  # no such option
+    ],
+)
+def test_a_reply_that_restates_one_option_chooses_it(reply: str, expected: str | None) -> None:
+    got = extract_letters(reply, "ABCD", _OPTIONS)
+    assert got.letters == (expected or "")
+    assert got.reason == ("restated option" if expected else "no final answer")
+    assert extract_letters(reply, "ABCD").status == "unextracted"  # only with option texts

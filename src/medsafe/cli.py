@@ -84,6 +84,60 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
+def _num(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{value:.3g}"
+    return f"{value:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+
+
+def _scorer_notes(block: dict[str, Any]) -> str:
+    """The scorer-specific headline figures of one ``results`` scorer block, as text."""
+    notes = []
+    for key, name in (("harmful_share", "harmful (>=4)"), ("risk_rate", "risk rate")):
+        if isinstance(block.get(key), dict):
+            notes.append(f"{name} {_num(block[key]['value'], block[key]['ci95'])}")
+    agreement = block.get("agreement")
+    if isinstance(agreement, dict) and agreement.get("kappa") is not None:
+        notes.append(f"judges' kappa {_num(agreement['kappa'])}")
+    corrected = block.get("corrected_rate")
+    if isinstance(corrected, dict):
+        notes.append(
+            f"{corrected['positive']} corrected {_num(corrected['corrected'], corrected['ci95'])}"
+        )
+    return "; ".join(notes)
+
+
+def scorers_table(summary: dict[str, Any]) -> Table | None:
+    """One row per judged scorer and judge (not ``mcq``): counts, failures, mean with CI."""
+    blocks = {k: v for k, v in summary.get("scorers", {}).items() if not k.startswith("mcq")}
+    if not blocks:
+        return None
+    table = Table(title="scorers and judges", title_justify="left")
+    for name in ("scorer", "n", "ok", "failed", "fail %", "mean [95% CI]", "notes"):
+        table.add_column(name, justify="left" if name in ("scorer", "notes") else "right")
+    for key, block in blocks.items():
+        table.add_row(
+            key,
+            str(block["n"]),
+            str(block["ok"]),
+            str(block["failed"]),
+            _pct(block.get("failure_rate")),
+            _num(block.get("mean"), block.get("ci95")),
+            _scorer_notes(block),
+        )
+    return table
+
+
+def print_summary(summary: dict[str, Any], title: str) -> None:
+    """The per-category table, then the scorers table when there are judged scorers."""
+    out.print(summary_table(summary, title))
+    table = scorers_table(summary)
+    if table is not None:
+        out.print(table)
+
+
 @app.command()
 def suites() -> None:
     """List bundled suites and the loaders (--format names)."""
@@ -142,10 +196,32 @@ def run(
             help="Scorer NAME or NAME:key=value,... (repeatable), e.g. guardian:head=h.json",
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of named models (models.NAME tables) for --model and --judge.",
+        ),
+    ] = None,
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            help="Add a judged scorer: SCORER[:MODEL] (repeatable; two for a jury), e.g. "
+            "harmfulness:judge-a. Scorers: harmfulness, medes, rubric, safety, guardian.",
+        ),
+    ] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    attacker: Annotated[
+        str | None,
+        typer.Option(help="Attacker model (config name or KIND/NAME) for adaptive dialogues."),
+    ] = None,
+    attack_mode: Annotated[
+        str | None, typer.Option(help="Adaptive attack: crescendo (default) or pair.")
+    ] = None,
     progress: Annotated[
         bool | None,
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
@@ -191,7 +267,11 @@ def run(
             limit=limit,
             rotate=rotate,
             scorers=tuple(parse_scorer(s) for s in scorer) if scorer else None,
+            config=config,
+            judges=tuple(judge or ()),
             rescore=rescore,
+            attacker=attacker,
+            attack_mode=attack_mode,
             show_progress=sys.stderr.isatty() if progress is None else progress,
             notify=lambda text: console.print(f"[yellow]note:[/yellow] {text}"),
         )
@@ -202,7 +282,7 @@ def run(
     if as_json:
         out.print_json(json.dumps(summary, ensure_ascii=False))
     else:
-        out.print(summary_table(summary, f"run {outcome.spec.run_id} · {outcome.spec.model}"))
+        print_summary(summary, f"run {outcome.spec.run_id} · {outcome.spec.model}")
         gen = outcome.generation
         if gen is not None:
             out.print(
@@ -239,7 +319,7 @@ def results(
     if as_json:
         out.print_json(json.dumps(summary, ensure_ascii=False))
     else:
-        out.print(summary_table(summary, f"run {run_id} · {record.spec.model}"))
+        print_summary(summary, f"run {run_id} · {record.spec.model}")
 
 
 @app.command()
@@ -324,6 +404,10 @@ from medsafe.report.cli import compare_command, report_command  # noqa: E402
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 
+from medsafe.calibrate.cli import calibrate_command  # noqa: E402
+
+app.command("calibrate")(calibrate_command)
+
 
 guardian_app = typer.Typer(help="The offline guardian: evaluate or retrain its head.")
 app.add_typer(guardian_app, name="guardian")
@@ -384,6 +468,11 @@ def guardian_train(
         raise _fail(exc) from None
     _print_evaluation(evaluation, as_json)
     console.print(f"head written to {output}; use --scorer guardian:head={output}")
+
+
+from medsafe.redteam.cli import redteam_app  # noqa: E402
+
+app.add_typer(redteam_app, name="redteam")
 
 
 def main() -> None:

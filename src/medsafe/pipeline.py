@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from medsafe.errors import ConfigError, StoreError
+from medsafe.judges.build import judge_specs, merge_specs
 from medsafe.models.base import Backend, BackendOptions, create_backend
+from medsafe.models.config import resolve_target
 from medsafe.provenance import provenance, suite_hash
+from medsafe.redteam.attacker_model import attacker_backend, attacker_spec, check_attacker
 from medsafe.runner.generate import GenerationStats, generate
 from medsafe.runner.score import ScoringStats, score_run
 from medsafe.schema import Item, ModelParams, RunSpec, ScorerSpec
@@ -48,6 +51,15 @@ class RunOptions:
     rotate: int | None = None
     scorers: tuple[ScorerSpec, ...] | None = None
     rescore: bool = False
+    config: Path | None = None
+    """TOML file of named models (``[models.NAME]``) that --model and --judge may refer to."""
+    judges: tuple[str, ...] = ()
+    """``--judge SCORER[:MODEL]`` arguments: judged scorers added to the run."""
+    api_key_env: str | None = None
+    """The target's key variable (set when --model names a config model that has one)."""
+    attacker: str | None = None
+    """Attacker model (config name or KIND/NAME) for adaptive red-team dialogues."""
+    attack_mode: str | None = None
     show_progress: bool = False
     notify: Callable[[str], None] | None = None
     """Called with a backend's notice (e.g. the embedded model is English-only)."""
@@ -101,7 +113,9 @@ def _take(items: Iterator[Item], limit: int) -> Iterator[Item]:
 
 def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
     """Create the run in the store, or check that a resumed run matches what is asked."""
-    scorer_specs = options.scorers if options.scorers is not None else default_scorer_specs()
+    judged = judge_specs(options.judges, options.config) if options.judges else ()
+    base_specs = options.scorers if options.scorers is not None else default_scorer_specs()
+    scorer_specs = merge_specs(base_specs, judged)
     existing = store.get_run(options.run_id) if options.run_id else None
     if existing is not None:
         spec = existing.spec
@@ -114,6 +128,8 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
                 )
         model_differs = options.model is not None and options.model != spec.model
         params_differ = options.params is not None and options.params != spec.params
+        if not options.rescore:
+            check_attacker(spec, options.attacker, options.attack_mode, options.config)
         if not options.rescore and (model_differs or params_differ):
             raise StoreError(
                 f"run {spec.run_id!r} used model {spec.model!r} with {spec.params.model_dump()}; "
@@ -121,6 +137,7 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
             )
         merged = {s.name: s for s in spec.scorers}
         merged.update({s.name: s for s in (options.scorers or ())})
+        merged = {s.name: s for s in merge_specs(tuple(merged.values()), judged)}
         spec = spec.model_copy(
             update={
                 "scorers": tuple(merged.values()),
@@ -147,6 +164,7 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
         suite_hash="",
         model=model,
         base_url=options.base_url,
+        api_key_env=options.api_key_env,
         params=options.params or ModelParams(),
         scorers=scorer_specs,
         concurrency=options.concurrency,
@@ -154,6 +172,11 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
         retries=options.retries,
         limit=options.limit,
         rotate=options.rotate,
+        attacker=(
+            attacker_spec(options.attacker, options.attack_mode, options.config)
+            if options.attacker
+            else None
+        ),
     )
     spec = store.create_run(spec, items, provenance({"suite_name": name}))
     return spec, False
@@ -180,10 +203,15 @@ def build_scorers(specs: Sequence[ScorerSpec]) -> list[Scorer]:
 async def _generate(
     spec: RunSpec, db: Path, backend: Backend, progress: bool, inline: Sequence[Scorer]
 ) -> GenerationStats:
+    attacker = attacker_backend(spec.attacker, spec.timeout_s) if spec.attacker else None
     try:
-        return await generate(spec, db, backend, show_progress=progress, inline_scorers=inline)
+        return await generate(
+            spec, db, backend, show_progress=progress, inline_scorers=inline, attacker=attacker
+        )
     finally:
         await backend.aclose()
+        if attacker is not None:
+            await attacker.aclose()
 
 
 def _backend_for(options: RunOptions, store: Store) -> Backend:
@@ -191,11 +219,30 @@ def _backend_for(options: RunOptions, store: Store) -> Backend:
     existing = store.get_run(options.run_id) if options.run_id else None
     model = options.model or (existing.spec.model if existing else DEFAULT_MODEL)
     base_url = options.base_url or (existing.spec.base_url if existing else None)
-    return create_backend(model, BackendOptions(base_url=base_url, timeout_s=options.timeout_s))
+    key_env = options.api_key_env or (existing.spec.api_key_env if existing else None)
+    backend_options = BackendOptions(base_url=base_url, timeout_s=options.timeout_s)
+    if key_env:
+        backend_options = replace(backend_options, api_key_env=key_env)
+    return create_backend(model, backend_options)
+
+
+def _named_target(options: RunOptions) -> RunOptions:
+    """Resolve ``--model`` against ``--config`` (a named model's spec, URL, key variable)."""
+    if options.config is None or options.model is None:
+        return options
+    target = resolve_target(options.model, options.base_url, options.params, options.config)
+    return replace(
+        options,
+        model=target.model,
+        base_url=target.base_url,
+        api_key_env=target.api_key_env,
+        params=target.params,
+    )
 
 
 def run_evaluation(options: RunOptions) -> RunOutcome:
     """Import (or resume) a run, generate what is missing, score, and summarise."""
+    options = _named_target(options)
     store = Store(options.db)
     try:
         backend = None if options.rescore else _backend_for(options, store)

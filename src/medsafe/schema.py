@@ -201,6 +201,17 @@ class ScorerSpec(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class AttackerSpec(_Frozen):
+    """The attacker model of adaptive red-team dialogues, as stored with a run (never a key)."""
+
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    """The name of the environment variable holding the key, never the key."""
+    params: ModelParams = ModelParams(temperature=0.0, max_tokens=512)
+    mode: Literal["crescendo", "pair"] = "crescendo"
+
+
 class RunSpec(_Frozen):
     """What a run asked for. Stored with the run so that it can be resumed or rebuilt."""
 
@@ -210,6 +221,8 @@ class RunSpec(_Frozen):
     suite_hash: str
     model: str
     base_url: str | None = None
+    api_key_env: str | None = None
+    """The target's key variable when a named model (``--config``) sets one; never the key."""
     params: ModelParams = ModelParams()
     scorers: tuple[ScorerSpec, ...] = ()
     concurrency: int = 8
@@ -217,6 +230,7 @@ class RunSpec(_Frozen):
     retries: int = 3
     limit: int | None = None
     rotate: int | None = None
+    attacker: AttackerSpec | None = None
 
     def generation_key(self) -> dict[str, Any]:
         """The fields that must match for a resumed run to continue the same generation."""

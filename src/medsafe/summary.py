@@ -223,7 +223,16 @@ def run_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     summary["by_category"] = by_category
     summary["by_language"] = by_language
     summary["scorers"] = scorer_summaries(conn, run_id)
+    from medsafe.judges.summary import add_judged_summaries  # agreement, per-scorer metrics
+
+    add_judged_summaries(conn, run_id, summary["scorers"])
+    from medsafe.calibrate.summary import add_calibrations  # calibration, corrected_rate
+
+    add_calibrations(conn, run_id, summary["scorers"])
     circular = circular_block(conn, run_id)
     if circular is not None:
         summary["circular"] = circular
+    from medsafe.redteam.statistics import redteam_summary  # by_turn, decline, asr_by_strategy...
+
+    summary.update(redteam_summary(conn, run_id))
     return summary

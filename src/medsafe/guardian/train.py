@@ -30,6 +30,7 @@ from medsafe.guardian.features import EMBEDDING_MODEL_ID, PairFeatures, featuriz
 from medsafe.guardian.model import LABELS, SAFE_LABELS, SHIPPED_HEAD, Guardian
 from medsafe.guardian.principles import PRINCIPLE_IDS, PrincipleIndex, pair_vectors
 from medsafe.guardian.references import ReferenceBank
+from medsafe.suites.loaders.jsonl import json_records
 
 SHIPPED_LABELS = Path(__file__).parent / "data" / "labels.jsonl"
 C_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -100,34 +101,27 @@ def load_labels(path: Path) -> list[LabeledRow]:
     rows: list[LabeledRow] = []
     seen: dict[str, int] = {}
     with_split: bool | None = None
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SuiteError(f"invalid JSON ({exc.msg})", path=path, line=line_no) from exc
-            row = _parse_row(obj, path, line_no)
-            if row.id in seen:
-                raise SuiteError(
-                    f"duplicate id {row.id!r} (first on line {seen[row.id]})",
-                    path=path,
-                    line=line_no,
-                    field="id",
-                )
-            seen[row.id] = line_no
-            has_split = row.split is not None
-            if with_split is None:
-                with_split = has_split
-            elif has_split != with_split:
-                raise SuiteError(
-                    "either every row has a split or none does",
-                    path=path,
-                    line=line_no,
-                    field="split",
-                )
-            rows.append(row)
+    for line_no, obj in json_records(path):
+        row = _parse_row(obj, path, line_no)
+        if row.id in seen:
+            raise SuiteError(
+                f"duplicate id {row.id!r} (first on line {seen[row.id]})",
+                path=path,
+                line=line_no,
+                field="id",
+            )
+        seen[row.id] = line_no
+        has_split = row.split is not None
+        if with_split is None:
+            with_split = has_split
+        elif has_split != with_split:
+            raise SuiteError(
+                "either every row has a split or none does",
+                path=path,
+                line=line_no,
+                field="split",
+            )
+        rows.append(row)
     if not rows:
         raise SuiteError("no labeled rows", path=path)
     return rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from medsafe.errors import ConfigError
 from medsafe.registry import Registry
@@ -24,6 +24,8 @@ class ChatRequest:
     messages: tuple[Message, ...]
     params: ModelParams
     item: Item | None = None  # lets replay backends match answers to items
+    response_format: dict[str, Any] | None = None
+    """Structured-output request (OpenAI ``response_format``) for backends that support it."""
 
 
 @dataclass(frozen=True, slots=True)

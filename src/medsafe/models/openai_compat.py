@@ -86,6 +86,8 @@ class OpenAICompatBackend:
             body["top_p"] = params.top_p
         if params.seed is not None:
             body["seed"] = params.seed
+        if request.response_format is not None:
+            body["response_format"] = request.response_format
         return body
 
     async def complete(self, request: ChatRequest) -> ChatResponse:

@@ -7,35 +7,24 @@ item's id) or ``prompt`` (matched to the exact text of the item's last user mess
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from medsafe.errors import BackendError, SuiteError
 from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
+from medsafe.suites.loaders.jsonl import json_records
 
 
 def _rows(path: Path) -> list[tuple[int, dict[str, object]]]:
     if not path.exists():
         raise SuiteError("replay file not found", path=path)
+    if path.suffix.lower() != ".csv":
+        return list(json_records(path))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SuiteError(f"not UTF-8 ({exc.reason})", path=path) from exc
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        return [(i + 2, dict(row)) for i, row in enumerate(reader)]
-    rows: list[tuple[int, dict[str, object]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"bad JSON ({exc.msg})", path=path, line=number) from exc
-        if not isinstance(obj, dict):
-            raise SuiteError("each line must be a JSON object", path=path, line=number)
-        rows.append((number, obj))
-    return rows
+    reader = csv.DictReader(text.splitlines())
+    return [(i + 2, dict(row)) for i, row in enumerate(reader)]
 
 
 class ReplayBackend:

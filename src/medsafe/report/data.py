@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,8 +155,13 @@ def normal_ci(n: int, total: float, total_sq: float) -> Interval:
 def mean_cell(
     n: int, total: float, total_sq: float, binary: bool, values: Callable[[], FloatArray]
 ) -> Cell:
-    """Mean with CI: Wilson for 0/1 values, bootstrap for small samples, else normal."""
-    from medsafe.stats import bootstrap_ci, wilson
+    """Mean with CI: Wilson for 0/1 values, bootstrap for small samples, else normal.
+
+    The bootstrap is the percentile bootstrap of the mean over items, vectorised in numpy
+    (``cluster_bootstrap_ci`` with one item per cluster), so a report never waits for
+    ``scipy.stats`` to import.
+    """
+    from medsafe.stats import cluster_bootstrap_ci, wilson
 
     if n == 0:
         return Cell(0, None, None)
@@ -166,7 +171,9 @@ def mean_cell(
     if n < 2:
         return Cell(n, mean, None)
     if n <= BOOTSTRAP_MAX_N:
-        return Cell(n, mean, bootstrap_ci(values(), seed=0))
+        v = values()
+        ci = cluster_bootstrap_ci(v, np.arange(v.size), seed=0)  # one item per cluster
+        return Cell(n, mean, replace(ci, method="percentile"))
     return Cell(n, mean, normal_ci(n, total, total_sq))
 
 
@@ -255,6 +262,8 @@ class RunData:
     """Every scorer's rows by status, including scorers with no usable value."""
     turns: dict[MetricKey, list[TurnPoint]]
     worst: dict[MetricKey, list[Answer]]
+    calibrations: dict[MetricKey, dict[str, Any]] = field(default_factory=dict)
+    """Per metric: ``calibration`` and ``corrected_rate`` (see medsafe.calibrate.summary)."""
 
 
 _COUNTS_SQL = """
@@ -594,4 +603,18 @@ def load_run(ref: RunRef, *, worst: int = 10, prefetched: Prefetched | None = No
             status=scan.status,
             turns={key: load_turns(conn, ref.run_id, key, t) for key, t in scan.turns.items()},
             worst={k: v for k, v in worst_answers.items() if v},
+            calibrations=_calibrations(conn, ref.run_id, list(scan.status)),
         )
+
+
+def _calibrations(
+    conn: sqlite3.Connection, run_id: str, keys: list[MetricKey]
+) -> dict[MetricKey, dict[str, Any]]:
+    from medsafe.calibrate.store import latest_calibrations
+    from medsafe.calibrate.summary import calibration_for
+
+    table = latest_calibrations(conn)
+    if not table:
+        return {}
+    found = {k: calibration_for(conn, run_id, k.scorer, k.judge, table) for k in keys}
+    return {k: v for k, v in found.items() if v}

@@ -11,16 +11,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from medsafe import __version__
 from medsafe.report import plots
-from medsafe.report.compare import Adjust, Comparison, PairedConnection, compare_pairs
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
 from medsafe.schema import LANGUAGES, Language
 from medsafe.taxonomy import find_category, framework_of, frameworks
+
+if TYPE_CHECKING:
+    # scipy and statsmodels load only when a report compares runs
+    from medsafe.report.compare import Adjust, Comparison
 
 METRIC_TITLES = {
     "mcq": "MCQ accuracy",
@@ -309,6 +312,8 @@ def compare_to_baseline(
     runs: Sequence[RunData], adjust: Adjust, metrics: Sequence[MetricKey] | None = None
 ) -> list[Comparison]:
     """Every later run against the first, on every metric both have (or those in ``metrics``)."""
+    from medsafe.report.compare import PairedConnection, compare_pairs
+
     out = []
     base = runs[0]
     for run in runs[1:]:
@@ -414,6 +419,36 @@ def _comparison_sections(
     return sections
 
 
+def _with_ci(value: float | None, ci: list[float] | None) -> str:
+    if value is None:
+        return "-"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def calibration_text(block: dict[str, Any] | None) -> str:
+    """One line on a judge's stored calibration and its corrected harmful rate, or "-"."""
+    if not block:
+        return "-"
+    cal = block["calibration"]
+    parts = [
+        f"n={cal['n']}, accuracy {_with_ci(cal['accuracy'], cal['ci95'])}",
+        f"κ {_with_ci(cal['kappa'], None)}",
+    ]
+    if cal.get("sensitivity") is not None and cal.get("specificity") is not None:
+        parts.append(f"sens {cal['sensitivity']:.2f} / spec {cal['specificity']:.2f}")
+    corrected = block.get("corrected_rate")
+    if corrected is not None:
+        parts.append(
+            f"{corrected['positive']} rate {corrected['observed']:.3f} observed, "
+            f"{_with_ci(corrected['corrected'], corrected['ci95'])} corrected"
+        )
+    if not cal["version_matches"]:
+        parts.append("calibrated on another scorer version")
+    return "; ".join(parts) + f" ({cal['created']})"
+
+
 def _overview(run: RunData) -> dict[str, Any]:
     c = run.counts
     spec = run.record.spec
@@ -425,6 +460,7 @@ def _overview(run: RunData) -> dict[str, Any]:
             "skipped": s.skipped,
             "failure_rate": fmt_value(s.failure_rate, True),
             "labels": ", ".join(f"{k or '(none)'}: {v}" for k, v in s.labels.items()),
+            "calibration": calibration_text(run.calibrations.get(key)),
         }
         for key, s in run.status.items()
     ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsafe.models.base import Backend, ChatRequest
+from medsafe.runner.dialogue import dialogue_player
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, RunSpec, Transcript, request_hash
@@ -50,6 +51,9 @@ def _jobs(reader: Store, spec: RunSpec, chunk: int = 500) -> Iterator[_Job]:
         batch.clear()
 
     for item in reader.iter_items(spec.run_id, pending_only=True):
+        if item.kind == "dialogue":  # played turn by turn (runner/dialogue.py), never cached whole
+            yield item, (), "", None
+            continue
         sent = request_messages(item, spec)
         batch.append((item, sent, request_hash(spec.model, sent, spec.params)))
         if len(batch) >= chunk:
@@ -83,13 +87,16 @@ async def generate(
     show_progress: bool = False,
     seed: int = 0,
     inline_scorers: Sequence[Scorer] = (),
+    attacker: Backend | None = None,
 ) -> GenerationStats:
     """Answer every item of ``spec.run_id`` that has no ``ok`` transcript yet.
 
     Items stream from the store in suite order; at most ``concurrency`` requests are in flight
     (capped by the backend's own limit); an answer already in the request cache is reused
     without asking the model. Each finished item is queued to the single store writer, with the
-    scores of any ``inline_scorers`` (cheap, model-free ones such as ``mcq``).
+    scores of any ``inline_scorers`` (cheap, model-free ones such as ``mcq``). Dialogue items
+    are played turn by turn by :class:`~medsafe.runner.dialogue.DialoguePlayer`, with the
+    ``attacker`` model writing the user turns when one is given (else the scripted turns).
     """
     reader = Store(store_path)
     writer = StoreWriter(store_path)
@@ -101,11 +108,15 @@ async def generate(
     policy = RetryPolicy(retries=spec.retries)
     rng = random.Random(seed)
     queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=concurrency * 4)
+    player = dialogue_player(spec, backend, reader, writer, policy, rng, attacker)
 
     async def worker() -> None:
         while (job := await queue.get()) is not None:
             item, sent, key, hit = job
-            if hit is not None:
+            if item.kind == "dialogue":
+                transcript = await player.play(item)
+                counters.cached += sum(c.cached for c in transcript.calls)
+            elif hit is not None:
                 call = CallRecord(
                     request_hash=key,
                     status="ok",
@@ -121,14 +132,17 @@ async def generate(
                 call = await call_with_retries(
                     backend, request, key, timeout_s=spec.timeout_s, policy=policy, rng=rng
                 )
-            transcript = _transcript(spec, item, sent, call)
+            if item.kind != "dialogue":
+                transcript = _transcript(spec, item, sent, call)
             writer.put_transcript(transcript)
             for scorer in inline_scorers:
                 if scorer.applies_to(item):
                     writer.put_scores(spec.run_id, await scorer.score(item, transcript))
             counters.done += 1
-            counters.tokens += call.usage.prompt_tokens + call.usage.completion_tokens
-            if call.status == "failed":
+            counters.tokens += sum(
+                c.usage.prompt_tokens + c.usage.completion_tokens for c in transcript.calls
+            )
+            if transcript.status == "failed":
                 counters.failed += 1
 
     try:

@@ -1,4 +1,8 @@
-"""The scoring phase: read transcripts from the store, write scores. Never generates."""
+"""The scoring phase: read transcripts from the store, write scores. Never generates.
+
+Every judged response is also checked for injection attempts (``suspected_injection``) and
+jury disagreements are flagged for review; judge backends are closed when the pass ends.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from medsafe.judges.review import close_scorers, write_review_flags
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.schema import Item, Score, Transcript
 from medsafe.scorers.base import Scorer
@@ -93,13 +98,16 @@ async def score_run(
                     batch.append((item, transcript))
                     if len(batch) >= batch_size:
                         results = await _score_batch(scorer, batch, concurrency)
+                        write_review_flags(writer, run_id, scorer, batch, results)
                         batch.clear()
                         scored, failed = _write(writer, run_id, results, scored, failed, counters)
                 if batch:
                     results = await _score_batch(scorer, batch, concurrency)
+                    write_review_flags(writer, run_id, scorer, batch, results)
                     scored, failed = _write(writer, run_id, results, scored, failed, counters)
             writer.flush()
     finally:
+        await close_scorers(scorers)
         writer.close()
         reader.close()
     return ScoringStats(scored=scored, failed=failed)

@@ -4,14 +4,16 @@ The reply is NFKC-normalised (full-width ``Ｂ``/``：``/``（）`` become ASCII
 table of named regexes is tried. *Marker* rules (``答案：C``, ``正解はCです``, ``Answer: ACD``,
 ``\\boxed{C}``...) may match anywhere and the LAST match in the text wins. Only when no marker
 matches is the reply checked for a refusal, and then *tail* rules (a last line that is just
-``B`` / ``(B)`` / ``**C**`` / ``A、C、E`` / ``Option B``) are tried. Anything else is
-``unextracted``: the extractor never guesses.
+``B`` / ``(B)`` / ``**C**`` / ``A、C、E`` / ``Option B``) are tried, and last, when the option
+texts are given, a reply that is nothing but one option restated (``B. Tell the patient``).
+Anything else is ``unextracted``: the extractor never guesses.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +36,9 @@ _SPAN_END = r"(?![ \t]*(?:ではな|でなく|じゃな))"
 _EMPH = r"[*_]*"
 _PARSE_TOKEN = re.compile(r"\(([a-h])\)|(?<![A-Za-z])([A-Za-z]{1,8})(?![A-Za-z])")
 _AMBIGUOUS = re.compile(rf"[ \t]*(?:/|or|或者|或|または)[ \t]*{_TOKEN}")
+_RESTATED = re.compile(r"^\s*[*_]*\(?([A-H])[).:：、．]\s*(.+?)\s*$", re.DOTALL)
+_MIN_RESTATED = 12
+"""Characters of an option's text a restated reply must repeat (or the whole text if shorter)."""
 
 
 @dataclass(frozen=True)
@@ -152,8 +157,30 @@ def _judge(match: re.Match[str], text: str, rule: Rule, allowed: str) -> Extract
     return Extraction(letters, "extracted", rule.name)
 
 
-def extract_letters(text: str, allowed: str) -> Extraction:
-    """Extract the option letters chosen in ``text``; ``allowed`` is e.g. ``"ABCDE"``."""
+def _squash(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split()).strip(" *_.。").casefold()
+
+
+def restated_option(text: str, options: Mapping[str, str]) -> str | None:
+    """The letter of the one option that ``text`` consists of (``"A. <text of option A>"``,
+    possibly cut short by the token limit but at least :data:`_MIN_RESTATED` characters long),
+    or None. A reply listing several options is never a choice."""
+    if "\n" in text.strip():
+        return None
+    match = _RESTATED.match(unicodedata.normalize("NFKC", text))
+    if match is None or match.group(1) not in options:
+        return None
+    said, option = _squash(match.group(2)), _squash(options[match.group(1)])
+    if not option or len(said) < min(_MIN_RESTATED, len(option)) or not option.startswith(said):
+        return None
+    return match.group(1)
+
+
+def extract_letters(
+    text: str, allowed: str, options: Mapping[str, str] | None = None
+) -> Extraction:
+    """Extract the option letters chosen in ``text``; ``allowed`` is e.g. ``"ABCDE"``;
+    ``options`` (letter -> text) enables the ``restated option`` rule."""
     if not allowed or any(ch not in OPTION_LETTERS for ch in allowed):
         raise ValueError(f"allowed must be option letters A-H, got {allowed!r}")
     norm = unicodedata.normalize("NFKC", text)
@@ -175,4 +202,6 @@ def extract_letters(text: str, allowed: str) -> Extraction:
     for rule in RULES:
         if rule.tail and (tail := rule.pattern.search(line)):
             return _judge(tail, line, rule, allowed)
+    if options and (letter := restated_option(norm, options)) is not None:
+        return Extraction(letter, "extracted", "restated option")
     return _unextracted("no final answer")

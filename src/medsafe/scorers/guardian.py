@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medsafe.redteam.transcripts import turn_pairs
 from medsafe.schema import Item, Score, Transcript
 from medsafe.scorers.base import Scorer, ScorerConfig, scorers
 
@@ -73,10 +74,11 @@ class GuardianScorer:
         cause = transcript.error or "transcript failed"
         return Score(**self._base(item), judge="guardian", status="skipped", error=cause)
 
-    def _verdict_score(self, item: Item, verdict: GuardianVerdict) -> Score:
+    def _verdict_score(self, item: Item, verdict: GuardianVerdict, turn: int | None) -> Score:
         return Score(
             **self._base(item),
             judge="guardian",
+            turn=turn,
             label=verdict.label,
             value=_VALUES[verdict.label],
             scale=SCALE,
@@ -94,30 +96,44 @@ class GuardianScorer:
     async def score_many(
         self, items: Sequence[Item], transcripts: Sequence[Transcript]
     ) -> list[list[Score]]:
-        """Verdicts for many pairs with batched embeddings (one worker-thread call)."""
+        """Verdicts for many pairs with batched embeddings (one worker-thread call).
+
+        A dialogue gets one verdict per assistant turn (``Score.turn`` = 1, 2, ...).
+        """
         if len(items) != len(transcripts):
             raise ValueError("items and transcripts differ in length")
         results: list[list[Score]] = [[] for _ in items]
-        todo: list[int] = []
+        todo: list[tuple[int, int | None]] = []
+        pairs: list[tuple[str, str]] = []
         for i, (item, transcript) in enumerate(zip(items, transcripts, strict=True)):
             if transcript.status != "ok":
                 results[i] = [self._skipped(item, transcript)]
+            elif item.kind == "dialogue":
+                for turn, pair in enumerate(turn_pairs(transcript.messages), start=1):
+                    todo.append((i, turn))
+                    pairs.append(pair)
             else:
-                todo.append(i)
+                todo.append((i, None))
+                pairs.append((item.last_user_text(), transcript.response or ""))
         if not todo:
             return results
-        pairs = [(items[i].last_user_text(), transcripts[i].response or "") for i in todo]
         try:
             verdicts = await asyncio.to_thread(self._classify, pairs)
         except Exception as exc:  # a broken head or embedding failure: record, don't crash
             error = f"guardian failed: {exc!r}"
-            for i in todo:
-                results[i] = [
-                    Score(**self._base(items[i]), judge="guardian", status="failed", error=error)
-                ]
+            for i, at in todo:
+                results[i].append(
+                    Score(
+                        **self._base(items[i]),
+                        judge="guardian",
+                        turn=at,
+                        status="failed",
+                        error=error,
+                    )
+                )
             return results
-        for i, verdict in zip(todo, verdicts, strict=True):
-            results[i] = [self._verdict_score(items[i], verdict)]
+        for (i, at), verdict in zip(todo, verdicts, strict=True):
+            results[i].append(self._verdict_score(items[i], verdict, at))
         return results
 
 

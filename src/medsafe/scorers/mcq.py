@@ -14,7 +14,8 @@ from medsafe.scorers.extract import Extraction, extract_letters
 
 NAME = "mcq"
 PARTIAL = "mcq.partial"
-VERSION = "1"
+VERSION = "2"
+"""2: adds the ``restated option`` rule (a reply that is one option, restated)."""
 
 
 def partial_credit(chosen: str, answer: str) -> float:
@@ -52,7 +53,7 @@ class MCQScorer:
         if item.answer is None:
             return [_skipped(item, "item has no answer key")]
         allowed = "".join(sorted(item.options)) or OPTION_LETTERS
-        found = extract_letters(transcript.response or "", allowed)
+        found = extract_letters(transcript.response or "", allowed, item.options)
         exact, partial, label = _grade(found, item.answer)
         extra: dict[str, Any] = {
             "extracted": found.letters,

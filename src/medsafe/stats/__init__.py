@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     )
     from medsafe.stats.power import connor_n, minimum_detectable_effect
     from medsafe.stats.prevalence import corrected_rate, corrected_rate_ci
+    from medsafe.stats.proportions import proportion_difference
+    from medsafe.stats.quantile import median_ci
     from medsafe.stats.results import (
         DetectableEffect,
         Disagreements,
@@ -55,8 +57,10 @@ _EXPORTS: dict[str, str] = {
     "friedman": "paired",
     "krippendorff_alpha": "agreement",
     "mcnemar": "paired",
+    "median_ci": "quantile",
     "minimum_detectable_effect": "power",
     "paired_bootstrap_diff": "paired",
+    "proportion_difference": "proportions",
     "rank_biserial": "paired",
     "spearman": "agreement",
     "wilcoxon_signed_rank": "paired",
@@ -86,8 +90,10 @@ __all__ = [
     "friedman",
     "krippendorff_alpha",
     "mcnemar",
+    "median_ci",
     "minimum_detectable_effect",
     "paired_bootstrap_diff",
+    "proportion_difference",
     "rank_biserial",
     "spearman",
     "wilcoxon_signed_rank",

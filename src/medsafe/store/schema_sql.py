@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS scores (
     score_json TEXT NOT NULL,
     PRIMARY KEY (run_id, item_id, scorer, judge, turn)
 ) WITHOUT ROWID;
+-- Each completed exchange of a multi-turn dialogue, stored as it happens, so that a run resumes
+-- at the turn where it stopped: seq 0-based over the conversation, turn 1-based, kind 'turn' or
+-- 'backtrack'. Added in place (CREATE IF NOT EXISTS): older stores gain it when opened.
+CREATE TABLE IF NOT EXISTS dialogue_turns (
+    run_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    turn INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    user TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    record_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, item_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS flags (
     run_id TEXT NOT NULL,
     item_id TEXT NOT NULL,

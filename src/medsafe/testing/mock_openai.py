@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Responder = Callable[[list[dict[str, Any]]], str]
+RequestResponder = Callable[[dict[str, Any]], str]
 
 
 def letter_responder(messages: list[dict[str, Any]]) -> str:
@@ -48,6 +49,8 @@ class MockConfig:
     seed: int = 0
     record: bool = True
     responder: Responder = letter_responder
+    request_responder: RequestResponder | None = None
+    """When set, gets the whole request body (model, messages, response_format...) instead."""
 
 
 @dataclass
@@ -156,7 +159,7 @@ class MockOpenAIServer:
             await asyncio.sleep(cfg.latency_s)
         request = json.loads(body)
         messages = request.get("messages", [])
-        text = cfg.responder(messages)
+        text = cfg.request_responder(request) if cfg.request_responder else cfg.responder(messages)
         if cfg.record:
             self.state.answered.append(str(messages[-1].get("content", "")) if messages else "")
         return (

@@ -1,0 +1,110 @@
+"""``medsafe calibrate`` (registered on the main typer app in medsafe.cli)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsafe.errors import MedsafeError
+
+EXIT_BAD_INPUT = 2
+_err = Console(stderr=True)
+_out = Console(highlight=False)
+
+
+def _ci(value: float | None, ci: list[float | None] | None) -> str:
+    if value is None:
+        return "-"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _print(result: dict[str, Any]) -> None:
+    _out.print(
+        f"[bold]{result['scorer']}[/bold] judge {result['judge']} "
+        f"(version {result['scorer_version']}) on {result['n_rows']} labelled rows; "
+        f"settled {result['n']}, failed {result['failed']}"
+    )
+    lines = [
+        f"accuracy {_ci(result['accuracy'], result['ci95'])}",
+        f"kappa {_ci(result.get('kappa'), result.get('kappa_ci95'))}",
+        f"macro-F1 {_ci(result.get('macro_f1'), result.get('macro_f1_ci95'))}",
+    ]
+    if result.get("mae") is not None:
+        lines.append(f"MAE {_ci(result['mae'], result.get('mae_ci95'))}")
+    _out.print("  ".join(lines))
+    table = Table(title="per class (95% CIs)", title_justify="left")
+    for column in ("class", "support", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for label, block in result["per_class"].items():
+        cells = [_ci(block[k], block[f"{k}_ci95"]) for k in ("precision", "recall", "f1")]
+        table.add_row(label, str(block["support"]), *cells)
+    _out.print(table)
+    detection = result.get("detection")
+    if detection:
+        _out.print(
+            f"harmful = {detection['positive']}: sensitivity "
+            f"{_ci(detection['sensitivity'], detection['sensitivity_ci95'])} "
+            f"(n={detection['n_pos']}), specificity "
+            f"{_ci(detection['specificity'], detection['specificity_ci95'])} "
+            f"(n={detection['n_neg']})"
+        )
+    if result["failure_causes"]:
+        _out.print(f"failures: {result['failure_causes']}")
+
+
+def calibrate_command(
+    scorer: Annotated[
+        str, typer.Option("--scorer", help="NAME[:MODEL], e.g. guardian or harmfulness:judge-a.")
+    ],
+    labels: Annotated[
+        Path, typer.Option("--labels", help="JSONL: prompt, response, and label or score.")
+    ],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML file with [models.NAME] entries.")
+    ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(help="What counts as harmful: labels (unsafe) or a threshold (>=4, <5)."),
+    ] = None,
+    db: Annotated[
+        Path, typer.Option("--db", help="Store the calibration in this results store.")
+    ] = Path("medsafe.db"),
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not store it.")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests in flight.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Measure a judge against human labels: accuracy, kappa, per-class P/R/F1, MAE, 95% CIs.
+
+    The result is stored with the judge's id in --db; ``medsafe results`` and ``medsafe report``
+    then show it beside that judge's scores, with the judge-error-corrected harmful rate.
+    """
+    from medsafe.calibrate import calibrate
+    from medsafe.judges.build import parse_judge_arg
+
+    try:
+        name, ref = parse_judge_arg(scorer)
+        result = calibrate(
+            name,
+            ref,
+            labels,
+            config_path=config,
+            positive=positive,
+            db=None if no_store else db,
+            concurrency=concurrency,
+        )
+    except MedsafeError as exc:
+        _err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if as_json:
+        _out.print_json(json.dumps(result, ensure_ascii=False))
+    else:
+        _print(result)
+        if not no_store:
+            _err.print(f"stored in {db}; `medsafe results RUN --db {db}` shows it")

@@ -1,0 +1,81 @@
+"""Calibrations kept in the results store, keyed by (scorer, judge), newest first.
+
+Table ``calibrations`` (created on first use; older stores simply have none):
+``scorer, judge, scorer_version, created, labels_sha256, report_json``. ``results`` and
+``report`` show the newest calibration of each (scorer, judge) beside its scores.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medsafe.store.sqlite import connect, now_iso
+
+DDL = """
+CREATE TABLE IF NOT EXISTS calibrations (
+    scorer TEXT NOT NULL,
+    judge TEXT NOT NULL,
+    scorer_version TEXT NOT NULL,
+    created TEXT NOT NULL,
+    labels_sha256 TEXT NOT NULL,
+    report_json TEXT NOT NULL,
+    PRIMARY KEY (scorer, judge, created, labels_sha256)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One stored calibration."""
+
+    scorer: str
+    judge: str
+    scorer_version: str
+    created: str
+    report: dict[str, Any]
+
+
+def save_calibration(
+    db: Path, scorer: str, judge: str, version: str, report: dict[str, Any]
+) -> str:
+    """Store a calibration report; returns its timestamp. One short transaction."""
+    created = now_iso()
+    conn = connect(db)
+    try:
+        conn.executescript(DDL)
+        with conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    scorer,
+                    judge,
+                    version,
+                    created,
+                    str(report["labels_sha256"]),
+                    json.dumps(report, ensure_ascii=False, sort_keys=True),
+                ),
+            )
+    finally:
+        conn.close()
+    return created
+
+
+def latest_calibrations(conn: sqlite3.Connection) -> dict[tuple[str, str], Calibration]:
+    """The newest calibration of each (scorer, judge); empty when the store has none."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='calibrations'"
+    ).fetchone()
+    if exists is None:
+        return {}
+    out: dict[tuple[str, str], Calibration] = {}
+    rows = conn.execute(
+        "SELECT scorer, judge, scorer_version, created, report_json FROM calibrations "
+        "ORDER BY created"
+    )
+    for scorer, judge, version, created, blob in rows:
+        out[(scorer, judge)] = Calibration(scorer, judge, version, created, json.loads(blob))
+    return out

@@ -1,0 +1,157 @@
+"""``medsafe redteam strategies|build|discover``: the red-teaming sub-commands (thin layer)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsafe.errors import MedsafeError
+
+redteam_app = typer.Typer(
+    help="Multi-turn red-teaming: strategies, dialogue suites, strategy discovery.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+EXIT_BAD_INPUT = 2
+
+StrategyDirs = Annotated[
+    list[Path] | None,
+    typer.Option("--strategy-dir", help="Extra folder of strategy JSON files (repeatable)."),
+]
+
+
+def _fail(exc: MedsafeError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+@redteam_app.command("strategies")
+def strategies_command(
+    strategy_dir: StrategyDirs = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the attack strategies with their definitions and citations."""
+    from medsafe.redteam.strategy import StrategyLibrary
+
+    try:
+        library = StrategyLibrary.load(strategy_dir or ())
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        data = [s.model_dump(mode="json", exclude={"turns"}) for s in library]
+        out.print_json(json.dumps(data, ensure_ascii=False))
+        return
+    table = Table(title="Attack strategies", title_justify="left", show_lines=True)
+    for column in ("name", "definition", "citation"):
+        table.add_column(column)
+    for strategy in library:
+        origin = strategy.provenance.get("origin", "")
+        name = strategy.name if origin == "builtin" else f"{strategy.name}\n({origin})"
+        table.add_row(name, f"{strategy.title}: {strategy.definition}", strategy.citation[0])
+    out.print(table)
+
+
+@redteam_app.command("build")
+def build_command(
+    seeds: Annotated[Path, typer.Argument(help="Seed file (.txt/.jsonl/.csv) or folder.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Suite file to write (JSONL).")],
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="Comma-separated strategy names, or all.")
+    ] = "all",
+    languages: Annotated[str, typer.Option(help="Comma-separated: en, ja, zh.")] = "en",
+    turns: Annotated[int, typer.Option(min=1, help="Turns per conversation.")] = 3,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N seeds.")] = None,
+    strategy_dir: StrategyDirs = None,
+) -> None:
+    """Build a dialogue suite: every seed x strategy x language, duplicates dropped (streamed)."""
+    from medsafe.redteam.build import build_suite, parse_languages
+    from medsafe.redteam.strategy import StrategyLibrary
+
+    started = time.perf_counter()
+    try:
+        library = StrategyLibrary.load(strategy_dir or ())
+        stats = build_suite(
+            seeds,
+            output,
+            library=library,
+            strategies=library.select(strategies),
+            languages=parse_languages(languages),
+            turns=turns,
+            limit=limit,
+        )
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    out.print(
+        f"wrote {stats.conversations:,} conversations from {stats.seeds:,} seeds "
+        f"({stats.duplicates:,} duplicates dropped) to {output} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
+@redteam_app.command("discover")
+def discover_command(
+    run_id: Annotated[str, typer.Argument(help="A finished, scored red-team run.")],
+    attacker: Annotated[str, typer.Option(help="Attacker model (config name or KIND/NAME).")],
+    db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML of named models ([models.NAME]).")
+    ] = None,
+    proposals: Annotated[int, typer.Option(min=1, help="Strategies to ask for.")] = 3,
+    sample: Annotated[int, typer.Option(min=2, help="Seeds each proposal is tried on.")] = 50,
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out-dir", help="Where kept strategies are written.")
+    ] = Path("strategies"),
+    strategy_dir: StrategyDirs = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Propose strategies from a run's broken conversations; keep those that beat the best one.
+
+    A proposal is kept only when its attack success rate beats the best existing strategy's
+    with the 95% CI of the difference above 0.
+    """
+    from medsafe.redteam.discovery import DiscoveryOptions, discover
+
+    try:
+        trials, baseline = discover(
+            DiscoveryOptions(
+                run_id=run_id,
+                db=db,
+                attacker=attacker,
+                config=config,
+                proposals=proposals,
+                sample=sample,
+                out_dir=out_dir,
+                strategy_dirs=tuple(strategy_dir or ()),
+            )
+        )
+    except MedsafeError as exc:
+        raise _fail(exc) from None
+    rows: list[dict[str, Any]] = [
+        {
+            "name": t.name,
+            "saved": str(t.saved) if t.saved else None,
+            "asr": t.asr,
+            "difference": t.difference,
+            "error": t.error,
+        }
+        for t in trials
+    ]
+    if as_json:
+        data = {"baseline": baseline, "trials": rows}
+        out.print_json(json.dumps(data, ensure_ascii=False))
+        return
+    out.print(f"baseline: {baseline['strategy']} ASR {baseline['asr']:.3f} (n={baseline['n']})")
+    for trial in rows:
+        if trial["error"]:
+            out.print(f"  {trial['name']}: rejected ({trial['error']})")
+        else:
+            verdict = f"saved to {trial['saved']}" if trial["saved"] else "not better; not saved"
+            out.print(f"  {trial['name']}: ASR {trial['asr']['asr']:.3f}, {verdict}")
