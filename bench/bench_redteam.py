@@ -28,8 +28,8 @@ from typing import Any
 from bench.common import run_child
 
 BENCH_STRATEGIES = tuple(f"bench_{i}" for i in range(1, 8))
-"""Seven strategies whose every turn holds the seed, so that no two requests are the same (the
-built-in ones share their opening turns across seeds, which the request cache would answer)."""
+"""Seven bench-only strategies whose every turn holds the seed, so that no two requests are the
+same and the request cache answers none (the workload stays fixed when the built-ins change)."""
 _REPLY = re.compile(r"\[reply (\d+)\]")
 
 

@@ -154,3 +154,22 @@ def test_real_med_harm_requests_stream_into_a_suite(tmp_path: Path) -> None:
     assert first["category"] == "ama-1" and first["metadata"]["seed_source"].startswith(
         "category_1"
     )
+
+
+def test_medsafetybench_csv_folder_is_read_as_seeds(tmp_path: Path) -> None:
+    root = SHARED_DATA / "medsafetybench" / "test" / "gpt4"
+    if not root.is_dir():
+        pytest.skip(f"{root} is not here")
+    seeds = list(iter_seeds(root))
+    assert len(seeds) == 450  # 50 requests for each of the 9 AMA principles
+    assert {s.category for s in seeds} == {f"ama-{i}" for i in range(1, 10)}
+    assert all(s.text.strip() for s in seeds)
+    stats = _build(root, tmp_path / "suite.jsonl", strategies="role_play")
+    assert stats.conversations == stats.seeds
+
+
+def test_csv_without_prompt_or_msb_column_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "seeds.csv"
+    path.write_text("question\nhow?\n", encoding="utf-8")
+    with pytest.raises(SuiteError, match=r"seeds\.csv:1: field 'prompt'"):
+        list(iter_seeds(path))

@@ -19,7 +19,7 @@ from tests.redteam_support import PROBE
 
 
 def _templates(marker: str) -> dict[str, list[str]]:
-    return {"en": [f"{marker} opening.", f"{marker} now: {{seed}}"]}
+    return {"en": [f"{marker} opening: {{seed}}", f"{marker} now: {{seed}}"]}
 
 
 def _proposal(name: str, definition: str, turns: dict[str, list[str]]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def _strategy(name: str = "mine", **over: Any) -> dict[str, object]:
         "title": "Mine",
         "definition": "A test strategy.",
         "citation": ["Nobody 2026"],
-        "turns": {lang: ["Hello.", "Now: {seed}"] for lang in ("zh", "ja", "en")},
+        "turns": {lang: ["Hello: {seed}", "Now: {seed}"] for lang in ("zh", "ja", "en")},
     }
     data.update(over)
     return data
@@ -89,7 +89,7 @@ def test_extra_folder_adds_strategies_and_rejects_duplicates(tmp_path: Path) -> 
     [
         ({"turns": {"en": ["a", "{seed}"], "ja": ["a", "{seed}"]}}, "turns"),
         ({"turns": {lang: ["a", "no seed"] for lang in ("zh", "ja", "en")}}, "turns"),
-        ({"turns": {lang: ["{other}", "{seed}"] for lang in ("zh", "ja", "en")}}, "turns"),
+        ({"turns": {lang: ["{other} {seed}", "{seed}"] for lang in ("zh", "ja", "en")}}, "turns"),
         ({"citation": []}, "citation"),
         ({"name": "Bad Name"}, "name"),
     ],
@@ -102,6 +102,44 @@ def test_bad_strategy_file_names_file_and_field(
     with pytest.raises(SuiteError) as info:
         StrategyLibrary.load([tmp_path])
     assert info.value.path == str(path) and info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("templates", "problem"),
+    [
+        (
+            ["Set-up turn with no request.", "Now: {seed}"],
+            "turn 1 must contain {seed} exactly once",
+        ),
+        (["{seed} and again {seed}", "Now: {seed}"], "turn 1 must contain {seed} exactly once"),
+        (["First: {seed}", "No request here."], "turn 2 must contain {seed} exactly once"),
+    ],
+)
+def test_every_template_must_hold_the_seed_exactly_once(
+    tmp_path: Path, templates: list[str], problem: str
+) -> None:
+    turns = {lang: ["A: {seed}", "B: {seed}"] for lang in ("zh", "ja", "en")}
+    turns["ja"] = templates
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_strategy(turns=turns)), encoding="utf-8")
+    with pytest.raises(SuiteError) as info:
+        StrategyLibrary.load([tmp_path])
+    assert info.value.path == str(path) and info.value.field == "turns"
+    assert f"ja {problem}" in str(info.value)
+
+
+def test_every_builtin_template_holds_the_seed_exactly_once() -> None:
+    files = sorted(BUILTIN_DIR.glob("*.json"))
+    assert len(files) == 13
+    for path in files:
+        turns = json.loads(path.read_text(encoding="utf-8"))["turns"]
+        counts = {lang: len(turns[lang]) for lang in ("zh", "ja", "en")}
+        assert len(set(counts.values())) == 1, (path.name, counts)
+        if not path.name.startswith("_"):
+            assert min(counts.values()) >= 3, (path.name, counts)
+        for lang in ("zh", "ja", "en"):
+            for index, text in enumerate(turns[lang], start=1):
+                assert text.count("{seed}") == 1, (path.name, lang, index, text)
 
 
 def test_builtin_files_are_valid_json_with_provenance() -> None:

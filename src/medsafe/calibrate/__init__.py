@@ -5,11 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medsafe.calibrate.labels import load_human_labels
-from medsafe.calibrate.positive import PositiveRule, default_rule, parse_rule
-from medsafe.calibrate.run import calibration_report, default_judge_name, score_rows
-from medsafe.calibrate.store import save_calibration
-
 __all__ = ["calibrate"]
 
 
@@ -29,6 +24,11 @@ def calibrate(
     Returns the report: ``{scorer, scorer_version, judge, n, accuracy, ci95, kappa, macro_f1,
     per_class, mae, confusion_matrix, detection, failed, ...}``.
     """
+    # imported here so that ``medsafe --help`` and ``medsafe run`` do not load them
+    from medsafe.calibrate.labels import load_human_labels
+    from medsafe.calibrate.positive import PositiveRule, default_rule, parse_rule
+    from medsafe.calibrate.run import calibration_report, default_judge_name, score_rows
+    from medsafe.calibrate.store import save_calibration
     from medsafe.judges.build import aclose_scorer, build_judged_scorer
     from medsafe.pipeline import run_async
 

@@ -2,10 +2,12 @@
 
 - ``.txt``: one request per line (blank lines skipped).
 - ``.jsonl`` / ``.ndjson``: objects with ``prompt`` and optional ``category``, ``id``, ``language``.
-- ``.csv``: the same fields as columns.
+- ``.csv``: the same fields as columns; a MedSafetyBench file
+  (``med_safety_demonstrations_category_N.csv``, column ``harmful_medical_request``) is read
+  as it is, its requests as the seeds.
 - a directory: every such file in it (sorted, recursively); a record without ``category`` takes
-  the file name's: ``category_N`` (MedSafetyBench's numbering) becomes the AMA principle
-  ``ama-N``, any other stem is used as it is.
+  the file name's: ``category_N`` or ``med_safety_demonstrations_category_N`` (MedSafetyBench's
+  numbering) becomes the AMA principle ``ama-N``, any other stem is used as it is.
 
 Seeds that share an ``id`` are versions of one request (e.g. its ja and en translations): the
 cross-lingual statistics pair conversations by it. Without an ``id`` a seed's id is a hash of
@@ -15,7 +17,6 @@ its text.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -26,9 +27,12 @@ from typing import Any
 from medsafe.errors import SuiteError
 from medsafe.schema import LANGUAGES, Language
 from medsafe.suites.loaders._io import open_csv, text_lines
+from medsafe.suites.loaders.jsonl import json_records
 
 SUFFIXES = (".txt", ".jsonl", ".ndjson", ".csv")
-_MSB_CATEGORY = re.compile(r"^category_([1-9])$")
+_MSB_CATEGORY = re.compile(r"^(?:med_safety_demonstrations_)?category_([1-9])$")
+MSB_REQUEST = "harmful_medical_request"
+"""MedSafetyBench's request column, read as ``prompt`` when a CSV has no ``prompt`` column."""
 _SPACE = re.compile(r"\s+")
 
 
@@ -82,20 +86,16 @@ def _file_seeds(path: Path, default_category: str) -> Iterator[Seed]:
             if text:
                 yield Seed(text, default_category, text_id(text), None, path, line)
     elif suffix in (".jsonl", ".ndjson"):
-        for line, raw in text_lines(path):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise SuiteError(f"not valid JSON: {exc.msg}", path=path, line=line) from None
-            if not isinstance(record, dict):
-                raise SuiteError("each line must be a JSON object", path=path, line=line)
+        for line, record in json_records(path):
             yield _record_seed(record, path, line, default_category)
     elif suffix == ".csv":
         table = open_csv(path)
-        table.require(["prompt"])
+        msb = "prompt" not in table.header and MSB_REQUEST in table.header
+        if not msb:
+            table.require(["prompt"])
         for line, row in table.rows():
+            if msb:
+                row = {"prompt": row[MSB_REQUEST]}
             yield _record_seed(row, path, line, default_category)
     else:
         raise SuiteError(f"seed files must be one of {', '.join(SUFFIXES)}", path=path)

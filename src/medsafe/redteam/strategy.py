@@ -4,7 +4,8 @@ A strategy file (``redteam/strategies/NAME.json``, or any ``*.json`` in a direct
 ``strategy_dirs``) holds ``name``, ``title``, ``definition``, ``citation`` (list), optional
 ``medethiceval`` (the MedEthicEval attack type it corresponds to), ``provenance`` and ``turns``:
 for each of ``zh``, ``ja`` and ``en`` the same number (>= 2) of user-turn templates. ``{seed}``
-is the only placeholder and the last template must contain it.
+is the only placeholder and every template contains it exactly once: each turn is about the seed
+request, so a decline of safety over turns is erosion, not an artefact of set-up turns.
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ class Strategy(BaseModel):
         if len(set(lengths.values())) != 1 or min(lengths.values()) < 2:
             raise ValueError(f"every language needs the same number (>= 2) of turns: {lengths}")
         for lang, templates in value.items():
-            if PLACEHOLDER not in templates[-1]:
-                raise ValueError(f"the last {lang} turn must contain {PLACEHOLDER}")
-            for text in templates:
+            for index, text in enumerate(templates, start=1):
+                count = text.count(PLACEHOLDER)
+                if count != 1:
+                    raise ValueError(
+                        f"{lang} turn {index} must contain {PLACEHOLDER} exactly once"
+                        f" (found {count})"
+                    )
                 if "{" in text.replace(PLACEHOLDER, "") or not text.strip():
                     raise ValueError(f"{lang} turn {text!r}: only {PLACEHOLDER} may be in braces")
         return value
