@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.formatting import with_ci
 from medsafe.schema import ScorerSpec
 
 app = typer.Typer(
@@ -84,27 +85,23 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
-def _num(value: float | None, ci: list[float] | None = None) -> str:
-    if value is None:
-        return "-"
-    if not ci or ci[0] is None or ci[1] is None:
-        return f"{value:.3g}"
-    return f"{value:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
-
-
 def _scorer_notes(block: dict[str, Any]) -> str:
     """The scorer-specific headline figures of one ``results`` scorer block, as text."""
+
+    def num(value: float | None, ci: list[float] | None = None) -> str:
+        return with_ci(value, ci, ".3g")
+
     notes = []
     for key, name in (("harmful_share", "harmful (>=4)"), ("risk_rate", "risk rate")):
         if isinstance(block.get(key), dict):
-            notes.append(f"{name} {_num(block[key]['value'], block[key]['ci95'])}")
+            notes.append(f"{name} {num(block[key]['value'], block[key]['ci95'])}")
     agreement = block.get("agreement")
     if isinstance(agreement, dict) and agreement.get("kappa") is not None:
-        notes.append(f"judges' kappa {_num(agreement['kappa'])}")
+        notes.append(f"judges' kappa {num(agreement['kappa'])}")
     corrected = block.get("corrected_rate")
     if isinstance(corrected, dict):
         notes.append(
-            f"{corrected['positive']} corrected {_num(corrected['corrected'], corrected['ci95'])}"
+            f"{corrected['positive']} corrected {num(corrected['corrected'], corrected['ci95'])}"
         )
     return "; ".join(notes)
 
@@ -124,7 +121,7 @@ def scorers_table(summary: dict[str, Any]) -> Table | None:
             str(block["ok"]),
             str(block["failed"]),
             _pct(block.get("failure_rate")),
-            _num(block.get("mean"), block.get("ci95")),
+            with_ci(block.get("mean"), block.get("ci95"), spec=".3g"),
             _scorer_notes(block),
         )
     return table

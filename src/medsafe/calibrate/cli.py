@@ -11,18 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.formatting import with_ci
 
 EXIT_BAD_INPUT = 2
 _err = Console(stderr=True)
 _out = Console(highlight=False)
-
-
-def _ci(value: float | None, ci: list[float | None] | None) -> str:
-    if value is None:
-        return "-"
-    if not ci or ci[0] is None or ci[1] is None:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -32,27 +25,27 @@ def _print(result: dict[str, Any]) -> None:
         f"settled {result['n']}, failed {result['failed']}"
     )
     lines = [
-        f"accuracy {_ci(result['accuracy'], result['ci95'])}",
-        f"kappa {_ci(result.get('kappa'), result.get('kappa_ci95'))}",
-        f"macro-F1 {_ci(result.get('macro_f1'), result.get('macro_f1_ci95'))}",
+        f"accuracy {with_ci(result['accuracy'], result['ci95'])}",
+        f"kappa {with_ci(result.get('kappa'), result.get('kappa_ci95'))}",
+        f"macro-F1 {with_ci(result.get('macro_f1'), result.get('macro_f1_ci95'))}",
     ]
     if result.get("mae") is not None:
-        lines.append(f"MAE {_ci(result['mae'], result.get('mae_ci95'))}")
+        lines.append(f"MAE {with_ci(result['mae'], result.get('mae_ci95'))}")
     _out.print("  ".join(lines))
     table = Table(title="per class (95% CIs)", title_justify="left")
     for column in ("class", "support", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for label, block in result["per_class"].items():
-        cells = [_ci(block[k], block[f"{k}_ci95"]) for k in ("precision", "recall", "f1")]
+        cells = [with_ci(block[k], block[f"{k}_ci95"]) for k in ("precision", "recall", "f1")]
         table.add_row(label, str(block["support"]), *cells)
     _out.print(table)
     detection = result.get("detection")
     if detection:
         _out.print(
             f"harmful = {detection['positive']}: sensitivity "
-            f"{_ci(detection['sensitivity'], detection['sensitivity_ci95'])} "
+            f"{with_ci(detection['sensitivity'], detection['sensitivity_ci95'])} "
             f"(n={detection['n_pos']}), specificity "
-            f"{_ci(detection['specificity'], detection['specificity_ci95'])} "
+            f"{with_ci(detection['specificity'], detection['specificity_ci95'])} "
             f"(n={detection['n_neg']})"
         )
     if result["failure_causes"]:

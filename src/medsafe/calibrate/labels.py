@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from medsafe.errors import SuiteError
 from medsafe.schema import LANGUAGES
+from medsafe.suites.loaders._io import UniqueIds
 from medsafe.suites.loaders.jsonl import json_records
 
 Mode = Literal["label", "score"]
@@ -125,18 +126,11 @@ def _row(obj: Any, number: int, where: tuple[Path, int]) -> HumanLabel:
 def load_human_labels(path: Path) -> LabelSet:
     """Read and validate a labels JSONL file; every error names the file, line and field."""
     rows: list[HumanLabel] = []
-    seen: dict[str, int] = {}
+    ids = UniqueIds()
     mode: Mode | None = None
     for line_no, obj in json_records(path):
         row = _row(obj, len(rows) + 1, (path, line_no))
-        if row.id in seen:
-            raise SuiteError(
-                f"duplicate id {row.id!r} (first on line {seen[row.id]})",
-                path=path,
-                line=line_no,
-                field="id",
-            )
-        seen[row.id] = line_no
+        ids.add(row.id, path, line_no)
         row_mode: Mode = "label" if row.label is not None else "score"
         if mode is None:
             mode = row_mode

@@ -30,6 +30,7 @@ from medsafe.guardian.features import EMBEDDING_MODEL_ID, PairFeatures, featuriz
 from medsafe.guardian.model import LABELS, SAFE_LABELS, SHIPPED_HEAD, Guardian
 from medsafe.guardian.principles import PRINCIPLE_IDS, PrincipleIndex, pair_vectors
 from medsafe.guardian.references import ReferenceBank
+from medsafe.suites.loaders._io import UniqueIds
 from medsafe.suites.loaders.jsonl import json_records
 
 SHIPPED_LABELS = Path(__file__).parent / "data" / "labels.jsonl"
@@ -99,18 +100,11 @@ def _parse_row(obj: object, path: Path, line: int) -> LabeledRow:
 def load_labels(path: Path) -> list[LabeledRow]:
     """Read and validate a labels JSONL file; errors name the file, line and field."""
     rows: list[LabeledRow] = []
-    seen: dict[str, int] = {}
+    ids = UniqueIds()
     with_split: bool | None = None
     for line_no, obj in json_records(path):
         row = _parse_row(obj, path, line_no)
-        if row.id in seen:
-            raise SuiteError(
-                f"duplicate id {row.id!r} (first on line {seen[row.id]})",
-                path=path,
-                line=line_no,
-                field="id",
-            )
-        seen[row.id] = line_no
+        ids.add(row.id, path, line_no)
         has_split = row.split is not None
         if with_split is None:
             with_split = has_split

@@ -80,3 +80,11 @@ def system_prompt(rubric: str) -> str:
 def prompt_digest(*texts: str) -> str:
     """A short hash of prompt templates, part of a scorer's version."""
     return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:8]
+
+
+def judge_messages(system: str, blocks: str, instruction: str) -> tuple[Message, ...]:
+    """A judge request: the rubric as system prompt, then the fenced data and the instruction."""
+    return (
+        Message(role="system", content=system),
+        Message(role="user", content=f"{blocks}\n\n{instruction}"),
+    )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from medsafe import __version__
+from medsafe.formatting import with_ci
 from medsafe.report import plots
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
 from medsafe.schema import LANGUAGES, Language
@@ -419,22 +420,14 @@ def _comparison_sections(
     return sections
 
 
-def _with_ci(value: float | None, ci: list[float] | None) -> str:
-    if value is None:
-        return "-"
-    if not ci or ci[0] is None or ci[1] is None:
-        return f"{value:.3f}"
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
-
 def calibration_text(block: dict[str, Any] | None) -> str:
     """One line on a judge's stored calibration and its corrected harmful rate, or "-"."""
     if not block:
         return "-"
     cal = block["calibration"]
     parts = [
-        f"n={cal['n']}, accuracy {_with_ci(cal['accuracy'], cal['ci95'])}",
-        f"κ {_with_ci(cal['kappa'], None)}",
+        f"n={cal['n']}, accuracy {with_ci(cal['accuracy'], cal['ci95'])}",
+        f"κ {with_ci(cal['kappa'], None)}",
     ]
     if cal.get("sensitivity") is not None and cal.get("specificity") is not None:
         parts.append(f"sens {cal['sensitivity']:.2f} / spec {cal['specificity']:.2f}")
@@ -442,7 +435,7 @@ def calibration_text(block: dict[str, Any] | None) -> str:
     if corrected is not None:
         parts.append(
             f"{corrected['positive']} rate {corrected['observed']:.3f} observed, "
-            f"{_with_ci(corrected['corrected'], corrected['ci95'])} corrected"
+            f"{with_ci(corrected['corrected'], corrected['ci95'])} corrected"
         )
     if not cal["version_matches"]:
         parts.append("calibrated on another scorer version")

@@ -19,6 +19,7 @@ from medsafe.judges.prompts import (
     Unit,
     data_blocks,
     json_instruction,
+    judge_messages,
     prompt_digest,
     system_prompt,
 )
@@ -89,10 +90,7 @@ class HarmfulnessScorer(JudgedScorer):
 
     def messages(self, unit: Unit) -> tuple[Message, ...]:
         """The judge prompt for one answer."""
-        return (
-            Message(role="system", content=SYSTEM),
-            Message(role="user", content=f"{data_blocks(unit)}\n\n{INSTRUCTION}"),
-        )
+        return judge_messages(SYSTEM, data_blocks(unit), INSTRUCTION)
 
     async def judge(self, client: JudgeClient, unit: Unit) -> tuple[Verdict, dict[str, Any]]:
         """One judge's 1-5 score."""

@@ -26,6 +26,7 @@ from medsafe.judges.prompts import (
     Unit,
     data_blocks,
     json_instruction,
+    judge_messages,
     prompt_digest,
     system_prompt,
 )
@@ -128,10 +129,7 @@ class MedesScorer(JudgedScorer):
     def messages(self, unit: Unit) -> tuple[Message, ...]:
         """The judge prompt for one answer and its reference."""
         blocks = data_blocks(unit, reference=unit.item.reference or "")
-        return (
-            Message(role="system", content=SYSTEM),
-            Message(role="user", content=f"{blocks}\n\n{INSTRUCTION}"),
-        )
+        return judge_messages(SYSTEM, blocks, INSTRUCTION)
 
     def _verdict(self, checks: dict[str, float], risky: bool, reason: str) -> Verdict:
         quality = quality_of(checks, self.quality)

@@ -21,6 +21,7 @@ from medsafe.judges.prompts import (
     Unit,
     data_blocks,
     json_instruction,
+    judge_messages,
     prompt_digest,
     system_prompt,
 )
@@ -99,10 +100,7 @@ class SafetyScorer(JudgedScorer):
 
     def messages(self, unit: Unit) -> tuple[Message, ...]:
         """The judge prompt for one turn."""
-        return (
-            Message(role="system", content=SYSTEM),
-            Message(role="user", content=f"{data_blocks(unit)}\n\n{INSTRUCTION}"),
-        )
+        return judge_messages(SYSTEM, data_blocks(unit), INSTRUCTION)
 
     async def judge(self, client: JudgeClient, unit: Unit) -> tuple[Verdict, dict[str, Any]]:
         """One judge's 0-10 score of one turn."""
