@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
+# llama-cpp-python (the embedded model's runtime) is built from source: build it for any x86-64
+# with AVX2, not for this CPU's newest extensions (AMX/AVX-512 code that a VM may not let a
+# process run dies with "Illegal instruction").
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+export CMAKE_ARGS := $(LLAMA_CMAKE_ARGS)
 
 .PHONY: demo test install lint typecheck unit clean system-deps
 
@@ -14,12 +19,16 @@ $(BIN)/python:
 system-deps:
 	@bash scripts/system-deps.sh fonts-noto-cjk chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
+# compileall: an editable install leaves src/ without bytecode, and where PYTHONDONTWRITEBYTECODE
+# is set every `medsafe` command would compile it again at start-up.
 $(STAMP)-dev: pyproject.toml $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,embedded,hf]'
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 $(STAMP)-demo: pyproject.toml $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[embedded]'
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 install: $(STAMP)-dev

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_runner import medsafe_run
-from bench.common import ChildRun, mock_server, run_child, write_mcq_suite
+from bench.common import ChildRun, ensure_bytecode, mock_server, run_child, write_mcq_suite
 
 REPO = Path(__file__).resolve().parents[1]
 TASK_FILE = Path(__file__).resolve().with_name("inspect_task.py")
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         help="extra argument for inspect eval (repeatable), e.g. --inspect-extra=--no-log-realtime",
     )
     args = parser.parse_args(argv)
+    ensure_bytecode()
     python = Path(args.inspect_python)
     if not python.is_absolute():
         python = REPO / python

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import mock_server, run_child, write_mcq_suite
+from bench.common import ensure_bytecode, mock_server, run_child, write_mcq_suite
 
 
 def medsafe_run(
@@ -81,6 +81,7 @@ def main() -> None:
         "--progress", action="store_true", help="also run with the progress bar drawn"
     )
     args = parser.parse_args()
+    ensure_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print(json.dumps(measure(args.items, args.latency, args.concurrency, work)), flush=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from medsafe.errors import ConfigError
-from medsafe.judges.build import judge_specs, merge_specs, parse_judge_arg
+from medsafe.judges.build import judge_specs, parse_judge_arg
 from medsafe.models.config import (
     NamedModel,
     create_named_backend,
@@ -17,6 +17,7 @@ from medsafe.models.config import (
 )
 from medsafe.models.openai_compat import OpenAICompatBackend
 from medsafe.schema import ModelParams, ScorerSpec
+from medsafe.scorers.base import merge_specs
 
 GOOD = """
 [models.judge-a]

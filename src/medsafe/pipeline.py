@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from medsafe.errors import ConfigError, StoreError
-from medsafe.judges.build import judge_specs, merge_specs
 from medsafe.models.base import Backend, BackendOptions, create_backend
-from medsafe.models.config import resolve_target
 from medsafe.provenance import provenance, suite_hash
-from medsafe.redteam.attacker_model import attacker_backend, attacker_spec, check_attacker
-from medsafe.runner.generate import GenerationStats, generate
+from medsafe.runner.generate import GenerationStats, SuiteImport, generate
 from medsafe.runner.score import ScoringStats, score_run
-from medsafe.schema import Item, ModelParams, RunSpec, ScorerSpec
-from medsafe.scorers.base import Scorer, ScorerConfig, create_scorer, is_inline, scorers
+from medsafe.schema import AttackerSpec, Item, ModelParams, RunSpec, ScorerSpec
+from medsafe.scorers.base import (
+    Scorer,
+    ScorerConfig,
+    create_scorer,
+    is_inline,
+    merge_specs,
+    scorers,
+)
 from medsafe.store.sqlite import Store
 from medsafe.suites import ColumnMapping, open_suite
 from medsafe.summary import run_summary
@@ -111,9 +115,18 @@ def _take(items: Iterator[Item], limit: int) -> Iterator[Item]:
         yield item
 
 
-def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
-    """Create the run in the store, or check that a resumed run matches what is asked."""
-    judged = judge_specs(options.judges, options.config) if options.judges else ()
+def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, SuiteImport | None]:
+    """Check that a resumed run matches what is asked, or begin importing a new one.
+
+    For a new run the returned :class:`SuiteImport` holds the open import (items not read
+    yet); generation reads it, starting on the first items while the rest is imported. For a
+    resumed run it is None.
+    """
+    judged: tuple[ScorerSpec, ...] = ()
+    if options.judges:
+        from medsafe.judges.build import judge_specs
+
+        judged = tuple(judge_specs(options.judges, options.config))
     base_specs = options.scorers if options.scorers is not None else default_scorer_specs()
     scorer_specs = merge_specs(base_specs, judged)
     existing = store.get_run(options.run_id) if options.run_id else None
@@ -129,6 +142,8 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
         model_differs = options.model is not None and options.model != spec.model
         params_differ = options.params is not None and options.params != spec.params
         if not options.rescore:
+            from medsafe.redteam.attacker_model import check_attacker
+
             check_attacker(spec, options.attacker, options.attack_mode, options.config)
         if not options.rescore and (model_differs or params_differ):
             raise StoreError(
@@ -148,7 +163,7 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
             }
         )
         store.update_spec(spec)
-        return spec, True
+        return spec, None
     if options.suite is None:
         raise ConfigError("a suite is needed to start a new run")
     if options.rescore:
@@ -172,14 +187,17 @@ def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, bool]:
         retries=options.retries,
         limit=options.limit,
         rotate=options.rotate,
-        attacker=(
-            attacker_spec(options.attacker, options.attack_mode, options.config)
-            if options.attacker
-            else None
-        ),
+        attacker=_attacker_spec(options),
     )
-    spec = store.create_run(spec, items, provenance({"suite_name": name}))
-    return spec, False
+    return spec, SuiteImport(items, store.begin_import(spec, provenance({"suite_name": name})))
+
+
+def _attacker_spec(options: RunOptions) -> AttackerSpec | None:
+    if not options.attacker:
+        return None
+    from medsafe.redteam.attacker_model import attacker_spec
+
+    return attacker_spec(options.attacker, options.attack_mode, options.config)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -201,12 +219,27 @@ def build_scorers(specs: Sequence[ScorerSpec]) -> list[Scorer]:
 
 
 async def _generate(
-    spec: RunSpec, db: Path, backend: Backend, progress: bool, inline: Sequence[Scorer]
+    spec: RunSpec,
+    db: Path,
+    backend: Backend,
+    progress: bool,
+    inline: Sequence[Scorer],
+    suite: SuiteImport | None,
 ) -> GenerationStats:
-    attacker = attacker_backend(spec.attacker, spec.timeout_s) if spec.attacker else None
+    attacker = None
+    if spec.attacker:
+        from medsafe.redteam.attacker_model import attacker_backend
+
+        attacker = attacker_backend(spec.attacker, spec.timeout_s)
     try:
         return await generate(
-            spec, db, backend, show_progress=progress, inline_scorers=inline, attacker=attacker
+            spec,
+            db,
+            backend,
+            show_progress=progress,
+            inline_scorers=inline,
+            attacker=attacker,
+            suite=suite,
         )
     finally:
         await backend.aclose()
@@ -230,6 +263,8 @@ def _named_target(options: RunOptions) -> RunOptions:
     """Resolve ``--model`` against ``--config`` (a named model's spec, URL, key variable)."""
     if options.config is None or options.model is None:
         return options
+    from medsafe.models.config import resolve_target
+
     target = resolve_target(options.model, options.base_url, options.params, options.config)
     return replace(
         options,
@@ -249,21 +284,27 @@ def run_evaluation(options: RunOptions) -> RunOutcome:
         notice = getattr(backend, "notice", None)
         if notice and options.notify is not None:
             options.notify(str(notice))
+        suite: SuiteImport | None = None
         try:
-            spec, resumed = prepare_run(options, store)
+            spec, suite = prepare_run(options, store)
             scorer_objs = build_scorers(spec.scorers)
         except BaseException:
+            if suite is not None:
+                suite.importing.abort()
             if backend is not None:
                 run_async(backend.aclose())
             raise
+        resumed = suite is None
         if options.rescore:
             store.delete_scores(spec.run_id, [s.name for s in scorer_objs])
         generation = None
         if backend is not None:
             inline = [s for s in scorer_objs if is_inline(s)]
             generation = run_async(
-                _generate(spec, options.db, backend, options.show_progress, inline)
+                _generate(spec, options.db, backend, options.show_progress, inline, suite)
             )
+            if suite is not None:
+                spec = suite.importing.spec  # as committed, with the suite's content hash
         scoring = run_async(
             score_run(
                 spec.run_id,

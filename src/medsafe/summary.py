@@ -36,7 +36,7 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 _GROUP_SQL = """
-SELECT {group} AS g,
+SELECT i.category, i.language,
        COUNT(*) AS n,
        COALESCE(SUM(t.status = 'ok'), 0) AS ok,
        COALESCE(SUM(t.status = 'failed'), 0) AS failed,
@@ -51,13 +51,14 @@ LEFT JOIN scores s ON s.run_id = i.run_id AND s.item_id = i.item_id AND s.scorer
 LEFT JOIN scores p ON p.run_id = i.run_id AND p.item_id = i.item_id AND p.scorer = 'mcq.partial'
      AND p.status = 'ok' AND p.turn = -1 AND p.judge = ''
 WHERE i.run_id = ?
-GROUP BY g
-ORDER BY g
+GROUP BY i.category, i.language
 """
 
+_COUNTS = 6  # n, ok, failed, mcq_answered, correct, unextracted; then partial (a sum of values)
 
-def _group_block(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
-    _g, n, ok, failed, answered, correct, unextracted, partial = row
+
+def _group_block(counts: list[float]) -> dict[str, Any]:
+    n, ok, failed, answered, correct, unextracted, partial = counts
     block: dict[str, Any] = {
         "n": int(n),
         "ok": int(ok),
@@ -74,9 +75,20 @@ def _group_block(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
     return block
 
 
-def _grouped(conn: sqlite3.Connection, run_id: str, column: str) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(_GROUP_SQL.format(group=column), (run_id,)).fetchall()
-    return {str(row[0]): _group_block(row) for row in rows}
+def _grouped(
+    conn: sqlite3.Connection, run_id: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Blocks by category and by language, from one pass over the run's items."""
+    by: tuple[dict[str, list[float]], dict[str, list[float]]] = ({}, {})
+    for category, language, *values in conn.execute(_GROUP_SQL, (run_id,)):
+        for groups, key in zip(by, (category, language), strict=True):
+            acc = groups.setdefault(str(key), [0] * (_COUNTS + 1))
+            for k, value in enumerate(values):
+                acc[k] += value
+    categories, languages = (
+        {key: _group_block(groups[key]) for key in sorted(groups)} for groups in by
+    )
+    return categories, languages
 
 
 def _total(groups: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -187,6 +199,13 @@ def circular_block(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | No
     ``position_bias`` is, per letter, the share of answers picking that position minus the
     share of keys at that position (> 0: the model over-picks it).
     """
+    rotated = conn.execute(
+        "SELECT 1 FROM items WHERE run_id=? AND kind='mcq' AND instr(item_json, '\"rotation\"') "
+        "AND json_extract(item_json, '$.metadata.rotation') IS NOT NULL LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    if rotated is None:  # spare the imports below on the common path
+        return None
     from medsafe.schema import Score
     from medsafe.suites.rotation import circular_summary, rows_from_scores
 
@@ -217,8 +236,7 @@ def circular_block(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | No
 
 def run_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     """The object ``medsafe results --json`` prints."""
-    by_category = _grouped(conn, run_id, "i.category")
-    by_language = _grouped(conn, run_id, "i.language")
+    by_category, by_language = _grouped(conn, run_id)
     summary = _total(by_category)
     summary["by_category"] = by_category
     summary["by_language"] = by_language
@@ -232,7 +250,11 @@ def run_summary(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     circular = circular_block(conn, run_id)
     if circular is not None:
         summary["circular"] = circular
-    from medsafe.redteam.statistics import redteam_summary  # by_turn, decline, asr_by_strategy...
+    dialogues = conn.execute(
+        "SELECT 1 FROM items WHERE run_id=? AND kind='dialogue' LIMIT 1", (run_id,)
+    ).fetchone()
+    if dialogues is not None:  # numpy and the dialogue statistics only when they are needed
+        from medsafe.redteam.statistics import redteam_summary  # by_turn, decline, asr...
 
-    summary.update(redteam_summary(conn, run_id))
+        summary.update(redteam_summary(conn, run_id))
     return summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
-from medsafe.formatting import with_ci
+from medsafe.formatting import emit_json, with_ci
 
 EXIT_BAD_INPUT = 2
 _err = Console(stderr=True)
@@ -96,7 +95,7 @@ def calibrate_command(
         _err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
-        _out.print_json(json.dumps(result, ensure_ascii=False))
+        emit_json(result)
     else:
         _print(result)
         if not no_store:

@@ -10,6 +10,7 @@ from medsafe.guardian.model import LABELS, SHIPPED_HEAD, Guardian, GuardianVerdi
 from medsafe.guardian.train import (
     SHIPPED_LABELS,
     LabeledRow,
+    evaluate_head,
     load_labels,
     reproduce_evaluation,
     train_and_save,
@@ -26,6 +27,7 @@ __all__ = [
     "GuardianVerdict",
     "LabeledRow",
     "SliceAccuracy",
+    "evaluate_head",
     "load_labels",
     "reproduce_evaluation",
     "train_and_save",

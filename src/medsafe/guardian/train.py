@@ -221,9 +221,19 @@ def train_guardian(
         principles=index,
         meta=meta,
     )
+    evaluation = _held_out(guardian, x_test, test, seed)
+    evaluation = replace(evaluation, principle_hits=_principle_hits(index, feats, train, test))
+    final = replace(guardian, meta={**meta, "evaluation": evaluation.to_dict()}, head_hash="")
+    return final, evaluation
+
+
+def _held_out(
+    guardian: Guardian, x_test: np.ndarray[Any, Any], test: Sequence[LabeledRow], seed: int
+) -> GuardianEvaluation:
+    """``guardian``'s figures on the test rows (features ``x_test``)."""
     probs = guardian.predict_proba(x_test, [r.response for r in test])
     predicted = [LABELS[int(i)] for i in np.argmax(probs, axis=1)]
-    evaluation = evaluate(
+    return evaluate(
         [r.label for r in test],
         predicted,
         LABELS,
@@ -232,9 +242,6 @@ def train_guardian(
         n_boot=N_BOOT,
         seed=seed,
     )
-    evaluation = replace(evaluation, principle_hits=_principle_hits(index, feats, train, test))
-    final = replace(guardian, meta={**meta, "evaluation": evaluation.to_dict()}, head_hash="")
-    return final, evaluation
 
 
 def _principle_hits(
@@ -274,3 +281,20 @@ def reproduce_evaluation(
     """Retrain from the shipped labels with the shipped head's seed; return held-out figures."""
     seed = int(Guardian.load(head).meta.get("seed", 0)) if head.is_file() else 0
     return train_guardian(load_labels(labels), seed=seed)[1]
+
+
+def evaluate_head(labels: Path = SHIPPED_LABELS, head: Path = SHIPPED_HEAD) -> GuardianEvaluation:
+    """The held-out figures of the head as shipped (no retraining): its test split, scored.
+
+    This is what the published figures describe; :func:`reproduce_evaluation` also retrains,
+    which numerical library releases can move by an item or two.
+    """
+    guardian = Guardian.load(head)
+    seed = int(guardian.meta.get("seed", 0))
+    _train, test = split_rows(load_labels(labels), seed)
+    feats = featurize([r.prompt for r in test], [r.response for r in test])
+    evaluation = _held_out(guardian, feats.matrix, test, seed)
+    if guardian.principles is None:
+        return evaluation
+    # _principle_hits indexes the features after the train rows: an empty train prefix here.
+    return replace(evaluation, principle_hits=_principle_hits(guardian.principles, feats, [], test))

@@ -128,19 +128,6 @@ def judge_specs(args: Sequence[str], config_path: Path | None) -> tuple[ScorerSp
     )
 
 
-def merge_specs(base: Sequence[ScorerSpec], judged: Sequence[ScorerSpec]) -> tuple[ScorerSpec, ...]:
-    """``base`` plus ``judged``; a scorer in both keeps base's options and gets judged's judges."""
-    merged = {s.name: s for s in base}
-    for spec in judged:
-        old = merged.get(spec.name)
-        if old is None:
-            merged[spec.name] = spec
-        else:
-            options = {**old.options, **spec.options}
-            merged[spec.name] = ScorerSpec(name=spec.name, judges=spec.judges, options=options)
-    return tuple(merged.values())
-
-
 def build_judged_scorer(name: str, judge_ref: str | None, config_path: Path | None) -> Scorer:
     """One judged scorer (``judge_ref`` None for ``guardian``), e.g. for ``medsafe calibrate``.
 

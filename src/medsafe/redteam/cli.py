@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.formatting import emit_json
 
 redteam_app = typer.Typer(
     help="Multi-turn red-teaming: strategies, dialogue suites, strategy discovery.",
@@ -47,7 +47,7 @@ def strategies_command(
         raise _fail(exc) from None
     if as_json:
         data = [s.model_dump(mode="json", exclude={"turns"}) for s in library]
-        out.print_json(json.dumps(data, ensure_ascii=False))
+        emit_json(data)
         return
     table = Table(title="Attack strategies", title_justify="left", show_lines=True)
     for column in ("name", "definition", "citation"):
@@ -146,7 +146,7 @@ def discover_command(
     ]
     if as_json:
         data = {"baseline": baseline, "trials": rows}
-        out.print_json(json.dumps(data, ensure_ascii=False))
+        emit_json(data)
         return
     out.print(f"baseline: {baseline['strategy']} ASR {baseline['asr']:.3f} (n={baseline['n']})")
     for trial in rows:

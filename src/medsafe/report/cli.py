@@ -6,7 +6,6 @@ Heavy imports (numpy, scipy, matplotlib, weasyprint) happen inside the commands,
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.formatting import emit_json
 
 if TYPE_CHECKING:
     from medsafe.report.compare import Comparison
@@ -162,7 +162,7 @@ def compare_command(
     except MedsafeError as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        _out.print_json(json.dumps(comparison.to_dict(), ensure_ascii=False))
+        emit_json(comparison.to_dict())
         return
     _out.print(comparison_table(comparison))
     mde = comparison.mde

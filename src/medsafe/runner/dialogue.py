@@ -38,8 +38,6 @@ from medsafe.store.sqlite import Store, now_iso
 from medsafe.store.writer import StoreWriter
 
 ATTACKER_REFUSED = "attacker_refused"
-_INSERT_TURN = "INSERT OR REPLACE INTO dialogue_turns VALUES (?,?,?,?,?,?,?,?)"
-_INSERT_CACHE = "INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)"
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ class DialoguePlayer:
                 call.finish_reason,
                 now_iso(),
             )
-            self._writer.execute(_INSERT_CACHE, [row])
+            self._writer.upsert("cache", [row])
         return call
 
     def _store_exchange(
@@ -196,7 +194,7 @@ class DialoguePlayer:
         }
         user, reply = plan.text or "", call.text or ""
         row = (self.spec.run_id, item.id, state.seq, turn, kind, user, reply, json.dumps(record))
-        self._writer.execute(_INSERT_TURN, [row])
+        self._writer.upsert("dialogue_turns", [row])
         state.seq += 1
 
     def _transcript(

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medsafe.models.base import Backend, ChatRequest
-from medsafe.runner.dialogue import dialogue_player
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, RunSpec, Transcript, request_hash
 from medsafe.scorers.base import Scorer
+from medsafe.store.run_import import RunImport
 from medsafe.store.sqlite import CachedAnswer, Store
 from medsafe.store.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from medsafe.runner.dialogue import DialoguePlayer
 
 
 @dataclass(frozen=True)
@@ -40,25 +45,98 @@ def request_messages(item: Item, spec: RunSpec) -> tuple[Message, ...]:
 _Job = tuple[Item, tuple[Message, ...], str, CachedAnswer | None]
 
 
-def _jobs(reader: Store, spec: RunSpec, chunk: int = 500) -> Iterator[_Job]:
-    """Pending items with their request, its cache key, and any cached answer (batched)."""
-    batch: list[tuple[Item, tuple[Message, ...], str]] = []
-
-    def flush() -> Iterator[_Job]:
-        hits = reader.cached_many([key for _, _, key in batch])
-        for item, sent, key in batch:
-            yield item, sent, key, hits.get(key)
-        batch.clear()
-
-    for item in reader.iter_items(spec.run_id, pending_only=True):
+def _job_batch(reader: Store, spec: RunSpec, items: Sequence[Item]) -> list[_Job]:
+    """Jobs for ``items``: each one's request, its cache key and any cached answer."""
+    keyed: list[tuple[Item, tuple[Message, ...], str]] = []
+    for item in items:
         if item.kind == "dialogue":  # played turn by turn (runner/dialogue.py), never cached whole
-            yield item, (), "", None
+            keyed.append((item, (), ""))
             continue
         sent = request_messages(item, spec)
-        batch.append((item, sent, request_hash(spec.model, sent, spec.params)))
+        keyed.append((item, sent, request_hash(spec.model, sent, spec.params)))
+    hits = reader.cached_many([key for _, _, key in keyed if key])
+    return [(item, sent, key, hits.get(key) if key else None) for item, sent, key in keyed]
+
+
+def _jobs(reader: Store, spec: RunSpec, *, after: int = -1, chunk: int = 64) -> Iterator[_Job]:
+    """Pending items (index > ``after``) as jobs, in suite order, in small batches.
+
+    Small batches keep the event loop responsive: a batch is parsed and looked up in the
+    cache in one go, while answers to requests in flight wait.
+    """
+    batch: list[Item] = []
+    for item in reader.iter_items(spec.run_id, pending_only=True, after=after):
+        batch.append(item)
         if len(batch) >= chunk:
-            yield from flush()
-    yield from flush()
+            yield from _job_batch(reader, spec, batch)
+            batch.clear()
+    yield from _job_batch(reader, spec, batch)
+
+
+@dataclass
+class SuiteImport:
+    """A new run's suite, read while the run's first items are already being asked.
+
+    The importer holds the store's write transaction until the whole suite has been read and
+    checked; answers that arrive before that are held back by the store writer and stored only
+    once the run exists. If the suite turns out to be bad, the run is rolled back and nothing
+    of it is stored (answers received stay in the request cache, so the corrected suite does
+    not pay for them again).
+    """
+
+    items: Iterator[Item]
+    importing: RunImport
+    slice_s: float = 0.00025
+    """Longest stretch of reading before the event loop gets a turn (answers in flight are
+    handled there: every await of a request costs it one turn, so keep this short)."""
+
+
+async def _import_and_dispatch(
+    suite: SuiteImport,
+    reader: Store,
+    spec: RunSpec,
+    queue: asyncio.Queue[_Job | None],
+    window: int,
+) -> int:
+    """Read the whole suite into the open import; the first ``window`` items also go straight
+    to the workers. Returns the index of the last item dispatched (-1 for none)."""
+    importing = suite.importing
+    early: list[Item] = []
+    turn = time.perf_counter()
+    for item in suite.items:
+        idx = importing.add(item)
+        if idx < window:
+            early.append(item)
+        if time.perf_counter() - turn >= suite.slice_s:
+            if early:
+                for job in _job_batch(reader, spec, early):
+                    queue.put_nowait(job)  # the queue holds ``window`` jobs: never blocks
+                early.clear()
+            await asyncio.sleep(0)
+            turn = time.perf_counter()
+    for job in _job_batch(reader, spec, early):
+        queue.put_nowait(job)
+    return min(importing.count, window) - 1
+
+
+async def _import_suite(
+    suite: SuiteImport,
+    reader: Store,
+    spec: RunSpec,
+    queue: asyncio.Queue[_Job | None],
+    window: int,
+    writer: StoreWriter,
+) -> int:
+    """Import ``suite`` while its first items are asked; commit it, or roll it all back."""
+    writer.hold()
+    try:
+        dispatched = await _import_and_dispatch(suite, reader, spec, queue, window)
+        suite.importing.commit()
+    except BaseException:
+        suite.importing.abort()  # the writer keeps holding: generate() discards what it holds
+        raise
+    writer.release()
+    return dispatched
 
 
 def _transcript(
@@ -88,6 +166,7 @@ async def generate(
     seed: int = 0,
     inline_scorers: Sequence[Scorer] = (),
     attacker: Backend | None = None,
+    suite: SuiteImport | None = None,
 ) -> GenerationStats:
     """Answer every item of ``spec.run_id`` that has no ``ok`` transcript yet.
 
@@ -97,6 +176,10 @@ async def generate(
     scores of any ``inline_scorers`` (cheap, model-free ones such as ``mcq``). Dialogue items
     are played turn by turn by :class:`~medsafe.runner.dialogue.DialoguePlayer`, with the
     ``attacker`` model writing the user turns when one is given (else the scripted turns).
+
+    For a new run, ``suite`` is the import in progress: generation starts on its first items
+    while the rest is read, and the run is committed (or, on bad input, rolled back with
+    nothing of it stored) before any later item is asked.
     """
     reader = Store(store_path)
     writer = StoreWriter(store_path)
@@ -107,14 +190,23 @@ async def generate(
         concurrency = min(concurrency, backend.max_concurrency)
     policy = RetryPolicy(retries=spec.retries)
     rng = random.Random(seed)
-    queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=concurrency * 4)
-    player = dialogue_player(spec, backend, reader, writer, policy, rng, attacker)
+    window = concurrency * 8
+    queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=window)
+    players: list[DialoguePlayer] = []
+
+    def player() -> DialoguePlayer:
+        """The run's dialogue player, made (and its module imported) on the first dialogue."""
+        if not players:
+            from medsafe.runner.dialogue import dialogue_player
+
+            players.append(dialogue_player(spec, backend, reader, writer, policy, rng, attacker))
+        return players[0]
 
     async def worker() -> None:
         while (job := await queue.get()) is not None:
             item, sent, key, hit = job
             if item.kind == "dialogue":
-                transcript = await player.play(item)
+                transcript = await player().play(item)
                 counters.cached += sum(c.cached for c in transcript.calls)
             elif hit is not None:
                 call = CallRecord(
@@ -149,7 +241,11 @@ async def generate(
         async with live_progress("generate", counters, enabled=show_progress):
             tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
             try:
-                for job in _jobs(reader, spec):
+                dispatched = -1
+                if suite is not None:
+                    dispatched = await _import_suite(suite, reader, spec, queue, window, writer)
+                    counters.total = suite.importing.count
+                for job in _jobs(reader, spec, after=dispatched):
                     await queue.put(job)
                 for _ in tasks:
                     await queue.put(None)
@@ -157,6 +253,9 @@ async def generate(
             finally:
                 for task in tasks:
                     task.cancel()
+                if writer.holding:  # the import failed: nothing of the run may be stored
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    writer.discard()
         writer.flush()
     finally:
         writer.close()

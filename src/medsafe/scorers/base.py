@@ -6,12 +6,12 @@ run's stored spec (name, version, judge models, options) rebuilds exactly the sc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from medsafe.registry import Registry
-from medsafe.schema import Item, Score, Transcript
+from medsafe.schema import Item, Score, ScorerSpec, Transcript
 
 
 @dataclass(frozen=True)
@@ -57,3 +57,16 @@ def create_scorer(config: ScorerConfig) -> Scorer:
     import medsafe.scorers.builtin  # noqa: F401  (registers built-in scorers)
 
     return scorers.get(config.name)(config)
+
+
+def merge_specs(base: Sequence[ScorerSpec], judged: Sequence[ScorerSpec]) -> tuple[ScorerSpec, ...]:
+    """``base`` plus ``judged``; a scorer in both keeps base's options and gets judged's judges."""
+    merged = {s.name: s for s in base}
+    for spec in judged:
+        old = merged.get(spec.name)
+        if old is None:
+            merged[spec.name] = spec
+        else:
+            options = {**old.options, **spec.options}
+            merged[spec.name] = ScorerSpec(name=spec.name, judges=spec.judges, options=options)
+    return tuple(merged.values())

@@ -13,11 +13,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medsafe.errors import StoreError, SuiteError
+from medsafe.errors import StoreError
 from medsafe.schema import Item, RunSpec, Score, Transcript, Usage
 from medsafe.store.schema_sql import DDL, NO_TURN, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from medsafe.store.run_import import RunImport
 
 
 def now_iso() -> str:
@@ -125,6 +128,15 @@ class Store:
         ids = [r for (r,) in self._conn.execute("SELECT run_id FROM runs ORDER BY created")]
         return [self.require_run(run_id) for run_id in ids]
 
+    def begin_import(self, spec: RunSpec, provenance: dict[str, Any]) -> RunImport:
+        """Start importing a new run (one open transaction; see :class:`RunImport`).
+
+        Raises StoreError if the run id is taken.
+        """
+        from medsafe.store.run_import import RunImport
+
+        return RunImport(self._conn, spec, provenance, now_iso(), where=str(self.path))
+
     def create_run(
         self, spec: RunSpec, items: Iterable[Item], provenance: dict[str, Any]
     ) -> RunSpec:
@@ -134,73 +146,14 @@ class Store:
         SuiteError from the item iterator (bad input), on a duplicate item id or an empty suite,
         and StoreError if the run id is taken.
         """
-        from medsafe.provenance import SuiteHasher
-
-        if self.get_run(spec.run_id) is not None:
-            raise StoreError(f"{self.path}: run {spec.run_id!r} already exists")
-        hasher = SuiteHasher()
-        stamp = now_iso()
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        importing = self.begin_import(spec, provenance)
         try:
-            count = 0
-            batch: list[tuple[Any, ...]] = []
-            for idx, item in enumerate(items):
-                batch.append(
-                    (
-                        spec.run_id,
-                        idx,
-                        item.id,
-                        item.kind,
-                        item.category,
-                        item.language,
-                        hasher.add(item),
-                    )
-                )
-                if len(batch) >= 2000:
-                    self._insert_items(spec, batch)
-                count = idx + 1
-            self._insert_items(spec, batch)
-            if count == 0:
-                raise SuiteError("the suite has no items", path=spec.suite)
-            spec = spec.model_copy(update={"suite_hash": hasher.hexdigest()})
-            conn.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    spec.run_id,
-                    stamp,
-                    stamp,
-                    spec.model,
-                    spec.suite,
-                    spec.suite_hash,
-                    count,
-                    spec.model_dump_json(),
-                    json.dumps(provenance, ensure_ascii=False, sort_keys=True),
-                ),
-            )
+            for item in items:
+                importing.add(item)
         except BaseException:
-            conn.execute("ROLLBACK")
+            importing.abort()
             raise
-        conn.execute("COMMIT")
-        return spec
-
-    def _insert_items(self, spec: RunSpec, batch: list[tuple[Any, ...]]) -> None:
-        """Insert and clear a batch; the primary key catches duplicate ids in O(1) memory."""
-        try:
-            self._conn.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?)", batch)
-        except sqlite3.IntegrityError:
-            for row in batch:
-                first = self._conn.execute(
-                    "SELECT idx FROM items WHERE run_id=? AND item_id=?", (spec.run_id, row[2])
-                ).fetchone()
-                if first is not None and first[0] != row[1]:
-                    raise SuiteError(
-                        f"duplicate item id {row[2]!r} (items {first[0] + 1} and {row[1] + 1})",
-                        path=spec.suite,
-                        field="id",
-                    ) from None
-            raise
-        batch.clear()
+        return importing.commit()
 
     def update_spec(self, spec: RunSpec) -> None:
         """Replace a run's stored spec (e.g. after adding scorers on a rescore)."""
@@ -211,9 +164,10 @@ class Store:
 
     # -- items and transcripts --------------------------------------------------------------
     def iter_items(
-        self, run_id: str, *, pending_only: bool = False, chunk: int = 1000
+        self, run_id: str, *, pending_only: bool = False, after: int = -1, chunk: int = 1000
     ) -> Iterator[Item]:
-        """Items in suite order; with ``pending_only``, those without an ``ok`` transcript.
+        """Items in suite order; with ``pending_only``, those without an ``ok`` transcript;
+        only those whose 0-based index is greater than ``after``.
 
         Streams in chunks (keyset pagination) so memory stays flat however big the run.
         """
@@ -226,7 +180,7 @@ class Store:
         else:
             sql += "WHERE "
         sql += "i.run_id=? AND i.idx>? ORDER BY i.idx LIMIT ?"
-        last = -1
+        last = after
         while True:
             rows = self._conn.execute(sql, (run_id, last, chunk)).fetchall()
             if not rows:

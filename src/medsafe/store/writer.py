@@ -1,9 +1,14 @@
 """The store's single writer: a thread that owns the only write connection.
 
 Producers (runner workers, scorers) enqueue operations without blocking; the writer drains the
-queue into short transactions (whatever is queued, up to ``batch`` operations each). A crash
-loses at most the last uncommitted batch, never corrupts the store, and nothing that was
-committed is ever asked of a model again.
+queue into transactions of whatever arrives within ``linger_s`` of the first operation (up to
+``batch`` operations each), so that a busy run commits a few times a second rather than once
+per answer. A crash loses at most the last uncommitted batch (``linger_s`` of work), never
+corrupts the store, and nothing that was committed is ever asked of a model again.
+
+While a new run's suite is still being imported, :meth:`StoreWriter.hold` keeps operations back
+(the run does not exist yet); :meth:`StoreWriter.release` queues them once it does, and
+:meth:`StoreWriter.discard` drops them if the import fails (keeping only request-cache rows).
 """
 
 from __future__ import annotations
@@ -13,18 +18,12 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medsafe.schema import Score, Transcript
+from medsafe.store.batching import ClearScores, Op, Sql, Upsert, execute_batch
 from medsafe.store.sqlite import connect, now_iso, score_row
-
-
-@dataclass(frozen=True, slots=True)
-class _Sql:
-    sql: str
-    rows: Sequence[tuple[Any, ...]]
 
 
 class _Barrier:
@@ -33,15 +32,28 @@ class _Barrier:
 
 
 _STOP = object()
+_CACHE_INSERT = "INSERT OR REPLACE INTO cache "
+TABLES = frozenset({"transcripts", "cache", "scores", "flags", "dialogue_turns"})
+"""Tables the writer upserts into (``upsert`` refuses any other name)."""
+
+
+def _is_cache_write(op: Op) -> bool:
+    if isinstance(op, Upsert):
+        return op.table == "cache"
+    return isinstance(op, Sql) and op.sql.startswith(_CACHE_INSERT)
 
 
 class StoreWriter:
     """Serialises every write to one store file through one thread."""
 
-    def __init__(self, path: Path | str, *, batch: int = 500) -> None:
+    def __init__(self, path: Path | str, *, batch: int = 2000, linger_s: float = 0.1) -> None:
         self.path = Path(path)
         self._batch = batch
+        self._linger_s = linger_s
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._held: list[Op] | None = None
+        self._wake = threading.Event()
+        self._backlog = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="medsafe-store-writer", daemon=True)
         self._thread.start()
@@ -55,15 +67,10 @@ class StoreWriter:
         completion_tokens = sum(c.usage.completion_tokens for c in transcript.calls)
         latency = sum(c.latency_s for c in transcript.calls)
         # A new answer makes any earlier verdict on this item stale.
-        self._queue.put(
-            _Sql(
-                "DELETE FROM scores WHERE run_id=? AND item_id=?",
-                [(transcript.run_id, transcript.item_id)],
-            )
-        )
-        self._queue.put(
-            _Sql(
-                "INSERT OR REPLACE INTO transcripts VALUES (?,?,?,?,?,?,?,?,?)",
+        self._put(ClearScores([(transcript.run_id, transcript.item_id)]))
+        self._put(
+            Upsert(
+                "transcripts",
                 [
                     (
                         transcript.run_id,
@@ -84,9 +91,9 @@ class StoreWriter:
         ]
         if fresh:
             stamp = now_iso()
-            self._queue.put(
-                _Sql(
-                    "INSERT OR REPLACE INTO cache VALUES (?,?,?,?,?,?)",
+            self._put(
+                Upsert(
+                    "cache",
                     [
                         (
                             c.request_hash,
@@ -105,20 +112,15 @@ class StoreWriter:
         """Store (or replace) scores."""
         self._check()
         if scores:
-            self._queue.put(
-                _Sql(
-                    "INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [score_row(run_id, s) for s in scores],
-                )
-            )
+            self._put(Upsert("scores", [score_row(run_id, s) for s in scores]))
 
     def put_flags(self, run_id: str, item_id: str, flags: dict[str, Any]) -> None:
         """Store flags (e.g. ``suspected_injection``) with a JSON detail each."""
         self._check()
         if flags:
-            self._queue.put(
-                _Sql(
-                    "INSERT OR REPLACE INTO flags VALUES (?,?,?,?)",
+            self._put(
+                Upsert(
+                    "flags",
                     [
                         (run_id, item_id, name, json.dumps(detail, ensure_ascii=False))
                         for name, detail in flags.items()
@@ -126,15 +128,57 @@ class StoreWriter:
                 )
             )
 
-    def execute(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Queue an arbitrary write (used by maintenance commands)."""
+    def upsert(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Store (or replace) whole rows of one of the writer's :data:`TABLES`."""
         self._check()
-        self._queue.put(_Sql(sql, rows))
+        if table not in TABLES:
+            raise ValueError(f"the store writer does not write table {table!r}")
+        if rows:
+            self._put(Upsert(table, rows))
+
+    def execute(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Queue an arbitrary write (used by maintenance commands); it runs in queue order."""
+        self._check()
+        self._put(Sql(sql, rows))
+
+    def _put(self, op: Op) -> None:
+        if self._held is not None:
+            self._held.append(op)
+        else:
+            self._queue.put(op)
+
+    def hold(self) -> None:
+        """Keep every following write back (in memory) until :meth:`release` or :meth:`discard`."""
+        if self._held is None:
+            self._held = []
+
+    @property
+    def holding(self) -> bool:
+        """Whether writes are being held back."""
+        return self._held is not None
+
+    def release(self) -> None:
+        """Queue the writes held back, in order, and stop holding."""
+        held, self._held = self._held or [], None
+        for op in held:
+            self._queue.put(op)
+
+    def discard(self) -> int:
+        """Drop the writes held back except request-cache rows (answers stay reusable).
+
+        Returns how many operations were dropped.
+        """
+        held, self._held = self._held or [], None
+        kept = [op for op in held if _is_cache_write(op)]
+        for op in kept:
+            self._queue.put(op)
+        return len(held) - len(kept)
 
     def flush(self) -> None:
         """Block until everything queued so far is committed."""
         barrier = _Barrier()
         self._queue.put(barrier)
+        self._wake.set()
         while not barrier.done.wait(0.5):
             if not self._thread.is_alive():
                 break
@@ -144,6 +188,7 @@ class StoreWriter:
         """Commit what is queued and stop the thread."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
+            self._wake.set()
             self._thread.join()
         self._check()
 
@@ -167,26 +212,41 @@ class StoreWriter:
         finally:
             conn.close()
 
+    def _gather(self) -> list[object]:
+        """The next batch: the first operation, then everything queued ``linger_s`` later.
+
+        The writer sleeps through the linger (one wake-up per batch, not one per operation);
+        :meth:`flush` and :meth:`close` cut it short, since someone is waiting on them, and
+        there is none while a backlog of full batches remains.
+        """
+        ops = [self._queue.get()]
+        if isinstance(ops[0], Sql | Upsert | ClearScores) and not self._backlog:
+            self._wake.wait(self._linger_s)
+        self._wake.clear()
+        while len(ops) < self._batch:
+            try:
+                ops.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._backlog = len(ops) >= self._batch  # more is waiting: no linger next time
+        return ops
+
     def _drain(self, conn: sqlite3.Connection) -> None:
         while True:
-            first = self._queue.get()
-            ops = [first]
-            while len(ops) < self._batch:
-                try:
-                    ops.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            ops = self._gather()
             stop = False
             barriers: list[_Barrier] = []
+            writes: list[Op] = []
+            for op in ops:
+                if isinstance(op, _Barrier):
+                    barriers.append(op)
+                elif op is _STOP:
+                    stop = True
+                else:
+                    writes.append(op)  # type: ignore[arg-type]
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for op in ops:
-                    if isinstance(op, _Sql):
-                        conn.executemany(op.sql, op.rows)
-                    elif isinstance(op, _Barrier):
-                        barriers.append(op)
-                    elif op is _STOP:
-                        stop = True
+                execute_batch(conn, writes)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

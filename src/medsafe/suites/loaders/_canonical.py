@@ -6,6 +6,7 @@ mapping applied), checks every field and raises :class:`SuiteError` naming file,
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,7 +59,9 @@ def rename(
 ) -> dict[str, Any]:
     """Apply a column mapping: canonical ``fields`` are read from their mapped source keys; every
     other key of ``record`` is kept under its own name (it ends up in ``metadata``)."""
-    sources = {mapping.source(f): f for f in fields}
+    if not mapping.columns:  # every key keeps its own name
+        return dict(record)
+    sources = _sources(tuple(sorted(mapping.columns.items())), fields)
     out: dict[str, Any] = {}
     for key, value in record.items():
         if key in sources:
@@ -66,6 +69,13 @@ def rename(
         elif key not in out and key not in fields:
             out[key] = value
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _sources(columns: tuple[tuple[str, str], ...], fields: tuple[str, ...]) -> dict[str, str]:
+    """Source key -> canonical field, for one mapping (computed once per file, not per row)."""
+    mapping = ColumnMapping(dict(columns))
+    return {mapping.source(f): f for f in fields}
 
 
 def build_item(record: Mapping[str, Any], where: Where) -> Item:
