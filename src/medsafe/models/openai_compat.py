@@ -105,9 +105,8 @@ class OpenAICompatBackend:
                 f"connection error to {self.base_url}: {type(exc).__name__}: {exc}",
                 retryable=True,
             ) from exc
-        text_body = body.decode("utf-8", errors="replace")
         if status != 200:
-            excerpt = text_body[:300].replace("\n", " ")
+            excerpt = body.decode("utf-8", errors="replace")[:300].replace("\n", " ")
             raise BackendError(
                 f"HTTP {status} from {self.base_url}: {excerpt}",
                 retryable=status in RETRYABLE_STATUS,
@@ -119,6 +118,7 @@ class OpenAICompatBackend:
             choice = data["choices"][0]
             text = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
+            text_body = body.decode("utf-8", errors="replace")
             raise BackendError(
                 f"malformed chat completion from {self.base_url}: {text_body[:200]!r}",
                 retryable=True,

@@ -84,11 +84,16 @@ async def score_run(
 ) -> ScoringStats:
     """Apply each scorer to every transcript it has not scored yet (resumable)."""
     reader = Store(store_path)
+    pending = {s.name: count_pending(reader, run_id, s.name) for s in scorers}
+    if not any(pending.values()):  # e.g. only inline scorers, which scored during generation
+        reader.close()
+        await close_scorers(scorers)
+        return ScoringStats(scored=0, failed=0)
     writer = StoreWriter(store_path)
     scored = failed = 0
     try:
         for scorer in scorers:
-            counters = Counters(total=count_pending(reader, run_id, scorer.name))
+            counters = Counters(total=pending[scorer.name])
             async with live_progress(f"score {scorer.name}", counters, enabled=show_progress):
                 batch: list[tuple[Item, Transcript]] = []
                 for item, transcript in pending_pairs(reader, run_id, scorer.name):

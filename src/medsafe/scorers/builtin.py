@@ -1,10 +1,17 @@
-"""Importing this module registers every built-in scorer."""
+"""Importing this module declares every built-in scorer; each module is imported on first use."""
 
-from medsafe.scorers import (
-    guardian,  # noqa: F401
-    harmfulness,  # noqa: F401
-    mcq,  # noqa: F401
-    medes,  # noqa: F401
-    rubric,  # noqa: F401
-    safety,  # noqa: F401
-)
+from medsafe.scorers.base import scorers
+
+BUILTIN = {
+    "guardian": "medsafe.scorers.guardian",
+    "harmfulness": "medsafe.scorers.harmfulness",
+    "mcq": "medsafe.scorers.mcq",
+    "medes": "medsafe.scorers.medes",
+    "rubric": "medsafe.scorers.rubric",
+    "safety": "medsafe.scorers.safety",
+}
+"""Scorer name -> the module that registers it."""
+
+for _name, _module in BUILTIN.items():
+    if _name not in scorers:
+        scorers.declare(_name, _module)
