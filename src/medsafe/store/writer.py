@@ -240,10 +240,10 @@ class StoreWriter:
             for op in ops:
                 if isinstance(op, _Barrier):
                     barriers.append(op)
+                elif isinstance(op, Sql | Upsert | ClearScores):
+                    writes.append(op)
                 elif op is _STOP:
                     stop = True
-                else:
-                    writes.append(op)  # type: ignore[arg-type]
             conn.execute("BEGIN IMMEDIATE")
             try:
                 execute_batch(conn, writes)
