@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.stamp
 # llama-cpp-python (the embedded model's runtime) is built from source: build it for any x86-64
 # with AVX2, not for this CPU's newest extensions (AMX/AVX-512 code that a VM may not let a
 # process run dies with "Illegal instruction").
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-export CMAKE_ARGS := $(LLAMA_CMAKE_ARGS)
+# A CMAKE_ARGS already in the environment (e.g. a GPU build) is left as it is.
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+export CMAKE_ARGS
 
 .PHONY: demo test install lint typecheck unit clean system-deps
 

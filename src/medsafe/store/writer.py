@@ -32,15 +32,12 @@ class _Barrier:
 
 
 _STOP = object()
-_CACHE_INSERT = "INSERT OR REPLACE INTO cache "
 TABLES = frozenset({"transcripts", "cache", "scores", "flags", "dialogue_turns"})
 """Tables the writer upserts into (``upsert`` refuses any other name)."""
 
 
 def _is_cache_write(op: Op) -> bool:
-    if isinstance(op, Upsert):
-        return op.table == "cache"
-    return isinstance(op, Sql) and op.sql.startswith(_CACHE_INSERT)
+    return isinstance(op, Upsert) and op.table == "cache"
 
 
 class StoreWriter:
