@@ -3,12 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
-# llama-cpp-python (the embedded model's runtime) is built from source: build it for any x86-64
-# with AVX2, not for this CPU's newest extensions (AMX/AVX-512 code that a VM may not let a
-# process run dies with "Illegal instruction").
-# A CMAKE_ARGS already in the environment (e.g. a GPU build) is left as it is.
-CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
-export CMAKE_ARGS
+# llama-cpp-python (the embedded model's runtime) is built from source by scripts/llama-wheel.sh,
+# for any x86-64 with AVX2 rather than this CPU's newest extensions (AMX/AVX-512 code that another
+# machine or VM cannot run dies with "Illegal instruction"), and kept in a cache keyed by its
+# flags. A CMAKE_ARGS already in the environment (e.g. a GPU build) is used as it is.
+LLAMA_CPP_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)
 
 .PHONY: demo test install lint typecheck unit clean system-deps
 
@@ -22,12 +21,14 @@ system-deps:
 
 # compileall: an editable install leaves src/ without bytecode, and where PYTHONDONTWRITEBYTECODE
 # is set every `medsafe` command would compile it again at start-up.
-$(STAMP)-dev: pyproject.toml $(BIN)/python
+$(STAMP)-dev: pyproject.toml $(BIN)/python scripts/llama-wheel.sh
+	bash scripts/llama-wheel.sh $(BIN)/pip $(LLAMA_CPP_VERSION)
 	$(BIN)/pip install --quiet -e '.[dev,embedded,hf]'
 	$(BIN)/python -m compileall -q src
 	touch $@
 
-$(STAMP)-demo: pyproject.toml $(BIN)/python
+$(STAMP)-demo: pyproject.toml $(BIN)/python scripts/llama-wheel.sh
+	bash scripts/llama-wheel.sh $(BIN)/pip $(LLAMA_CPP_VERSION)
 	$(BIN)/pip install --quiet -e '.[embedded]'
 	$(BIN)/python -m compileall -q src
 	touch $@
