@@ -3,7 +3,9 @@
 Against a loopback mock OpenAI-compatible server with fixed latency and no CPU cost, it runs the
 whole ``medsafe run`` CLI process on an MCQ suite and reports wall time, harness CPU per 1,000
 requests, peak RSS, and the share of the ideal limit N x latency / concurrency it reaches.
-``--scale`` also runs 10k and 200k items to show that RSS stays flat.
+``--scale`` also runs 10k and 200k items to show that RSS stays flat. ``--floor`` also runs
+``bench.floor_client`` (a bare aiohttp client, nothing stored or scored) on the same suite against
+a fresh mock, so medsafe's own overhead is its wall time minus the floor's.
 """
 
 from __future__ import annotations
@@ -44,18 +46,45 @@ def medsafe_run(
     ]
 
 
+def floor_run(suite: Path, base_url: str, concurrency: int) -> list[str]:
+    """The bare-client command line (``bench.floor_client``)."""
+    return [
+        sys.executable,
+        "-m",
+        "bench.floor_client",
+        str(suite),
+        "--base-url",
+        base_url,
+        "--concurrency",
+        str(concurrency),
+    ]
+
+
 def measure(
-    n: int, latency: float, concurrency: int, workdir: Path, progress: bool = False
-) -> dict[str, float]:
-    """One benchmark point (a fresh store each time, so nothing comes from the cache)."""
-    suite = write_mcq_suite(workdir / f"suite-{n}.jsonl", n)
+    n: int,
+    latency: float,
+    concurrency: int,
+    workdir: Path,
+    progress: bool = False,
+    floor: bool = False,
+) -> dict[str, object]:
+    """One benchmark point (a fresh store and mock each time, so nothing comes from a cache)."""
+    suite = workdir / f"suite-{n}.jsonl"
+    if not suite.exists():
+        write_mcq_suite(suite, n)
     db = workdir / f"bench-{n}-{int(progress)}.db"
+    db.unlink(missing_ok=True)
     with mock_server(latency) as base_url:
-        # FORCE_COLOR makes rich draw the live bar into the captured stderr as on a terminal.
-        env = {"FORCE_COLOR": "1"} if progress else None
-        child = run_child(medsafe_run(suite, db, base_url, concurrency, progress), env)
+        if floor:
+            child = run_child(floor_run(suite, base_url, concurrency))
+        else:
+            # FORCE_COLOR makes rich draw the live bar into the captured stderr as on a terminal.
+            env = {"FORCE_COLOR": "1"} if progress else None
+            child = run_child(medsafe_run(suite, db, base_url, concurrency, progress), env)
     limit = n * latency / concurrency
+    done = json.loads(child.stdout) if child.returncode == 0 else {}
     return {
+        "tool": "floor" if floor else "medsafe",
         "items": n,
         "latency_s": latency,
         "concurrency": concurrency,
@@ -67,6 +96,8 @@ def measure(
         "peak_rss_mb": round(child.peak_rss_mb, 1),
         "progress_bar": progress,
         "returncode": child.returncode,
+        "completed": done.get("n"),
+        "ok": done.get("ok"),
     }
 
 
@@ -76,7 +107,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the main point")
     parser.add_argument("--scale", action="store_true", help="also 10k and 200k items")
+    parser.add_argument(
+        "--floor", action="store_true", help="also a bare aiohttp client (bench.floor_client)"
+    )
     parser.add_argument(
         "--progress", action="store_true", help="also run with the progress bar drawn"
     )
@@ -84,7 +119,12 @@ def main() -> None:
     ensure_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print(json.dumps(measure(args.items, args.latency, args.concurrency, work)), flush=True)
+        for _ in range(args.repeat):
+            point = measure(args.items, args.latency, args.concurrency, work)
+            print(json.dumps(point), flush=True)
+            if args.floor:
+                point = measure(args.items, args.latency, args.concurrency, work, floor=True)
+                print(json.dumps(point), flush=True)
         if args.progress:
             point = measure(args.items, args.latency, args.concurrency, work, progress=True)
             print(json.dumps(point), flush=True)

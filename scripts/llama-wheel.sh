@@ -16,11 +16,12 @@ set -euo pipefail
 pip_bin=$1
 version=$2
 python_bin="$(dirname "$pip_bin")/python"
+cpuinfo=${MEDSAFE_CPUINFO:-/proc/cpuinfo}  # another file only in tests
 
 if [ -z "${CMAKE_ARGS:-}" ]; then
   CMAKE_ARGS="-DGGML_NATIVE=OFF"
   if [ "$(uname -m)" = "x86_64" ]; then
-    if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
+    if grep -qw avx2 "$cpuinfo" && grep -qw fma "$cpuinfo" && grep -qw f16c "$cpuinfo"; then
       CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
     else
       CMAKE_ARGS="$CMAKE_ARGS -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF"
@@ -31,7 +32,7 @@ fi
 export CMAKE_ARGS
 
 installed=$("$python_bin" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null || true)
-stamp="$("$python_bin" -c 'import sys; print(sys.prefix)')/.llama-wheel-key"
+stamp="$(cd "$(dirname "$pip_bin")/.." && pwd)/.llama-wheel-key"
 py_tag=$("$python_bin" -c 'import sys; print(f"{sys.implementation.name}{sys.version_info[0]}{sys.version_info[1]}")')
 key=$(printf '%s\n' "$version" "$CMAKE_ARGS" "$py_tag" "$(uname -m)" | sha256sum | cut -c1-16)
 if [ "$installed" = "$version" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$key" ]; then

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +50,40 @@ def make_spec(run_id: str, model: str, base_url: str | None = None, **kw: object
         params=ModelParams(),
         **kw,
     )
+
+
+EMBEDDED_PROBE = """
+import asyncio
+from medsafe.models.base import BackendOptions, ChatRequest
+from medsafe.models.embedded import embedded_backend
+from medsafe.schema import Message, ModelParams
+backend = embedded_backend("smollm2", BackendOptions())
+request = ChatRequest(
+    messages=(Message(role="user", content="Hello"),), params=ModelParams(max_tokens=2)
+)
+print(asyncio.run(backend.complete(request)).text)
+"""
+
+
+@pytest.fixture(scope="session")
+def embedded_runtime() -> None:
+    """Skip without llama-cpp-python; fail clearly if its build cannot run on this CPU.
+
+    A library compiled for another CPU's instructions (AMX, AVX-512) kills the process that
+    loads it with SIGILL, which would end the whole test session without a report. The model
+    is therefore first asked one short question in a child process.
+    """
+    pytest.importorskip("llama_cpp")
+    probe = subprocess.run(
+        [sys.executable, "-c", EMBEDDED_PROBE], capture_output=True, text=True, timeout=300
+    )
+    if probe.returncode < 0:
+        name = signal.Signals(-probe.returncode).name
+        pytest.fail(
+            f"the embedded model's runtime (llama-cpp-python) died with {name}: it was built "
+            "for another CPU. Rebuild it: rm -rf .venv && make test (scripts/llama-wheel.sh)."
+        )
+    assert probe.returncode == 0, probe.stderr[-2000:]
 
 
 @pytest.fixture

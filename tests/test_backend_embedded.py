@@ -241,8 +241,8 @@ def test_serial_model_retries_a_failed_load() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("embedded_runtime")
 def test_smollm2_answers_an_english_question() -> None:
-    pytest.importorskip("llama_cpp")
     backend = embedded_backend("smollm2", BackendOptions())
     request = _request(
         "What should I do if I have a mild fever?", temperature=0.0, max_tokens=48, seed=1

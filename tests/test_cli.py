@@ -341,6 +341,7 @@ def test_rotate_reports_circular_accuracy_and_position_bias(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("embedded_runtime")
 def test_demo_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     code, output = cli("demo", "--db", str(db), "--limit", "3", "--max-tokens", "24")
