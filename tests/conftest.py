@@ -81,7 +81,8 @@ def embedded_runtime() -> None:
         name = signal.Signals(-probe.returncode).name
         pytest.fail(
             f"the embedded model's runtime (llama-cpp-python) died with {name}: it was built "
-            "for another CPU. Rebuild it: rm -rf .venv && make test (scripts/llama-wheel.sh)."
+            "for another CPU. Rebuild it: rm -rf .venv ~/.cache/medsafe/llama-wheels && make "
+            "test (scripts/llama-wheel.sh)."
         )
     assert probe.returncode == 0, probe.stderr[-2000:]
 
