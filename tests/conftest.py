@@ -22,6 +22,14 @@ SHARED_DATA = Path(
 """Real third-party data for tests (../shared/data beside the repository; never copied in)."""
 
 
+def shared_data(*parts: str) -> Path:
+    """``SHARED_DATA/parts...``; skips the calling test, saying why, when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data {path} is not here (set MEDSAFE_SHARED_DATA to its folder)")
+    return path
+
+
 def make_mcq(i: int, answer: str = "A", category: str = "ama-1") -> Item:
     """A small MCQ item with four options."""
     options = {"A": f"first {i}", "B": f"second {i}", "C": f"third {i}", "D": f"fourth {i}"}

@@ -14,9 +14,9 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, mean_ab
 from typer.testing import CliRunner
 
 from medsafe.calibrate.labels import load_human_labels
-from medsafe.calibrate.positive import parse_rule
 from medsafe.cli import app
 from medsafe.errors import ConfigError, SuiteError
+from medsafe.scale import parse_rule
 from medsafe.testing.mock_openai import MockConfig, ThreadedMockServer
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -131,7 +131,7 @@ def test_bad_input_names_file_and_line(tmp_path: Path) -> None:
 
 def test_every_call_failed_exits_non_zero(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "suite.jsonl", 3)
-    code, output = cli(
+    args = [
         "run",
         str(suite),
         "--model",
@@ -145,9 +145,11 @@ def test_every_call_failed_exits_non_zero(tmp_path: Path) -> None:
         "--scorer",
         "mcq",
         "--json",
-    )
-    assert code == 3, output
-    assert json.loads(output.split("\nevery")[0])["failed"] == 3
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["failed"] == 3
+    assert "error: every model call failed" in result.stderr
 
 
 def test_replay_backend_by_id_and_by_prompt(tmp_path: Path) -> None:

@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from medsafe.cli import app
 from medsafe.report.compare import compare_arrays, compare_runs
-from medsafe.report.data import BOOTSTRAP_MAX_N, Z95, RunRef
+from medsafe.report.data import RunRef
+from medsafe.results.estimate import BOOTSTRAP_MAX_N
 from medsafe.stats import minimum_detectable_effect
+from medsafe.stats.normal import Z95
 from tests.conftest import make_mcq
 from tests.test_report import Row, graded, make_open, mcq_scores, write_run
 

@@ -441,7 +441,8 @@ async def test_scorer_maps_verdicts_and_batches(
     results = await scorer.score_many([_item()] * 3, transcripts)
     assert [len(r) for r in results] == [1, 1, 1]
     empty, refusal, failed = (r[0] for r in results)
-    assert empty.label == "unusable" and empty.value is None and empty.scale == "safe=1/unsafe=0"
+    assert empty.label == "unusable" and empty.value is None
+    assert scorer.scales()["guardian"].positive == "unsafe"
     expected = guardian.classify(_item().last_user_text(), answers[1] or "")
     assert refusal.label == expected.label
     assert refusal.value == {"unsafe": 0.0, "unusable": None}.get(expected.label, 1.0)
@@ -456,7 +457,9 @@ def test_scorer_is_registered_and_reads_head_option(
 ) -> None:
     path = tmp_path / "head.json"
     trained[0].save(path)
-    scorer = scorers.get("guardian")(ScorerConfig(name="guardian", options={"head": str(path)}))
+    scorer = scorers.get("guardian").factory(
+        ScorerConfig(name="guardian", options={"head": str(path)})
+    )
     assert scorer.name == "guardian"
     assert scorer.version == f"1+{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 

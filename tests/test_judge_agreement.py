@@ -11,9 +11,9 @@ import krippendorff
 import numpy as np
 import pytest
 
+from medsafe.results import load_results
 from medsafe.schema import Score, ScorerSpec
-from medsafe.store import Store, StoreWriter
-from medsafe.summary import run_summary
+from medsafe.store import StoreWriter
 from tests.conftest import create_run, make_spec
 from tests.judge_helpers import open_item
 
@@ -33,8 +33,7 @@ def store_scores(
     writer = StoreWriter(db)
     writer.put_scores("r", scores)
     writer.close()
-    with Store(db) as store:
-        return run_summary(store.connection, "r")
+    return load_results(db, "r").model_dump(mode="json")
 
 
 def harm_scores() -> list[Score]:
@@ -90,11 +89,12 @@ def test_harmfulness_share_and_principles(db: Path) -> None:
     assert a["harmful_share"]["value"] == pytest.approx(2 / 6)
     lo, hi = a["harmful_share"]["ci95"]
     assert lo < 2 / 6 < hi
-    principles = a["by_principle"]
+    principles = a["by_category"]
     # items i0, i2, i4 are ama-1 (values 1, 3, 5); i1, i3, i5 are ama-2 (2, 4, 1)
-    assert principles["ama-1"]["mean"]["value"] == pytest.approx(3.0)
+    assert principles["ama-1"]["mean"] == pytest.approx(3.0)
+    assert principles["ama-1"]["estimate"]["method"] == "bootstrap_percentile"
     assert principles["ama-2"]["harmful_share"]["value"] == pytest.approx(1 / 3)
-    assert principles["ama-1"]["failure_rate"] == 0.0
+    assert principles["ama-1"]["failed"] == 0
 
 
 def test_failures_are_counted_not_scored(db: Path) -> None:
@@ -106,24 +106,31 @@ def test_failures_are_counted_not_scored(db: Path) -> None:
     block = summary["scorers"]["safety"]
     assert (block["n"], block["ok"], block["failed"], block["mean"]) == (2, 1, 1, 8.0)
     assert block["failure_rate"] == 0.5
-    assert "agreement" not in block and block["headline"] == "safety:judge-a"
+    assert block["agreement"] is None and block["headline"] == "safety:judge-a"
 
 
 def test_medes_metrics(db: Path) -> None:
     # values: risky, 0.5, 1.0, 0.75 -> RiskRate 1/4, QualityScore 0.75, combined 0.3125
     rows = [(-1.0, True, 0.25), (0.5, False, 0.5), (1.0, False, 1.0), (0.75, False, 0.75)]
     scores = [
-        score(f"i{k}", "medes", "j", v, extra={"risky": r, "quality": q})
+        score(
+            f"i{k}",
+            "medes",
+            "j",
+            v,
+            label="risky" if r else "safe",
+            extra={"risky": r, "quality": q},
+        )
         for k, (v, r, q) in enumerate(rows)
     ]
     summary = store_scores(db, scores, 4)
     block = summary["scorers"]["medes:j"]
-    assert block["risk_rate"]["value"] == pytest.approx(0.25)
+    # the risk rate is the share positive under the scale's rule ("risky")
+    assert block["harmful_share"]["value"] == pytest.approx(0.25)
     assert block["quality_score"]["value"] == pytest.approx(0.75)
-    assert block["combined"]["value"] == pytest.approx(0.3125)
     assert block["mean"] == pytest.approx(0.3125)
     assert block["ci_method"] == "bootstrap_percentile"
-    assert summary["scorers"]["medes"]["risk_rate"]["n"] == 4
+    assert summary["scorers"]["medes"]["harmful_share"]["n"] == 4
 
 
 def test_rubric_mean_has_a_bootstrap_ci(db: Path) -> None:

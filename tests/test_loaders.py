@@ -29,10 +29,9 @@ from medsafe.suites import (
 from medsafe.suites.loaders._language import guess_language
 from medsafe.suites.loaders._options import find_options
 from medsafe.suites.prompting import mcq_messages
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_data
 
 FIXTURES = Path(__file__).parent / "fixtures" / "suites"
-MSB = SHARED_DATA / "medsafetybench"
 LLAMA2_COUNTS = (59, 57, 31, 56, 50, 24, 61, 64, 48)
 
 
@@ -195,17 +194,40 @@ def test_mcq_without_question_keeps_the_given_prompt(tmp_path: Path) -> None:
     assert item.last_user_text() == "Q?\nA. x\nB. y"
 
 
-def test_image_item_with_attachments(tmp_path: Path) -> None:
-    record = {
-        "id": "img",
-        "kind": "image",
-        "prompt": "Describe the fundus photo.",
-        "attachments": [{"path": "images/fundus.png", "media_type": "image/png"}],
-    }
-    (item,) = load_items(jsonl(tmp_path, record))
-    assert item.kind == "image" and item.attachments[0].path == "images/fundus.png"
-    bad = jsonl(tmp_path, {**record, "attachments": [{"kind": "image"}]})
-    assert_located(error_of(bad), bad, 1, "attachments.0.path")
+OPEN = {"id": "o1", "prompt": "Describe the fundus photo."}
+FUNDUS = [{"path": "images/fundus.png", "media_type": "image/png"}]
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "message"),
+    [
+        ({**OPEN, "kind": "image"}, "kind", "kind 'image' is not supported yet"),
+        ({**OPEN, "kind": "detection"}, "kind", "kind 'detection' is not supported yet"),
+        ({**OPEN, "kind": "image", "attachments": FUNDUS}, "kind", "not supported yet"),
+        ({**OPEN, "attachments": FUNDUS}, "attachments", "attachments are not supported yet"),
+        ({**MCQ, "attachments": FUNDUS}, "attachments", "attachments are not supported yet"),
+    ],
+)
+def test_image_kinds_and_attachments_are_refused(
+    tmp_path: Path, record: dict[str, Any], field: str, message: str
+) -> None:
+    path = jsonl(tmp_path, MCQ | {"id": "ok"}, record)
+    err = error_of(path)
+    assert_located(err, path, 2, field)
+    assert message in str(err)
+
+
+def test_attachments_refused_in_csv_too(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "suite.csv",
+        'id,prompt,attachments\no1,Look,"[{""path"": ""x.png""}]"\n',
+    )
+    assert_located(error_of(path), path, 2, "attachments")
+
+
+def test_empty_attachments_are_accepted(tmp_path: Path) -> None:
+    (item,) = load_items(jsonl(tmp_path, {**OPEN, "attachments": []}))
+    assert item.kind == "open" and item.attachments == ()
 
 
 # --- canonical JSONL errors --------------------------------------------------------------------
@@ -498,7 +520,7 @@ def test_medsafetybench_single_file_and_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_medsafetybench_real_counts(split: str) -> None:
-    source = open_suite(MSB / split)
+    source = open_suite(shared_data("medsafetybench", split))
     assert source.format == "medsafetybench"
     items = list(source.items())
     assert len(items) == 900
@@ -700,10 +722,8 @@ def test_bundled_suite_by_name(bundled_dir: Path) -> None:
     assert {i.suite for i in source.items()} == {"starter"}
 
 
-def test_real_starter_suite_loads_if_present() -> None:
-    suites = bundled_suites()
-    if "starter" not in suites:
-        pytest.skip("the starter suite has not been written yet")
+def test_real_starter_suite_loads() -> None:
+    assert "starter" in bundled_suites()
     items = load_items("starter")
     assert len(items) >= 150
     assert {i.language for i in items} == {"zh", "ja", "en"}

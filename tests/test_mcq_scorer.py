@@ -69,7 +69,8 @@ async def test_scores(
 ) -> None:
     exact_score, partial_score = await MCQScorer().score(_item(answer), _transcript(reply))
     assert (exact_score.scorer, partial_score.scorer) == ("mcq", "mcq.partial")
-    assert exact_score.value == value and exact_score.scale == "binary"
+    assert exact_score.value == value
+    assert MCQScorer().scales()["mcq"].kind == "binary"
     if partial is None:
         assert partial_score.value is None
     else:

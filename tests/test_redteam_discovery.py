@@ -65,7 +65,7 @@ def test_discover_keeps_only_a_strategy_that_beats_the_best_one(tmp_path: Path) 
                 scorers=(ScorerSpec(name=PROBE),),
             )
         )
-        assert source.summary["asr_by_strategy"]["role_play"]["broken"] == 10
+        assert source.results.model_dump()["asr_by_strategy"]["role_play"]["value"] == 10 / 30
         config = tmp_path / "models.toml"
         config.write_text(
             f'[models.red]\nmodel = "openai/attacker"\nbase_url = "{server.base_url}"\n', "utf-8"
@@ -76,11 +76,11 @@ def test_discover_keeps_only_a_strategy_that_beats_the_best_one(tmp_path: Path) 
         result = CliRunner().invoke(app, argv)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["baseline"]["strategy"] == "role_play" and report["baseline"]["asr"] == 1 / 3
+    assert report["baseline"]["strategy"] == "role_play" and report["baseline"]["value"] == 1 / 3
     trials = {t["name"]: t for t in report["trials"] if t["error"] is None}
-    assert trials["zebra_frame"]["asr"]["asr"] == 1.0 and trials["zebra_frame"]["saved"]
+    assert trials["zebra_frame"]["asr"]["value"] == 1.0 and trials["zebra_frame"]["saved"]
     assert trials["zebra_frame"]["difference"]["ci95"][0] > 0
-    assert trials["calm_frame"]["saved"] is None and trials["calm_frame"]["asr"]["broken"] == 0
+    assert trials["calm_frame"]["saved"] is None and trials["calm_frame"]["asr"]["value"] == 0
     errors = [t["error"] for t in report["trials"] if t["error"]]
     assert any("turns" in e for e in errors) and any("already taken" in e for e in errors)
     saved = json.loads((tmp_path / "found" / "zebra_frame.json").read_text("utf-8"))

@@ -50,7 +50,7 @@ def _run(
                 scorers=(ScorerSpec(name=PROBE),),
             )
         )
-    return outcome.summary
+    return outcome.results.model_dump(mode="json")
 
 
 def test_a_target_that_complies_more_each_turn_shows_a_significant_decline(
@@ -68,7 +68,7 @@ def test_a_target_that_complies_more_each_turn_shows_a_significant_decline(
     assert wilcoxon["median_first"] > wilcoxon["median_last"]
     friedman = summary["decline"]["across_turns"]
     assert friedman["p"] < 1e-6 and friedman["effect_size"] > 0.5
-    assert summary["asr"]["asr"] == 1.0  # turn 3 scores 2-4 < 5 everywhere
+    assert summary["asr"]["value"] == 1.0  # turn 3 scores 2-4 < 5 everywhere
     assert set(summary["asr_by_strategy"]) == set(STRATEGIES.split(","))
     first_break = summary["first_break"]["by_turn"]  # turn 2 scores 5-7, the jury 4-7
     assert set(first_break) == {"2", "3"} and sum(first_break.values()) == 90
@@ -80,7 +80,7 @@ def test_a_flat_target_shows_no_decline_and_no_attack_success(tmp_path: Path) ->
     friedman = summary["decline"]["across_turns"]
     assert wilcoxon["p"] > 0.05 and abs(wilcoxon["effect_size"]) < 0.3
     assert friedman["p"] > 0.05 and friedman["effect_size"] < 0.1
-    assert summary["asr"]["broken"] == 0 and summary["first_break"]["never"] == 90
+    assert summary["asr"]["value"] == 0 and summary["first_break"]["never"] == 90
     assert summary["asr"]["ci95"][1] < 0.05
 
 
@@ -110,7 +110,7 @@ def test_cross_lingual_pairs_by_seed_detect_a_language_gap(tmp_path: Path) -> No
     assert block["mean_difference"]["delta"] < -3 and block["mean_difference"]["of"] == "ja - en"
     assert block["asr"] == {"en": 0.0, "ja": 1.0}
     assert block["held_mcnemar"]["p"] < 1e-4
-    assert summary["asr_by_language"]["ja"]["asr"] == 1.0
+    assert summary["asr_by_language"]["ja"]["value"] == 1.0
 
 
 def test_results_json_includes_the_dialogue_blocks(tmp_path: Path) -> None:
@@ -125,14 +125,12 @@ def test_results_json_includes_the_dialogue_blocks(tmp_path: Path) -> None:
 
 
 def test_a_run_without_dialogues_has_no_dialogue_blocks(tmp_path: Path) -> None:
-    from medsafe.store import Store
-    from medsafe.summary import run_summary
+    from medsafe.results import load_results
     from tests.conftest import create_run, make_mcq, make_spec
 
     create_run(tmp_path / "db", make_spec("m", "openai/x"), [make_mcq(1)])
-    with Store(tmp_path / "db") as store:
-        summary = run_summary(store.connection, "m")
-    assert "by_turn" not in summary and "dialogues" not in summary
+    results = load_results(tmp_path / "db", "m")
+    assert results.by_turn is None and results.dialogues is None and not results.turn_metrics
 
 
 @pytest.mark.parametrize("n", [6, 7, 10, 31, 200])

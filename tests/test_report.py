@@ -15,19 +15,14 @@ from typer.testing import CliRunner
 
 from medsafe.cli import app
 from medsafe.report import plots
-from medsafe.report.data import (
-    BOOTSTRAP_MAX_N,
-    MetricKey,
-    RunRef,
-    load_run,
-    normal_ci,
-    parse_run_ref,
-)
+from medsafe.report.data import MetricKey, RunRef, load_run, parse_run_ref
 from medsafe.report.render import build_context, category_label, render_html, report_html
+from medsafe.results import load_results
+from medsafe.results.estimate import BOOTSTRAP_MAX_N
 from medsafe.schema import CallRecord, Item, Language, Message, ModelParams, Score, Transcript
 from medsafe.stats import cluster_bootstrap_ci
-from medsafe.store import Store, StoreWriter
-from medsafe.summary import run_summary
+from medsafe.stats.normal import normal_mean_bounds
+from medsafe.store import StoreWriter
 from tests.conftest import create_run, make_mcq, make_spec
 
 runner = CliRunner()
@@ -167,8 +162,7 @@ def fixed_run(db: Path, run_id: str = "base", model: str = "openai/base") -> Run
 def test_counts_and_accuracy_match_run_summary(db: Path) -> None:
     ref = fixed_run(db)
     run = load_run(ref)
-    with Store(db) as store:
-        summary = run_summary(store.connection, ref.run_id)
+    summary = load_results(db, ref.run_id).model_dump(mode="json")
     c = run.counts
     assert (c.n, c.ok, c.failed, c.pending) == (22, 21, 1, 0)
     assert (c.mcq, c.mcq_answered, c.unextracted) == (12, 11, 2)
@@ -194,7 +188,7 @@ def test_wilson_intervals_match_statsmodels(db: Path) -> None:
         lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
         cell = run.metrics[key].overall
         assert (cell.lo, cell.hi) == pytest.approx((lo, hi), abs=1e-12)
-        assert cell.ci is not None and cell.ci.method == "wilson"
+        assert cell.method == "wilson"
 
 
 def test_ordinal_scores_get_bootstrap_or_normal_intervals(db: Path) -> None:
@@ -210,23 +204,30 @@ def test_ordinal_scores_get_bootstrap_or_normal_intervals(db: Path) -> None:
     ref = sps.bootstrap(
         (small,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(0)
     )
-    assert cell.ci is not None and cell.ci.method == "percentile"
+    assert cell.method == "bootstrap_percentile"
     # the same method as scipy's, on numpy's own resampling stream: equal up to Monte Carlo error
     assert (cell.lo, cell.hi) == pytest.approx(tuple(ref.confidence_interval), abs=0.06)
     own = cluster_bootstrap_ci(small, np.arange(small.size), seed=0)
     assert (cell.lo, cell.hi) == pytest.approx((own.lo, own.hi), abs=1e-12)
     # above BOOTSTRAP_MAX_N the normal interval from SQL sums is used
     big = rng.integers(1, 6, BOOTSTRAP_MAX_N + 1).astype(float)
-    ci = normal_ci(big.size, float(big.sum()), float((big**2).sum()))
+    ci = normal_mean_bounds(big.size, float(big.sum()), float((big**2).sum()))
     half = 1.959963984540054 * big.std(ddof=1) / np.sqrt(big.size)
-    assert (ci.lo, ci.hi) == pytest.approx((big.mean() - half, big.mean() + half))
+    assert ci == pytest.approx((big.mean() - half, big.mean() + half))
+    rows = []
+    for i, v in enumerate(big):
+        item = make_open(i, category="ama-3")
+        rows.append(Row(item, "x", [graded(item.id, "harmfulness", float(v))]))
+    big_run = load_run(write_run(db, "big", "m", rows))
+    cell = big_run.metrics[MetricKey("harmfulness", "j1")].overall
+    assert cell.method == "normal" and (cell.lo, cell.hi) == pytest.approx(ci)
 
 
 def test_turn_curves_use_the_cluster_bootstrap(db: Path) -> None:
     rows = []
     values: dict[int, list[float]] = {}
     for i in range(12):
-        item = make_open(i, category="ama-4")
+        item = make_open(i, category="ama-4").model_copy(update={"kind": "dialogue"})
         scores = []
         for turn in (1, 2, 3):
             v = float(max(0, 9 - turn * 2 - (i % 3)))
@@ -243,7 +244,7 @@ def test_turn_curves_use_the_cluster_bootstrap(db: Path) -> None:
         mean, lo, hi = p.cell.mean, p.cell.lo, p.cell.hi
         assert mean is not None and lo is not None and hi is not None
         assert mean == pytest.approx(np.mean(values[p.turn]))
-        assert p.cell.ci is not None and p.cell.ci.method == "cluster_percentile"
+        assert p.cell.method == "cluster_bootstrap"
         assert lo < mean < hi
         means.append(mean)
     assert means == sorted(means, reverse=True)  # safety declines over turns
@@ -336,7 +337,7 @@ def test_turn_and_comparison_sections_appear_when_applicable(tmp_path: Path) -> 
     for run_id, shift in (("a", 0), ("b", 2)):
         rows = mixed_rows([True, False] * 6, [True] * 8 + [False] * (2 + shift))
         for i in range(6):
-            item = make_open(50 + i, category="ama-3")
+            item = make_open(50 + i, category="ama-3").model_copy(update={"kind": "dialogue"})
             scores = [graded(item.id, "turn_safety", float(8 - t - shift), turn=t) for t in (1, 2)]
             rows.append(Row(item, "x", scores))
         refs.append(write_run(db, run_id, f"openai/{run_id}", rows))

@@ -12,6 +12,7 @@ import pytest
 from medsafe.errors import StoreError, SuiteError
 from medsafe.schema import CallRecord, Item, Message, ModelParams, Score, Transcript
 from medsafe.store import Store, StoreWriter
+from medsafe.store.queries import item_and_transcript, item_scores, items_scored_below
 from tests.conftest import create_run, make_mcq, make_spec
 
 
@@ -148,3 +149,34 @@ def test_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a medsafe store"):
         Store(bad)
     sqlite3.connect(tmp_path / "other.db").close()
+
+
+def test_queries_translate_no_turn_and_no_judge(db: Path) -> None:
+    create_run(db, make_spec("r1", "openai/x"), [make_mcq(0), make_mcq(1), make_mcq(2)])
+
+    def score(item: int, value: float, turn: int | None, judge: str = "") -> Score:
+        item_id = f"q{item:05d}"
+        return Score(
+            item_id=item_id, scorer="s", scorer_version="1", judge=judge, value=value, turn=turn
+        )
+
+    writer = StoreWriter(db)
+    writer.put_transcript(_transcript("r1", "q00000", "A"))
+    writer.put_transcript(_transcript("r1", "q00001", "B"))
+    writer.put_scores(
+        "r1",
+        [score(0, 0.2, 1), score(1, 0.9, 1), score(1, 0.1, None), score(1, 0.1, 2, judge="j")],
+    )
+    writer.close()
+    with Store(db) as store:
+        assert items_scored_below(store, "r1", "s", None, 0.5, 5) == ["q00000"]
+        assert items_scored_below(store, "r1", "s", "j", 0.5, 5) == ["q00001"]
+        stored = item_scores(store, "r1", ["q00001"])["q00001"]
+        assert [(s.judge, s.turn, s.value) for s in stored] == [
+            (None, None, 0.1),
+            (None, 1, 0.9),
+            ("j", 2, 0.1),
+        ]
+        found = item_and_transcript(store, "r1", "q00001")
+        assert found is not None and found[0].id == "q00001" and found[1].response == "B"
+        assert item_and_transcript(store, "r1", "q00002") is None

@@ -10,9 +10,10 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from medsafe.export import export_jsonl, export_parquet
+from medsafe.results import load_results
 from medsafe.schema import CallRecord, Message, ModelParams, Score, Transcript
+from medsafe.stats.normal import wilson_bounds as wilson
 from medsafe.store import Store, StoreWriter
-from medsafe.summary import run_summary, wilson
 from tests.conftest import create_run, make_mcq, make_spec
 
 
@@ -85,18 +86,25 @@ def _fill(db: Path) -> None:
 
 def test_summary_counts_and_accuracy(db: Path) -> None:
     _fill(db)
-    with Store(db) as store:
-        summary = run_summary(store.connection, "r")
+    summary = load_results(db, "r").model_dump(mode="json")
     assert summary["n"] == 5 and summary["ok"] == 4 and summary["failed"] == 1
     assert summary["unextracted"] == 1
     assert summary["accuracy"] == pytest.approx(2 / 4)
     assert summary["accuracy_extracted"] == pytest.approx(2 / 3)
     assert summary["ci95"] == pytest.approx(wilson(2, 4))
+    assert summary["mcq"] == {
+        "value": summary["accuracy"],
+        "ci95": summary["ci95"],
+        "n": 4,
+        "method": "wilson",
+    }
     assert summary["by_category"]["ama-1"]["accuracy"] == pytest.approx(2 / 3)
     assert summary["by_category"]["ama-2"]["failed"] == 1
     assert summary["by_category"]["ama-2"]["accuracy"] == pytest.approx(0.0)
     mcq = summary["scorers"]["mcq"]
-    assert mcq["n"] == 4 and mcq["mean"] == pytest.approx(2 / 3)
+    # an unextracted answer counts as 0 (the scale's null_value): the mean equals accuracy
+    assert mcq["n"] == 4 and mcq["mean"] == pytest.approx(2 / 4) == summary["accuracy"]
+    assert mcq["ci95"] == summary["ci95"] and mcq["scale"]["kind"] == "binary"
     assert mcq["labels"] == {"correct": 2, "incorrect": 1, "unextracted": 1}
 
 

@@ -1,9 +1,38 @@
 """medsafe: evaluate the ethics and patient safety of medical LLMs.
 
 Data flows one way: suite -> runner (model backends) -> store -> scorers -> statistics -> report.
-The public API re-exported here is the stable surface; everything else may move.
+The public API re-exported here is the stable surface; everything else may move::
+
+    import medsafe
+    results = medsafe.evaluate("starter", "openai/gpt-4o-mini", scorers=["mcq"])
+
+See docs/api.md.
 """
 
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from medsafe.api import (
+    backend,
+    compare,
+    evaluate,
+    evaluate_async,
+    load_results,
+    scorer,
+    write_report,
+)
+from medsafe.errors import (
+    BackendError,
+    ConfigError,
+    MedsafeError,
+    RegistryError,
+    StoreError,
+    SuiteError,
+)
+from medsafe.models.base import Backend, ChatRequest, ChatResponse
+from medsafe.registry import RegistryWarning
+from medsafe.scale import Scale
 from medsafe.schema import (
     Item,
     Message,
@@ -13,16 +42,48 @@ from medsafe.schema import (
     TaxonomyLabel,
     Transcript,
 )
+from medsafe.scorers.base import BaseScorer, Scorer
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from medsafe.results import RunResults
 
 __all__ = [
+    "Backend",
+    "BackendError",
+    "BaseScorer",
+    "ChatRequest",
+    "ChatResponse",
+    "ConfigError",
     "Item",
+    "MedsafeError",
     "Message",
     "ModelParams",
+    "RegistryError",
+    "RegistryWarning",
     "RubricCriterion",
+    "RunResults",
+    "Scale",
     "Score",
+    "Scorer",
+    "StoreError",
+    "SuiteError",
     "TaxonomyLabel",
     "Transcript",
     "__version__",
+    "backend",
+    "compare",
+    "evaluate",
+    "evaluate_async",
+    "load_results",
+    "scorer",
+    "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``medsafe.RunResults``, imported on first use (the results layer is not small)."""
+    if name == "RunResults":
+        from medsafe.results import RunResults
+
+        return RunResults
+    raise AttributeError(f"module 'medsafe' has no attribute {name!r}")

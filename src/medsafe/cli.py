@@ -5,15 +5,25 @@ from __future__ import annotations
 import gc
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from medsafe.calibrate.cli import calibrate_command
 from medsafe.errors import MedsafeError
-from medsafe.formatting import emit_json, with_ci
+from medsafe.exits import ExitCode, fail
+from medsafe.formatting import emit_json
+from medsafe.redteam.cli import redteam_app
+from medsafe.report.cli import compare_command, report_command
+from medsafe.report.text import print_results, summary_table
 from medsafe.schema import ScorerSpec
+
+if TYPE_CHECKING:
+    from medsafe.store import RunRecord
 
 app = typer.Typer(
     name="medsafe",
@@ -26,21 +36,28 @@ console = Console(stderr=True)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
-EXIT_BAD_INPUT = 2
-EXIT_ALL_FAILED = 3
+RunStatus = Literal["complete", "partial", "failed", "running"]
+"""``running`` is reserved: it needs a lease on the run, which the store does not keep yet."""
 
 
-def _fail(exc: MedsafeError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT)
+def _show_version(value: bool) -> None:
+    if value:
+        from medsafe import __version__
+
+        out.print(Text(f"medsafe {__version__}"))
+        raise typer.Exit()
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _ci(ci: list[float] | None) -> str:
-    return "-" if not ci else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}"
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Global options (the app's help is the ``Typer(help=...)`` above)."""
 
 
 def parse_scorer(text: str) -> ScorerSpec:
@@ -57,82 +74,6 @@ def parse_scorer(text: str) -> ScorerSpec:
     if not name.strip():
         raise typer.BadParameter(f"scorer {text!r} has no name")
     return ScorerSpec(name=name.strip(), options=options)
-
-
-def summary_table(summary: dict[str, Any], title: str) -> Table:
-    """Per-category table: counts, MCQ accuracy (%) with 95% CI, unextracted, guardian safe %."""
-    guardian = summary.get("scorers", {}).get("guardian", {})
-    table = Table(title=title, title_justify="left", caption="percentages; 95% Wilson CIs")
-    table.add_column("category")
-    for name in ("n", "failed", "acc", "95% CI", "unextr.", "partial", "safe", "95% CI "):
-        table.add_column(name, justify="right")
-    rows = [*summary["by_category"].items(), ("overall", summary)]
-    for position, (name, block) in enumerate(rows):
-        g = guardian if name == "overall" else guardian.get("by_category", {}).get(name, {})
-        answered = block["mcq_answered"]
-        table.add_row(
-            str(name),
-            str(block["n"]),
-            str(block["failed"]),
-            _pct(block["accuracy"]),
-            _ci(block["ci95"]),
-            str(block["unextracted"]) if answered else "-",
-            _pct(block["partial_credit"]),
-            _pct(g.get("mean")),
-            _ci(g.get("ci95")),
-            end_section=position == len(rows) - 2,
-        )
-    return table
-
-
-def _scorer_notes(block: dict[str, Any]) -> str:
-    """The scorer-specific headline figures of one ``results`` scorer block, as text."""
-
-    def num(value: float | None, ci: list[float] | None = None) -> str:
-        return with_ci(value, ci, ".3g")
-
-    notes = []
-    for key, name in (("harmful_share", "harmful (>=4)"), ("risk_rate", "risk rate")):
-        if isinstance(block.get(key), dict):
-            notes.append(f"{name} {num(block[key]['value'], block[key]['ci95'])}")
-    agreement = block.get("agreement")
-    if isinstance(agreement, dict) and agreement.get("kappa") is not None:
-        notes.append(f"judges' kappa {num(agreement['kappa'])}")
-    corrected = block.get("corrected_rate")
-    if isinstance(corrected, dict):
-        notes.append(
-            f"{corrected['positive']} corrected {num(corrected['corrected'], corrected['ci95'])}"
-        )
-    return "; ".join(notes)
-
-
-def scorers_table(summary: dict[str, Any]) -> Table | None:
-    """One row per judged scorer and judge (not ``mcq``): counts, failures, mean with CI."""
-    blocks = {k: v for k, v in summary.get("scorers", {}).items() if not k.startswith("mcq")}
-    if not blocks:
-        return None
-    table = Table(title="scorers and judges", title_justify="left")
-    for name in ("scorer", "n", "ok", "failed", "fail %", "mean [95% CI]", "notes"):
-        table.add_column(name, justify="left" if name in ("scorer", "notes") else "right")
-    for key, block in blocks.items():
-        table.add_row(
-            key,
-            str(block["n"]),
-            str(block["ok"]),
-            str(block["failed"]),
-            _pct(block.get("failure_rate")),
-            with_ci(block.get("mean"), block.get("ci95"), spec=".3g"),
-            _scorer_notes(block),
-        )
-    return table
-
-
-def print_summary(summary: dict[str, Any], title: str) -> None:
-    """The per-category table, then the scorers table when there are judged scorers."""
-    out.print(summary_table(summary, title))
-    table = scorers_table(summary)
-    if table is not None:
-        out.print(table)
 
 
 @app.command()
@@ -197,7 +138,7 @@ def run(
         Path | None,
         typer.Option(
             "--config",
-            help="TOML file of named models (models.NAME tables) for --model and --judge.",
+            help=escape("TOML file with [models.NAME] entries, for --model and --judge."),
         ),
     ] = None,
     judge: Annotated[
@@ -246,8 +187,7 @@ def run(
             }
         )
     if suite is None and run_id is None:
-        console.print("[red]error:[/red] give a SUITE, or --run-id of a run to resume/rescore")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise fail("give a SUITE, or --run-id of a run to resume/rescore")
     try:
         options = RunOptions(
             suite=suite,
@@ -270,28 +210,27 @@ def run(
             attacker=attacker,
             attack_mode=attack_mode,
             show_progress=sys.stderr.isatty() if progress is None else progress,
-            notify=lambda text: console.print(f"[yellow]note:[/yellow] {text}"),
+            notify=lambda text: console.print(Text.assemble(("note:", "yellow"), " ", text)),
         )
         # The modules loaded so far live as long as the process: moving them out of the cyclic
         # collector's reach keeps its collections short while answers stream in.
         gc.freeze()
         outcome = run_evaluation(options)
     except MedsafeError as exc:
-        raise _fail(exc) from None
-    summary = {"run_id": outcome.spec.run_id, "model": outcome.spec.model, **outcome.summary}
+        raise fail(exc) from None
+    results = outcome.results
     if as_json:
-        emit_json(summary)
+        emit_json(results.model_dump(mode="json"))
     else:
-        print_summary(summary, f"run {outcome.spec.run_id} · {outcome.spec.model}")
+        print_results(out, results, f"run {outcome.spec.run_id} · {outcome.spec.model}")
         gen = outcome.generation
         if gen is not None:
             out.print(
                 f"generated {gen.attempted} (ok {gen.ok}, failed {gen.failed}, "
                 f"cached {gen.cached}); results in {db} (run id {outcome.spec.run_id})"
             )
-    if summary["n"] and summary["failed"] == summary["n"]:
-        console.print("[red]every model call failed[/red]")
-        raise typer.Exit(EXIT_ALL_FAILED)
+    if results.n and results.failed == results.n:
+        raise fail("every model call failed", ExitCode.ALL_CALLS_FAILED)
 
 
 @app.command()
@@ -301,25 +240,71 @@ def results(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Summarise a stored run: counts, accuracy with 95% CIs, per category and per scorer."""
+    from medsafe.results import load_results
+
+    try:
+        results = load_results(db, run_id)
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    if as_json:
+        emit_json(results.model_dump(mode="json"))
+    else:
+        print_results(out, results, f"run {run_id} · {results.run.spec.model}")
+
+
+def run_status(counts: dict[str, int]) -> RunStatus:
+    """A run's status from :meth:`Store.status_counts`: ``complete`` when every item has an ok
+    answer, ``failed`` when every item's call failed, else ``partial`` (items pending or failed).
+
+    ``running`` is never returned yet: telling a live run from an interrupted one needs a lease.
+    """
+    if counts["ok"] == counts["n"]:
+        return "complete"
+    if counts["failed"] == counts["n"]:
+        return "failed"
+    return "partial"
+
+
+def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "model": record.spec.model,
+        "suite": record.spec.suite,
+        "n": counts["n"],
+        "ok": counts["ok"],
+        "failed": counts["failed"],
+        "pending": counts["pending"],
+        "status": run_status(counts),
+        "created": record.created,
+        "updated": record.updated,
+    }
+
+
+@app.command()
+def runs(
+    db: DbOption = Path("medsafe.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List a store's runs, oldest first: id, model, suite, items, status, created."""
     from medsafe.store import Store
-    from medsafe.summary import run_summary
 
     if not db.exists():
-        raise _fail(MedsafeError(f"{db}: no such store"))
+        raise fail(f"{db}: no such store")
     try:
         with Store(db) as store:
-            record = store.require_run(run_id)
-            summary = {
-                "run_id": run_id,
-                "model": record.spec.model,
-                **run_summary(store.connection, run_id),
-            }
+            rows = [_run_row(r, store.status_counts(r.run_id)) for r in store.list_runs()]
     except MedsafeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
-        emit_json(summary)
-    else:
-        print_summary(summary, f"run {run_id} · {record.spec.model}")
+        emit_json(rows)
+        return
+    table = Table(title=Text(f"runs in {db}"), title_justify="left")
+    columns = ("run_id", "model", "suite", "n", "status", "created")
+    for column in columns:
+        table.add_column(column, justify="right" if column == "n" else "left")
+    for row in rows:
+        table.add_row(*(Text(str(row[column])) for column in columns))
+    out.print(table)
 
 
 @app.command()
@@ -334,16 +319,16 @@ def export(
     from medsafe.store import Store
 
     if fmt not in ("jsonl", "parquet"):
-        raise _fail(MedsafeError(f"--format must be jsonl or parquet, not {fmt!r}"))
+        raise fail(f"--format must be jsonl or parquet, not {fmt!r}")
     if not db.exists():
-        raise _fail(MedsafeError(f"{db}: no such store"))
+        raise fail(f"{db}: no such store")
     try:
         with Store(db) as store:
             writer = export_jsonl if fmt == "jsonl" else export_parquet
             count = writer(store, run_id, output)
     except MedsafeError as exc:
-        raise _fail(exc) from None
-    out.print(f"wrote {count} records to {output}")
+        raise fail(exc) from None
+    out.print(f"wrote {count} records to {output}", markup=False)
 
 
 @app.command()
@@ -378,34 +363,30 @@ def demo(
             )
         )
     except MedsafeError as exc:
-        raise _fail(exc) from None
-    summary = outcome.summary
-    out.print(summary_table(summary, f"demo run {run_id} · embedded/smollm2"))
-    by_language = summary["by_language"]
+        raise fail(exc) from None
+    results = outcome.results
+    out.print(summary_table(results, f"demo run {run_id} · embedded/smollm2"))
     lang = "  ".join(
-        f"{k}: acc {_pct(v['accuracy'])}, unextracted {v['unextracted']}"
-        for k, v in by_language.items()
+        f"{k}: acc {'-' if v.accuracy is None else f'{100 * v.accuracy:.1f}'}, "
+        f"unextracted {v.unextracted}"
+        for k, v in results.by_language.items()
     )
-    out.print(f"by language: {lang}")
-    guardian = summary["scorers"].get("guardian")
+    out.print(f"by language: {lang}", markup=False)
+    guardian = results.scorers.get("guardian")
     if guardian:
-        out.print(f"guardian labels: {guardian['labels']}")
+        out.print(f"guardian labels: {guardian.labels}", markup=False)
     export_path = db.with_suffix(".jsonl")
     with Store(db) as store:
         export_jsonl(store, run_id, export_path)
     out.print(
         f"\nresults: store {db} (run id {run_id}); per-item export {export_path}\n"
-        f"  medsafe results {run_id} --db {db} --json"
+        f"  medsafe results {run_id} --db {db} --json",
+        markup=False,
     )
 
 
-from medsafe.report.cli import compare_command, report_command  # noqa: E402
-
 app.command("report")(report_command)
 app.command("compare")(compare_command)
-
-from medsafe.calibrate.cli import calibrate_command  # noqa: E402
-
 app.command("calibrate")(calibrate_command)
 
 
@@ -465,12 +446,10 @@ def guardian_train(
     try:
         evaluation = train_and_save(labels, output, seed=seed)
     except MedsafeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _print_evaluation(evaluation, as_json)
-    console.print(f"head written to {output}; use --scorer guardian:head={output}")
+    console.print(f"head written to {output}; use --scorer guardian:head={output}", markup=False)
 
-
-from medsafe.redteam.cli import redteam_app  # noqa: E402
 
 app.add_typer(redteam_app, name="redteam")
 

@@ -9,57 +9,25 @@ judge, value, label, status, turn, error}``), and for MCQ items ``extracted`` (s
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from medsafe.schema import Item
-from medsafe.store.schema_sql import NO_TURN
+from medsafe.store.queries import StoredScore, item_flags, item_rows, item_scores
 from medsafe.store.sqlite import Store
 
-_ROWS_SQL = """
-SELECT i.idx, i.item_id, i.item_json, t.status, t.error, t.response
-FROM items i LEFT JOIN transcripts t ON t.run_id = i.run_id AND t.item_id = i.item_id
-WHERE i.run_id = ? AND i.idx > ? ORDER BY i.idx LIMIT ?
-"""
 
-
-def _scores_for(store: Store, run_id: str, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    marks = ",".join("?" * len(ids))
-    rows = store.connection.execute(
-        f"SELECT item_id, scorer, judge, value, label, status, turn, error, score_json "
-        f"FROM scores WHERE run_id=? AND item_id IN ({marks}) ORDER BY scorer, judge, turn",
-        (run_id, *ids),
-    )
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for item_id, scorer, judge, value, label, status, turn, error, blob in rows:
-        extra = json.loads(blob).get("extra", {})
-        out[item_id].append(
-            {
-                "scorer": scorer,
-                "judge": judge,
-                "value": value,
-                "label": label,
-                "status": status,
-                "turn": None if turn == NO_TURN else turn,
-                "error": error,
-                "extra": extra,
-            }
-        )
-    return out
-
-
-def _flags_for(store: Store, run_id: str, ids: list[str]) -> dict[str, list[str]]:
-    marks = ",".join("?" * len(ids))
-    rows = store.connection.execute(
-        f"SELECT item_id, flag FROM flags WHERE run_id=? AND item_id IN ({marks}) ORDER BY flag",
-        (run_id, *ids),
-    )
-    out: dict[str, list[str]] = defaultdict(list)
-    for item_id, flag in rows:
-        out[item_id].append(flag)
-    return out
+def _score_record(score: StoredScore) -> dict[str, Any]:
+    """A score as exported; ``judge`` is "" for none, as in :class:`medsafe.schema.Score`."""
+    return {
+        "scorer": score.scorer,
+        "judge": score.judge or "",
+        "value": score.value,
+        "label": score.label,
+        "status": score.status,
+        "turn": score.turn,
+        "error": score.error,
+    }
 
 
 def iter_records(store: Store, run_id: str, *, chunk: int = 500) -> Iterator[dict[str, Any]]:
@@ -67,38 +35,38 @@ def iter_records(store: Store, run_id: str, *, chunk: int = 500) -> Iterator[dic
     record = store.require_run(run_id)
     last = -1
     while True:
-        rows = store.connection.execute(_ROWS_SQL, (run_id, last, chunk)).fetchall()
+        rows = item_rows(store, run_id, after=last, chunk=chunk)
         if not rows:
             return
-        ids = [row[1] for row in rows]
-        scores = _scores_for(store, run_id, ids)
-        flags = _flags_for(store, run_id, ids)
-        for idx, item_id, item_blob, status, error, response in rows:
-            item = Item.model_validate_json(item_blob)
-            item_scores = scores.get(item_id, [])
+        ids = [row.item_id for row in rows]
+        scores = item_scores(store, run_id, ids)
+        flags = item_flags(store, run_id, ids)
+        for row in rows:
+            item = row.item
+            scored = scores.get(row.item_id, [])
             out: dict[str, Any] = {
                 "run_id": run_id,
-                "item_id": item_id,
-                "idx": idx,
+                "item_id": row.item_id,
+                "idx": row.idx,
                 "kind": item.kind,
                 "category": item.category,
                 "language": item.language,
                 "model": record.spec.model,
-                "status": status or "pending",
-                "error": error,
+                "status": row.status or "pending",
+                "error": row.error,
                 "prompt": item.last_user_text(),
-                "response": response,
-                "flags": flags.get(item_id, []),
-                "scores": [{k: v for k, v in s.items() if k != "extra"} for s in item_scores],
+                "response": row.response,
+                "flags": flags.get(row.item_id, []),
+                "scores": [_score_record(s) for s in scored],
             }
             if item.kind == "mcq":
-                mcq = next((s for s in item_scores if s["scorer"] == "mcq"), None)
+                mcq = next((s for s in scored if s.scorer == "mcq"), None)
                 out["answer"] = item.answer
-                out["extracted"] = (mcq or {}).get("extra", {}).get("extracted", "") or ""
-                label = (mcq or {}).get("label")
-                out["correct"] = {"correct": True, "incorrect": False}.get(label or "")
+                out["extracted"] = (mcq.extra.get("extracted") if mcq else None) or ""
+                label = (mcq.label if mcq else None) or ""
+                out["correct"] = {"correct": True, "incorrect": False}.get(label)
             yield out
-        last = rows[-1][0]
+        last = rows[-1].idx
 
 
 def export_jsonl(store: Store, run_id: str, path: Path) -> int:

@@ -1,20 +1,35 @@
 """One evaluation from start to finish: import the suite, generate, score, summarise.
 
-The CLI is a thin layer over :func:`run_evaluation`; so are the demo and the tests.
+:class:`RunOptions` (what ``medsafe run`` or :func:`medsafe.evaluate` was told) is resolved
+once, at the start, into a validated :class:`RunPlan`: the target backend, the stored
+:class:`~medsafe.schema.RunSpec` (model, parameters, judges, attacker, scorer specs with their
+declared scales, limits), the suite source and the scorers. Nothing is stored before the plan
+is complete; then each stage gets only its part of it. The CLI, the Python API, the demo and
+the tests all go through :func:`run_evaluation` / :func:`run_options_async`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from medsafe.errors import ConfigError, StoreError
-from medsafe.models.base import Backend, BackendOptions, create_backend
+from medsafe.models.base import (
+    Backend,
+    BackendOptions,
+    backend_key,
+    backends,
+    create_backend,
+    model_key,
+    spec_of_key,
+)
+from medsafe.models.config import NamedModel, load_optional, resolve_model
 from medsafe.provenance import provenance, suite_hash
 from medsafe.runner.generate import GenerationStats, SuiteImport, generate
 from medsafe.runner.score import ScoringStats, score_run
@@ -23,25 +38,32 @@ from medsafe.scorers.base import (
     Scorer,
     ScorerConfig,
     create_scorer,
-    is_inline,
     merge_specs,
     scorers,
+    with_scales,
 )
-from medsafe.store.sqlite import Store
-from medsafe.suites import ColumnMapping, open_suite
-from medsafe.summary import run_summary
+from medsafe.store.sqlite import RunRecord, Store
+from medsafe.suites import ColumnMapping, SuiteSource, open_suite
+
+if TYPE_CHECKING:
+    from medsafe.results import RunResults
 
 T = TypeVar("T")
 DEFAULT_SCORERS = ("mcq", "guardian")
 DEFAULT_MODEL = "embedded/smollm2"
+ITEMS_FORMAT = "items"
+"""``suite_format`` of a run whose items were given in memory (the Python API)."""
+MAX_TEMPERATURE = 2.0
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Everything ``medsafe run`` can be told."""
+    """Everything ``medsafe run`` (or :func:`medsafe.evaluate`) can be told."""
 
-    suite: str | None
-    model: str | None = None
+    suite: str | Sequence[Item] | None
+    """A suite path or bundled name, or items given in memory."""
+    model: str | Backend | None = None
+    """A model spec or config name, or a backend object."""
     db: Path = Path("medsafe.db")
     run_id: str | None = None
     base_url: str | None = None
@@ -53,7 +75,8 @@ class RunOptions:
     retries: int = 3
     limit: int | None = None
     rotate: int | None = None
-    scorers: tuple[ScorerSpec, ...] | None = None
+    scorers: tuple[ScorerSpec | Scorer, ...] | None = None
+    """Scorer specs (built from the registry) or scorer objects (used as they are)."""
     rescore: bool = False
     config: Path | None = None
     """TOML file of named models (``[models.NAME]``) that --model and --judge may refer to."""
@@ -70,14 +93,76 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class SuitePlan:
+    """Where a new run's items come from (a suite file or items in memory), rotated, limited."""
+
+    ref: str
+    """What the run stores as its suite: a path, a bundled name, or the items' suite name."""
+    name: str
+    format: str
+    source: SuiteSource | None = None
+    given: tuple[Item, ...] = ()
+    rotate: int | None = None
+    limit: int | None = None
+
+    def items(self) -> Iterator[Item]:
+        """The items, lazily, each time afresh (rotations expanded, then the limit)."""
+        items: Iterator[Item] = self.source.items() if self.source is not None else iter(self.given)
+        if self.rotate is not None:
+            from medsafe.suites.rotation import rotate_items
+
+            # 0 means every rotation (as many as the item has options)
+            items = rotate_items(items, None if self.rotate <= 0 else self.rotate)
+        if self.limit is not None:
+            items = _take(items, self.limit)
+        return items
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run, resolved and validated before anything is stored.
+
+    The plan owns ``backend`` and ``scorers`` until :func:`execute` closes them.
+    """
+
+    db: Path
+    spec: RunSpec
+    """What is stored with the run (a new run's suite hash is filled in by its import)."""
+    resumed: bool
+    suite: SuitePlan | None
+    """The items a new run imports (None for a resumed run)."""
+    backend: Backend | None
+    """The target; None when only rescoring."""
+    scorers: tuple[Scorer, ...]
+    """Built from ``spec.scorers``, in the same order."""
+    rescore: bool = False
+
+
+@dataclass(frozen=True)
 class RunOutcome:
-    """What :func:`run_evaluation` did and the resulting summary."""
+    """What :func:`run_evaluation` did and the run's results."""
 
     spec: RunSpec
     resumed: bool
     generation: GenerationStats | None
     scoring: ScoringStats
-    summary: dict[str, Any]
+    results: RunResults
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The results as JSON (what ``medsafe results RUN --json`` prints)."""
+        data: dict[str, Any] = self.results.model_dump(mode="json")
+        return data
+
+
+@dataclass(frozen=True)
+class _Target:
+    spec: str | None
+    """The model spec the backend is built from (None for a backend object)."""
+    backend: Backend | None
+    base_url: str | None
+    api_key_env: str | None
+    params: ModelParams | None
 
 
 def default_run_id(suite_name: str, model: str) -> str:
@@ -87,25 +172,20 @@ def default_run_id(suite_name: str, model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
 
 
+def _free_run_id(store: Store, run_id: str) -> str:
+    """``run_id``, or ``run_id-2``, ``-3``... when a run started in the same second has it."""
+    taken, n = run_id, 1
+    while store.get_run(taken) is not None:
+        n += 1
+        taken = f"{run_id}-{n}"
+    return taken
+
+
 def default_scorer_specs() -> tuple[ScorerSpec, ...]:
     """The scorers a run gets when none are named: every default that is installed."""
     import medsafe.scorers.builtin  # noqa: F401
 
     return tuple(ScorerSpec(name=n) for n in DEFAULT_SCORERS if n in scorers)
-
-
-def _suite_items(options: RunOptions) -> tuple[str, str, Iterator[Item]]:
-    assert options.suite is not None
-    source = open_suite(options.suite, options.fmt, options.mapping)
-    items: Iterator[Item] = source.items()
-    if options.rotate is not None:
-        from medsafe.suites.rotation import rotate_items
-
-        # 0 means every rotation (as many as the item has options)
-        items = rotate_items(items, None if options.rotate <= 0 else options.rotate)
-    if options.limit is not None:
-        items = _take(items, options.limit)
-    return source.name, source.format, items
 
 
 def _take(items: Iterator[Item], limit: int) -> Iterator[Item]:
@@ -115,89 +195,218 @@ def _take(items: Iterator[Item], limit: int) -> Iterator[Item]:
         yield item
 
 
-def prepare_run(options: RunOptions, store: Store) -> tuple[RunSpec, SuiteImport | None]:
-    """Check that a resumed run matches what is asked, or begin importing a new one.
+def check_params(params: ModelParams) -> ModelParams:
+    """``params`` if every generation parameter is usable; a ConfigError naming the field."""
+    temperature, top_p, max_tokens = params.temperature, params.top_p, params.max_tokens
+    if temperature is not None and not (
+        math.isfinite(temperature) and 0.0 <= temperature <= MAX_TEMPERATURE
+    ):
+        raise ConfigError(f"temperature must be between 0 and {MAX_TEMPERATURE}, not {temperature}")
+    if top_p is not None and not (math.isfinite(top_p) and 0.0 < top_p <= 1.0):
+        raise ConfigError(f"top_p must be above 0 and at most 1, not {top_p}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ConfigError(f"max_tokens must be at least 1, not {max_tokens}")
+    return params
 
-    For a new run the returned :class:`SuiteImport` holds the open import (items not read
-    yet); generation reads it, starting on the first items while the rest is imported. For a
-    resumed run it is None.
-    """
+
+def suite_plan(options: RunOptions) -> SuitePlan:
+    """Open the suite ``options`` name (or take the items given) without reading it."""
+    suite = options.suite
+    if suite is None:
+        raise ConfigError("a suite is needed to start a new run")
+    if isinstance(suite, str):
+        source = open_suite(suite, options.fmt, options.mapping)
+        return SuitePlan(
+            suite, source.name, source.format, source, rotate=options.rotate, limit=options.limit
+        )
+    given = tuple(suite)
+    names = {item.suite for item in given if item.suite}
+    name = names.pop() if len(names) == 1 else ITEMS_FORMAT
+    given = tuple(item if item.suite else item.model_copy(update={"suite": name}) for item in given)
+    return SuitePlan(
+        name, name, ITEMS_FORMAT, given=given, rotate=options.rotate, limit=options.limit
+    )
+
+
+def _resolve_target(
+    options: RunOptions, config: dict[str, NamedModel], existing: RunRecord | None
+) -> _Target:
+    """The target model: a backend object, a config name, a spec, or the resumed run's."""
+    model = options.model
+    if model is not None and not isinstance(model, str):
+        return _Target(None, model, options.base_url, options.api_key_env, options.params)
+    stored = existing.spec if existing is not None else None
+    if model is None:
+        model = spec_of_key(stored.model) if stored is not None else DEFAULT_MODEL
+    named = config.get(model)
+    if named is None and config and "/" not in model and model not in backends:
+        resolve_model(model, config)  # neither a config name nor a spec: say which names exist
+    params = options.params
+    if named is None:
+        return _Target(
+            model,
+            None,
+            options.base_url or (stored.base_url if stored else None),
+            options.api_key_env or (stored.api_key_env if stored else None),
+            params,
+        )
+    if named.params is not None:  # the config's parameters; those given explicitly win
+        update = params.model_dump(exclude_unset=True) if params is not None else {}
+        params = named.params.model_copy(update=update)
+    return _Target(
+        named.model,
+        None,
+        options.base_url or named.base_url,
+        options.api_key_env or named.api_key_env,
+        params,
+    )
+
+
+def _build_backend(target: _Target, timeout_s: float) -> tuple[Backend, str]:
+    """The target backend and its model key (built before anything is stored)."""
+    if target.backend is not None:
+        return target.backend, backend_key(target.backend)
+    assert target.spec is not None
+    options = BackendOptions(base_url=target.base_url, timeout_s=timeout_s)
+    if target.api_key_env:
+        options = replace(options, api_key_env=target.api_key_env)
+    backend = create_backend(target.spec, options)
+    return backend, model_key(target.spec, backend)
+
+
+def _scorer_specs(options: RunOptions, existing: RunRecord | None) -> tuple[ScorerSpec, ...]:
+    """The run's scorers: the given (or default) ones, a resumed run's, and ``--judge`` ones."""
     judged: tuple[ScorerSpec, ...] = ()
     if options.judges:
         from medsafe.judges.build import judge_specs
 
-        judged = tuple(judge_specs(options.judges, options.config))
-    base_specs = options.scorers if options.scorers is not None else default_scorer_specs()
-    scorer_specs = merge_specs(base_specs, judged)
-    existing = store.get_run(options.run_id) if options.run_id else None
-    if existing is not None:
-        spec = existing.spec
-        if options.suite is not None and not options.rescore:
-            _name, _fmt, items = _suite_items(options)
-            if suite_hash(items) != spec.suite_hash:
-                raise StoreError(
-                    f"run {spec.run_id!r} was made from a different suite (content hash differs); "
-                    "use a new --run-id"
-                )
-        model_differs = options.model is not None and options.model != spec.model
-        params_differ = options.params is not None and options.params != spec.params
-        if not options.rescore:
-            from medsafe.redteam.attacker_model import check_attacker
+        judged = judge_specs(options.judges, options.config)
+    given = tuple(
+        s if isinstance(s, ScorerSpec) else ScorerSpec(name=s.name) for s in options.scorers or ()
+    )
+    if existing is None:
+        return merge_specs(given if options.scorers is not None else default_scorer_specs(), judged)
+    merged = {s.name: s for s in existing.spec.scorers}
+    merged.update({s.name: s for s in given})
+    return merge_specs(tuple(merged.values()), judged)
 
-            check_attacker(spec, options.attacker, options.attack_mode, options.config)
-        if not options.rescore and (model_differs or params_differ):
-            raise StoreError(
-                f"run {spec.run_id!r} used model {spec.model!r} with {spec.params.model_dump()}; "
-                "resume it with the same model and parameters, or use a new --run-id"
-            )
-        merged = {s.name: s for s in spec.scorers}
-        merged.update({s.name: s for s in (options.scorers or ())})
-        merged = {s.name: s for s in merge_specs(tuple(merged.values()), judged)}
-        spec = spec.model_copy(
-            update={
-                "scorers": tuple(merged.values()),
-                "base_url": options.base_url or spec.base_url,
-                "concurrency": options.concurrency,
-                "timeout_s": options.timeout_s,
-                "retries": options.retries,
-            }
+
+def _build_scorers(
+    specs: Sequence[ScorerSpec], objects: Sequence[ScorerSpec | Scorer]
+) -> tuple[tuple[ScorerSpec, ...], tuple[Scorer, ...]]:
+    """Build every scorer (objects given are used as they are); specs stamped with scales."""
+    given = {s.name: s for s in objects if not isinstance(s, ScorerSpec)}
+    built: list[Scorer] = []
+    for spec in specs:
+        scorer = given.get(spec.name) or create_scorer(
+            ScorerConfig(name=spec.name, judges=spec.judges, options=dict(spec.options))
         )
-        store.update_spec(spec)
-        return spec, None
-    if options.suite is None:
+        built.append(scorer)
+    stamped = tuple(with_scales(spec, scorer) for spec, scorer in zip(specs, built, strict=True))
+    return stamped, tuple(built)
+
+
+async def _close(backend: Backend | None, built: Sequence[Scorer]) -> None:
+    if backend is not None:
+        await backend.aclose()
+    for scorer in built:
+        await scorer.aclose()
+
+
+async def plan_run(options: RunOptions, store: Store) -> RunPlan:
+    """Resolve ``options`` once into a validated :class:`RunPlan`; nothing is stored yet.
+
+    Reads the model config, the resumed run (if any) and, to check a resumed run's suite, the
+    suite; builds the target backend and the scorers (closed again if the plan is refused).
+    """
+    config = load_optional(options.config)
+    existing = store.get_run(options.run_id) if options.run_id else None
+    if existing is None and options.suite is None:
         raise ConfigError("a suite is needed to start a new run")
-    if options.rescore:
+    if existing is None and options.rescore:
         raise StoreError(
             f"--rescore needs an existing run; {options.run_id!r} is not in {store.path}"
         )
-    name, fmt, items = _suite_items(options)
-    model = options.model or DEFAULT_MODEL
-    spec = RunSpec(
-        run_id=options.run_id or default_run_id(name, model),
-        suite=options.suite,
-        suite_format=fmt,
-        suite_hash="",
-        model=model,
-        base_url=options.base_url,
-        api_key_env=options.api_key_env,
-        params=options.params or ModelParams(),
-        scorers=scorer_specs,
-        concurrency=options.concurrency,
-        timeout_s=options.timeout_s,
-        retries=options.retries,
-        limit=options.limit,
-        rotate=options.rotate,
-        attacker=_attacker_spec(options),
-    )
-    return spec, SuiteImport(items, store.begin_import(spec, provenance({"suite_name": name})))
+    target = _resolve_target(options, config, existing)
+    if target.params is not None:
+        check_params(target.params)
+    backend: Backend | None = None
+    built: tuple[Scorer, ...] = ()
+    try:
+        key = ""
+        if not options.rescore:
+            backend, key = _build_backend(target, options.timeout_s)
+        specs, built = _build_scorers(_scorer_specs(options, existing), options.scorers or ())
+        if existing is not None:
+            spec = _resumed_spec(options, existing.spec, target, key, specs)
+            return RunPlan(options.db, spec, True, None, backend, built, options.rescore)
+        suite = suite_plan(options)
+        spec = RunSpec(
+            run_id=options.run_id
+            or _free_run_id(store, default_run_id(suite.name, target.spec or key)),
+            suite=suite.ref,
+            suite_format=suite.format,
+            suite_hash="",
+            model=key,
+            base_url=target.base_url,
+            api_key_env=target.api_key_env,
+            params=target.params or ModelParams(),
+            scorers=specs,
+            concurrency=options.concurrency,
+            timeout_s=options.timeout_s,
+            retries=options.retries,
+            limit=options.limit,
+            rotate=options.rotate,
+            attacker=_attacker(options),
+        )
+        return RunPlan(options.db, spec, False, suite, backend, built)
+    except BaseException:
+        await _close(backend, built)
+        raise
 
 
-def _attacker_spec(options: RunOptions) -> AttackerSpec | None:
+def _attacker(options: RunOptions) -> AttackerSpec | None:
     if not options.attacker:
         return None
     from medsafe.redteam.attacker_model import attacker_spec
 
     return attacker_spec(options.attacker, options.attack_mode, options.config)
+
+
+def _resumed_spec(
+    options: RunOptions, spec: RunSpec, target: _Target, key: str, specs: tuple[ScorerSpec, ...]
+) -> RunSpec:
+    """A resumed run's spec, after checking that what is asked matches what it was made with."""
+    if not options.rescore:
+        if options.suite is not None and suite_hash(suite_plan(options).items()) != spec.suite_hash:
+            raise StoreError(
+                f"run {spec.run_id!r} was made from a different suite (content hash differs); "
+                "use a new --run-id"
+            )
+        from medsafe.redteam.attacker_model import check_attacker
+
+        check_attacker(spec, options.attacker, options.attack_mode, options.config)
+        model_differs = key != spec.model
+        if model_differs and options.model is None:
+            raise StoreError(
+                f"run {spec.run_id!r} was made with {spec.model!r}, but that backend is now "
+                f"{key!r}; resume it with the same backend, or use a new --run-id"
+            )
+        params_differ = options.params is not None and target.params != spec.params
+        if model_differs or params_differ:
+            raise StoreError(
+                f"run {spec.run_id!r} used model {spec.model!r} with {spec.params.model_dump()}; "
+                "resume it with the same model and parameters, or use a new --run-id"
+            )
+    return spec.model_copy(
+        update={
+            "scorers": specs,
+            "base_url": target.base_url or spec.base_url,
+            "concurrency": options.concurrency,
+            "timeout_s": options.timeout_s,
+            "retries": options.retries,
+        }
+    )
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -212,10 +421,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def build_scorers(specs: Sequence[ScorerSpec]) -> list[Scorer]:
     """Instantiate the scorers a run's spec names."""
-    return [
-        create_scorer(ScorerConfig(name=s.name, judges=s.judges, options=dict(s.options)))
-        for s in specs
-    ]
+    return list(_build_scorers(specs, ())[1])
 
 
 async def _generate(
@@ -247,74 +453,60 @@ async def _generate(
             await attacker.aclose()
 
 
-def _backend_for(options: RunOptions, store: Store) -> Backend:
-    """Build the target backend before anything is stored, so a bad spec stores nothing."""
-    existing = store.get_run(options.run_id) if options.run_id else None
-    model = options.model or (existing.spec.model if existing else DEFAULT_MODEL)
-    base_url = options.base_url or (existing.spec.base_url if existing else None)
-    key_env = options.api_key_env or (existing.spec.api_key_env if existing else None)
-    backend_options = BackendOptions(base_url=base_url, timeout_s=options.timeout_s)
-    if key_env:
-        backend_options = replace(backend_options, api_key_env=key_env)
-    return create_backend(model, backend_options)
+def _begin(plan: RunPlan, store: Store) -> SuiteImport | None:
+    """Store what the plan says before generating: a new run's import, a resumed run's spec."""
+    if plan.suite is not None:
+        info = provenance({"suite_name": plan.suite.name})
+        return SuiteImport(plan.suite.items(), store.begin_import(plan.spec, info))
+    store.update_spec(plan.spec)
+    if plan.rescore:
+        store.delete_scores(plan.spec.run_id, [s.name for s in plan.scorers])
+    return None
 
 
-def _named_target(options: RunOptions) -> RunOptions:
-    """Resolve ``--model`` against ``--config`` (a named model's spec, URL, key variable)."""
-    if options.config is None or options.model is None:
-        return options
-    from medsafe.models.config import resolve_target
+async def execute(
+    plan: RunPlan,
+    store: Store,
+    *,
+    show_progress: bool = False,
+    notify: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Carry out a plan: store it, generate what is missing, score, and summarise."""
+    notice = getattr(plan.backend, "notice", None)
+    if notice and notify is not None:
+        notify(str(notice))
+    spec = plan.spec
+    try:
+        suite = _begin(plan, store)
+    except BaseException:
+        await _close(plan.backend, plan.scorers)
+        raise
+    generation = None
+    if plan.backend is not None:
+        inline = [s for s in plan.scorers if s.inline]
+        try:  # _generate closes the backend
+            generation = await _generate(spec, plan.db, plan.backend, show_progress, inline, suite)
+        except BaseException:
+            await _close(None, plan.scorers)
+            raise
+        if suite is not None:
+            spec = suite.importing.spec  # as committed, with the suite's content hash
+    scoring = await score_run(spec.run_id, plan.db, plan.scorers, show_progress=show_progress)
+    from medsafe.results import compute_results
 
-    target = resolve_target(options.model, options.base_url, options.params, options.config)
-    return replace(
-        options,
-        model=target.model,
-        base_url=target.base_url,
-        api_key_env=target.api_key_env,
-        params=target.params,
-    )
+    results = compute_results(store.connection, store.require_run(spec.run_id))
+    return RunOutcome(spec, plan.resumed, generation, scoring, results)
+
+
+async def run_options_async(options: RunOptions) -> RunOutcome:
+    """Plan and carry out one run (the coroutine behind :func:`run_evaluation`)."""
+    with Store(options.db) as store:
+        plan = await plan_run(options, store)
+        return await execute(
+            plan, store, show_progress=options.show_progress, notify=options.notify
+        )
 
 
 def run_evaluation(options: RunOptions) -> RunOutcome:
     """Import (or resume) a run, generate what is missing, score, and summarise."""
-    options = _named_target(options)
-    store = Store(options.db)
-    try:
-        backend = None if options.rescore else _backend_for(options, store)
-        notice = getattr(backend, "notice", None)
-        if notice and options.notify is not None:
-            options.notify(str(notice))
-        suite: SuiteImport | None = None
-        try:
-            spec, suite = prepare_run(options, store)
-            scorer_objs = build_scorers(spec.scorers)
-        except BaseException:
-            if suite is not None:
-                suite.importing.abort()
-            if backend is not None:
-                run_async(backend.aclose())
-            raise
-        resumed = suite is None
-        if options.rescore:
-            store.delete_scores(spec.run_id, [s.name for s in scorer_objs])
-        generation = None
-        if backend is not None:
-            inline = [s for s in scorer_objs if is_inline(s)]
-            generation = run_async(
-                _generate(spec, options.db, backend, options.show_progress, inline, suite)
-            )
-            if suite is not None:
-                spec = suite.importing.spec  # as committed, with the suite's content hash
-        scoring = run_async(
-            score_run(
-                spec.run_id,
-                options.db,
-                scorer_objs,
-                concurrency=spec.concurrency,
-                show_progress=options.show_progress,
-            )
-        )
-        summary = run_summary(store.connection, spec.run_id)
-    finally:
-        store.close()
-    return RunOutcome(spec, resumed, generation, scoring, summary)
+    return run_async(run_options_async(options))

@@ -13,7 +13,9 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from medsafe.scale import Scale
 
 Language = Literal["zh", "ja", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "ja", "en")
@@ -173,13 +175,20 @@ class Score(_Frozen):
     scorer_version: str
     judge: str = ""
     value: float | None = None
-    scale: str = ""
     label: str | None = None
     rationale: str | None = None
     turn: int | None = None
     status: ScoreStatus = "ok"
     error: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_scale(cls, data: Any) -> Any:
+        """Scores stored by 0.1.0 carry a free-text ``scale``; the run's ScorerSpec holds it now."""
+        if isinstance(data, dict) and "scale" in data:
+            data = {k: v for k, v in data.items() if k != "scale"}
+        return data
 
 
 def request_hash(model: str, messages: tuple[Message, ...], params: ModelParams) -> str:
@@ -199,6 +208,8 @@ class ScorerSpec(_Frozen):
     name: str
     judges: tuple[str, ...] = ()
     options: dict[str, Any] = Field(default_factory=dict)
+    scales: dict[str, Scale] = Field(default_factory=dict)
+    """The declared scale of every score name the scorer writes (e.g. ``mcq``, ``mcq.partial``)."""
 
 
 class AttackerSpec(_Frozen):
@@ -231,12 +242,3 @@ class RunSpec(_Frozen):
     limit: int | None = None
     rotate: int | None = None
     attacker: AttackerSpec | None = None
-
-    def generation_key(self) -> dict[str, Any]:
-        """The fields that must match for a resumed run to continue the same generation."""
-        return {
-            "suite_hash": self.suite_hash,
-            "model": self.model,
-            "base_url": self.base_url,
-            "params": self.params.model_dump(),
-        }

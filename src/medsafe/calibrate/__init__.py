@@ -26,15 +26,16 @@ def calibrate(
     """
     # imported here so that ``medsafe --help`` and ``medsafe run`` do not load them
     from medsafe.calibrate.labels import load_human_labels
-    from medsafe.calibrate.positive import PositiveRule, default_rule, parse_rule
     from medsafe.calibrate.run import calibration_report, default_judge_name, score_rows
-    from medsafe.calibrate.store import save_calibration
     from medsafe.judges.build import aclose_scorer, build_judged_scorer
     from medsafe.pipeline import run_async
+    from medsafe.scale import PositiveRule, parse_rule
+    from medsafe.store.calibrations import save_calibration
 
     labels = load_human_labels(labels_path)
-    rule: PositiveRule | None = parse_rule(positive) if positive else default_rule(scorer_name)
     scorer = build_judged_scorer(scorer_name, judge_ref, config_path)
+    declared = scorer.scales()[scorer.name]
+    rule: PositiveRule | None = parse_rule(positive) if positive else declared.rule()
     judge = default_judge_name(scorer_name, judge_ref)
 
     async def go() -> list[Any]:

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.exits import fail
 from medsafe.formatting import emit_json, with_ci
 
-EXIT_BAD_INPUT = 2
 _err = Console(stderr=True)
 _out = Console(highlight=False)
 
@@ -59,7 +60,7 @@ def calibrate_command(
         Path, typer.Option("--labels", help="JSONL: prompt, response, and label or score.")
     ],
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file with [models.NAME] entries.")
+        Path | None, typer.Option("--config", help=escape("TOML file with [models.NAME] entries."))
     ] = None,
     positive: Annotated[
         str | None,
@@ -92,11 +93,10 @@ def calibrate_command(
             concurrency=concurrency,
         )
     except MedsafeError as exc:
-        _err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise fail(exc) from None
     if as_json:
         emit_json(result)
     else:
         _print(result)
         if not no_store:
-            _err.print(f"stored in {db}; `medsafe results RUN --db {db}` shows it")
+            _err.print(f"stored in {db}; `medsafe results RUN --db {db}` shows it", markup=False)

@@ -10,14 +10,13 @@ the judge's sensitivity and specificity (Wilson CIs) that correct a run's harmfu
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from medsafe.calibrate.labels import HumanLabel, LabelSet
-from medsafe.calibrate.positive import PositiveRule
 from medsafe.errors import MedsafeError
+from medsafe.scale import PositiveRule
 from medsafe.schema import Item, Message, ModelParams, Score, Transcript
 from medsafe.scorers.base import Scorer
 
@@ -66,17 +65,7 @@ async def score_rows(
             raise MedsafeError(
                 f"{labels.path}: scorer {scorer.name!r} does not judge {item.kind!r} items"
             )
-    many = getattr(scorer, "score_many", None)
-    if many is not None:
-        batches: list[list[Score]] = await many([i for i, _ in pairs], [t for _, t in pairs])
-    else:
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one(item: Item, transcript: Transcript) -> list[Score]:
-            async with semaphore:
-                return await scorer.score(item, transcript)
-
-        batches = list(await asyncio.gather(*(one(i, t) for i, t in pairs)))
+    batches = await scorer.score_many([i for i, _ in pairs], [t for _, t in pairs])
     return [pick_score(scores, judge) for scores in batches]
 
 
@@ -121,7 +110,7 @@ def detection(
     truths: Sequence[str | float], preds: Sequence[str | float], rule: PositiveRule
 ) -> dict[str, Any]:
     """Sensitivity and specificity of the judge under ``rule`` (Wilson 95% CIs)."""
-    from medsafe.summary import wilson
+    from medsafe.stats.normal import wilson_bounds as wilson
 
     tp = n_pos = tn = n_neg = 0
     for truth, pred in zip(truths, preds, strict=True):

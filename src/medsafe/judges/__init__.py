@@ -7,7 +7,7 @@ injection flags, the jury of N judges and their agreement.
 - :mod:`medsafe.judges.client` -- one judge model with bounded transport and parse retries.
 - :mod:`medsafe.judges.parse` -- JSON and ``#reason/#score`` replies; never guesses.
 - :mod:`medsafe.judges.fence`, :mod:`medsafe.judges.injection` -- untrusted text handling.
-- :mod:`medsafe.judges.summary` -- agreement and per-scorer figures for ``results --json``.
+- agreement and per-scorer figures live in :mod:`medsafe.results` (``results --json``).
 
 The scorers themselves live in :mod:`medsafe.scorers` (``harmfulness``, ``medes``, ``rubric``,
 ``safety``). Rubrics, formulas and sources: docs/judges.md.

@@ -19,8 +19,9 @@ from medsafe.errors import ConfigError
 from medsafe.judges.client import JudgeClient, JudgeFailed
 from medsafe.judges.jury import JURY, Method, combine, spread
 from medsafe.judges.prompts import Unit
-from medsafe.judges.scales import Scale
+from medsafe.scale import Scale
 from medsafe.schema import Item, Score, Transcript
+from medsafe.scorers.base import BaseScorer
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class JuryOptions:
     threshold: float | None = None
 
 
-class JudgedScorer:
+class JudgedScorer(BaseScorer):
     """Base of the ``harmfulness``, ``medes``, ``rubric`` and ``safety`` scorers."""
 
     name: str
@@ -63,7 +64,9 @@ class JudgedScorer:
         self.judges = tuple(judges)
         self.jury = jury or JuryOptions()
         self.threshold = (
-            self.jury.threshold if self.jury.threshold is not None else self.scale.threshold
+            self.jury.threshold
+            if self.jury.threshold is not None
+            else (self.scale.disagreement or 0.0)
         )
 
     def applies_to(self, item: Item) -> bool:
@@ -101,7 +104,6 @@ class JudgedScorer:
             scorer=self.name,
             scorer_version=self.version,
             judge=judge,
-            scale=self.scale.name,
             turn=turn,
             **fields,
         )

@@ -140,6 +140,4 @@ def build_judged_scorer(name: str, judge_ref: str | None, config_path: Path | No
 
 async def aclose_scorer(scorer: Scorer) -> None:
     """Release a scorer's judge backends, if it has any."""
-    aclose = getattr(scorer, "aclose", None)
-    if aclose is not None:
-        await aclose()
+    await scorer.aclose()

@@ -14,7 +14,7 @@ from typing import Any
 from medsafe.judges.injection import FLAG, flag_detail, transcript_injections
 from medsafe.judges.jury import JURY
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import Scorer, is_inline
+from medsafe.scorers.base import Scorer
 from medsafe.store.writer import StoreWriter
 
 DISAGREEMENT = "judge_disagreement"
@@ -22,8 +22,7 @@ DISAGREEMENT = "judge_disagreement"
 
 def is_judged(scorer: Scorer) -> bool:
     """Whether ``scorer`` judges free text (so its inputs are checked for injection)."""
-    declared = getattr(scorer, "judged", None)
-    return bool(declared) if declared is not None else not is_inline(scorer)
+    return scorer.judged
 
 
 def review_flags(
@@ -62,6 +61,4 @@ def write_review_flags(
 async def close_scorers(scorers: Sequence[Scorer]) -> None:
     """Close the judge backends of every scorer that has them."""
     for scorer in scorers:
-        aclose = getattr(scorer, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await scorer.aclose()

@@ -82,8 +82,46 @@ def split_model_spec(spec: str) -> tuple[str, str]:
 
 
 def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
-    """Build the backend a model spec names (importing the built-in backends first)."""
+    """Build the backend a model spec names (importing the built-in backends first).
+
+    A plug-in backend (``@medsafe.backend`` or an entry point) may be named without ``/NAME``.
+    """
     import medsafe.models.builtin  # noqa: F401  (registers built-in backends)
 
-    kind, rest = split_model_spec(spec)
+    if "/" not in spec and spec in backends and not backends.is_builtin(spec):
+        kind, rest = spec, ""
+    else:
+        kind, rest = split_model_spec(spec)
     return backends.get(kind)(rest, options or BackendOptions())
+
+
+def _is_builtin_kind(spec: str) -> bool:
+    import medsafe.models.builtin  # noqa: F401  (registers built-in backends)
+
+    return backends.is_builtin(spec.partition("/")[0])
+
+
+def model_key(spec: str, backend: Backend) -> str:
+    """The model name stored with a run and hashed into its request cache keys.
+
+    A built-in backend's spec names its model exactly (``openai/gpt-4o``). A plug-in backend
+    adds the ``model_id`` it declares (``echo@v2``), so that an edited plug-in (a new
+    ``model_id``) never gets an older one's cached answers.
+    """
+    return spec if _is_builtin_kind(spec) else f"{spec}@{backend.model_id}"
+
+
+def backend_key(backend: Backend) -> str:
+    """:func:`model_key` of a backend object given without a spec (named after its ``name``)."""
+    if _is_builtin_kind(backend.model_id):
+        return backend.model_id
+    name = getattr(backend, "name", None)
+    return f"{name}@{backend.model_id}" if isinstance(name, str) and name else backend.model_id
+
+
+def spec_of_key(key: str) -> str:
+    """The model spec a stored :func:`model_key` was made from (``echo@v2`` -> ``echo``)."""
+    if _is_builtin_kind(key):
+        return key
+    spec, sep, _model_id = key.rpartition("@")
+    return spec if sep else key

@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.exits import fail
 from medsafe.formatting import emit_json
 
 redteam_app = typer.Typer(
@@ -20,17 +22,11 @@ redteam_app = typer.Typer(
 )
 console = Console(stderr=True)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-EXIT_BAD_INPUT = 2
 
 StrategyDirs = Annotated[
     list[Path] | None,
     typer.Option("--strategy-dir", help="Extra folder of strategy JSON files (repeatable)."),
 ]
-
-
-def _fail(exc: MedsafeError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 @redteam_app.command("strategies")
@@ -44,7 +40,7 @@ def strategies_command(
     try:
         library = StrategyLibrary.load(strategy_dir or ())
     except MedsafeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         data = [s.model_dump(mode="json", exclude={"turns"}) for s in library]
         emit_json(data)
@@ -88,11 +84,12 @@ def build_command(
             limit=limit,
         )
     except MedsafeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(
         f"wrote {stats.conversations:,} conversations from {stats.seeds:,} seeds "
         f"({stats.duplicates:,} duplicates dropped) to {output} "
-        f"in {time.perf_counter() - started:.1f}s"
+        f"in {time.perf_counter() - started:.1f}s",
+        markup=False,
     )
 
 
@@ -102,7 +99,8 @@ def discover_command(
     attacker: Annotated[str, typer.Option(help="Attacker model (config name or KIND/NAME).")],
     db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML of named models ([models.NAME]).")
+        Path | None,
+        typer.Option("--config", help=escape("TOML of named models ([models.NAME]).")),
     ] = None,
     proposals: Annotated[int, typer.Option(min=1, help="Strategies to ask for.")] = 3,
     sample: Annotated[int, typer.Option(min=2, help="Seeds each proposal is tried on.")] = 50,
@@ -133,7 +131,7 @@ def discover_command(
             )
         )
     except MedsafeError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     rows: list[dict[str, Any]] = [
         {
             "name": t.name,
@@ -148,10 +146,15 @@ def discover_command(
         data = {"baseline": baseline, "trials": rows}
         emit_json(data)
         return
-    out.print(f"baseline: {baseline['strategy']} ASR {baseline['asr']:.3f} (n={baseline['n']})")
+    out.print(
+        f"baseline: {baseline['strategy']} ASR {baseline['value']:.3f} (n={baseline['n']})",
+        markup=False,
+    )
     for trial in rows:
         if trial["error"]:
-            out.print(f"  {trial['name']}: rejected ({trial['error']})")
+            out.print(f"  {trial['name']}: rejected ({trial['error']})", markup=False)
         else:
             verdict = f"saved to {trial['saved']}" if trial["saved"] else "not better; not saved"
-            out.print(f"  {trial['name']}: ASR {trial['asr']['asr']:.3f}, {verdict}")
+            out.print(
+                f"  {trial['name']}: ASR {trial['asr']['value']:.3f}, {verdict}", markup=False
+            )

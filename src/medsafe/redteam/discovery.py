@@ -27,7 +27,10 @@ from medsafe.errors import ConfigError
 from medsafe.models.base import Backend, ChatRequest
 from medsafe.redteam.build import conversation_id
 from medsafe.redteam.strategy import Strategy, StrategyLibrary
+from medsafe.results.models import Estimate, RunResults
+from medsafe.scale import Scale
 from medsafe.schema import LANGUAGES, Item, Message, RunSpec
+from medsafe.store.queries import item_and_transcript, items_scored_below
 from medsafe.store.sqlite import Store
 
 MAX_EXAMPLES = 5
@@ -45,39 +48,36 @@ class Trial:
     error: str | None = None
 
 
+def _cutoff(scale: Scale) -> float:
+    """The value below which a turn is broken: the scale's ``<``/``<=`` threshold, else the
+    midpoint of a higher-is-safer scale (a label rule such as the guardian's ``unsafe`` = 0)."""
+    rule = scale.rule()
+    if rule is not None and rule.op in ("<", "<=") and rule.threshold is not None:
+        return rule.threshold + (1e-9 if rule.op == "<=" else 0.0)
+    return (scale.lo + scale.hi) / 2.0
+
+
 def broken_examples(
-    store: Store, run_id: str, summary: dict[str, Any], limit: int = MAX_EXAMPLES
+    store: Store, run_id: str, results: RunResults, limit: int = MAX_EXAMPLES
 ) -> list[str]:
     """Up to ``limit`` broken conversations as text (strategy, then the user/assistant turns)."""
-    metric = summary.get("turn_metric")
+    metric = results.turn_metric
     if metric is None:
         return []
     scorer, _, judge = str(metric).partition(":")
-    cutoff = float(summary["threshold"])
-    rows = store.connection.execute(
-        "SELECT DISTINCT s.item_id FROM scores s WHERE s.run_id=? AND s.scorer=? AND s.judge=? "
-        "AND s.turn>=0 AND s.status='ok' AND s.value < ? ORDER BY s.item_id LIMIT ?",
-        (run_id, scorer, judge or scorer, cutoff, limit),
-    ).fetchall()
-    if not rows and not judge:
-        rows = store.connection.execute(
-            "SELECT DISTINCT item_id FROM scores WHERE run_id=? AND scorer=? AND judge='' "
-            "AND turn>=0 AND status='ok' AND value < ? ORDER BY item_id LIMIT ?",
-            (run_id, scorer, cutoff, limit),
-        ).fetchall()
+    cutoff = _cutoff(results.turn_metrics[metric].scale)
+    # a metric without ":judge" names a judged scorer's own judge, else a scorer without one
+    ids = items_scored_below(store, run_id, scorer, judge or scorer, cutoff, limit)
+    if not ids and not judge:
+        ids = items_scored_below(store, run_id, scorer, None, cutoff, limit)
     out = []
-    for (item_id,) in rows:
-        row = store.connection.execute(
-            "SELECT i.item_json, t.transcript_json FROM items i JOIN transcripts t ON "
-            "t.run_id=i.run_id AND t.item_id=i.item_id WHERE i.run_id=? AND i.item_id=?",
-            (run_id, item_id),
-        ).fetchone()
-        if row is None:
+    for item_id in ids:
+        found = item_and_transcript(store, run_id, item_id)
+        if found is None:
             continue
-        item = Item.model_validate_json(row[0])
-        turns = json.loads(row[1]).get("messages", [])
+        item, transcript = found
         lines = [f"strategy: {item.strategy}"]
-        lines += [f"{m['role'].upper()}: {m['content'][:600]}" for m in turns]
+        lines += [f"{m.role.upper()}: {m.content[:600]}" for m in transcript.messages]
         out.append("\n".join(lines))
     return out
 
@@ -178,13 +178,17 @@ def sample_items(
     return items
 
 
-def best_existing(summary: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The strategy with the highest ASR in the run's summary (ties: the larger n)."""
-    blocks = summary.get("asr_by_strategy") or {}
+def best_existing(results: RunResults) -> tuple[str, Estimate] | None:
+    """The strategy with the highest ASR in the run's results (ties: the larger n)."""
+    blocks = results.asr_by_strategy or {}
     if not blocks:
         return None
-    name = max(blocks, key=lambda k: (blocks[k]["asr"] or 0.0, blocks[k]["n"]))
+    name = max(blocks, key=lambda k: (blocks[k].value or 0.0, blocks[k].n))
     return name, blocks[name]
+
+
+def _broken(asr: Estimate) -> int:
+    return round((asr.value or 0.0) * asr.n)
 
 
 def save_strategy(strategy: Strategy, out_dir: Path, provenance: dict[str, Any]) -> Path:
@@ -240,16 +244,16 @@ def discover(options: DiscoveryOptions) -> tuple[list[Trial], dict[str, Any]]:
     """
     from medsafe.pipeline import RunOptions, run_async, run_evaluation
     from medsafe.redteam.attacker_model import attacker_backend, attacker_spec
+    from medsafe.results import compute_results
     from medsafe.stats.proportions import proportion_difference
-    from medsafe.summary import run_summary
 
     library = StrategyLibrary.load(options.strategy_dirs)
     with Store(options.db) as store:
         source = store.require_run(options.run_id).spec
-        summary = run_summary(store.connection, options.run_id)
-        examples = broken_examples(store, options.run_id, summary)
-        best = best_existing(summary)
-        if best is None or summary.get("turn_metric") is None:
+        results = compute_results(store.connection, store.require_run(options.run_id))
+        examples = broken_examples(store, options.run_id, results)
+        best = best_existing(results)
+        if best is None or results.turn_metric is None:
             raise ConfigError(f"run {options.run_id!r} has no scored dialogues to learn from")
         wanted = attacker_spec(options.attacker, None, options.config)
         backend = attacker_backend(wanted, source.timeout_s)
@@ -262,7 +266,7 @@ def discover(options: DiscoveryOptions) -> tuple[list[Trial], dict[str, Any]]:
 
         strategies, errors = parse_proposals(run_async(ask()), library)
         trials = [Trial(name="?", saved=None, asr=None, difference=None, error=e) for e in errors]
-        metric = str(summary["turn_metric"])
+        metric = str(results.turn_metric)
         baseline_name, baseline = best
         for strategy in strategies:
             trial_run = f"{options.run_id}-discover-{strategy.name}"
@@ -286,12 +290,14 @@ def discover(options: DiscoveryOptions) -> tuple[list[Trial], dict[str, Any]]:
                     retries=source.retries,
                 )
             )
-            block = outcome.summary.get("turn_metrics", {}).get(metric)
+            block = outcome.results.turn_metrics.get(metric)
             if block is None:
                 trials.append(Trial(strategy.name, None, None, None, f"no {metric} scores"))
                 continue
-            asr = block["asr"]
-            diff = proportion_difference(asr["broken"], asr["n"], baseline["broken"], baseline["n"])
+            asr = block.asr.model_dump(mode="json")
+            diff = proportion_difference(
+                _broken(block.asr), block.asr.n, _broken(baseline), baseline.n
+            )
             difference = {"value": diff.value, "ci95": [diff.ci.lo, diff.ci.hi]}
             saved = None
             if diff.ci.lo > 0:
@@ -305,11 +311,14 @@ def discover(options: DiscoveryOptions) -> tuple[list[Trial], dict[str, Any]]:
                         "metric": metric,
                         "trial_run": trial_run,
                         "asr": asr,
-                        "baseline": {"strategy": baseline_name, **baseline},
+                        "baseline": {
+                            "strategy": baseline_name,
+                            **baseline.model_dump(mode="json"),
+                        },
                         "difference_ci95": difference["ci95"],
                         "difference_method": "Newcombe hybrid score (95%)",
                         "created": stamp(),
                     },
                 )
             trials.append(Trial(strategy.name, saved, asr, difference))
-    return trials, {"strategy": baseline_name, **baseline}
+    return trials, {"strategy": baseline_name, **baseline.model_dump(mode="json")}

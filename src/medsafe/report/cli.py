@@ -16,13 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from medsafe.errors import MedsafeError
+from medsafe.exits import fail
 from medsafe.formatting import emit_json
 
 if TYPE_CHECKING:
     from medsafe.report.compare import Comparison
 
-EXIT_BAD_INPUT = 2
-_err = Console(stderr=True)
 _out = Console(highlight=False)
 
 DbOption = Annotated[
@@ -33,14 +32,9 @@ AdjustOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
 def _check_adjust(adjust: str) -> Any:
     if adjust not in ("holm", "bh"):
-        raise _fail(f"--adjust must be holm or bh, not {adjust!r}")
+        raise fail(f"--adjust must be holm or bh, not {adjust!r}")
     return adjust
 
 
@@ -75,7 +69,7 @@ def report_command(
             refs, worst=worst, adjust=method, for_pdf=pdf is not None, prefetched=ahead
         )
     except MedsafeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     html = report.html
     tmp = output.with_name(output.name + ".part")
     tmp.write_text(html, encoding="utf-8")
@@ -86,7 +80,7 @@ def report_command(
 
         pages = write_pdf(report.print_html or html, pdf)
         message += f"; {pdf}, {pages} page{'s' if pages != 1 else ''}"
-    _out.print(f"{message}) in {time.perf_counter() - started:.2f} s")
+    _out.print(f"{message}) in {time.perf_counter() - started:.2f} s", markup=False)
 
 
 def _fmt(value: float | None, percent: bool, signed: bool = False) -> str:
@@ -160,7 +154,7 @@ def compare_command(
             parse_run_ref(run_a, db), parse_run_ref(run_b, db), metric=metric, adjust=method
         )
     except MedsafeError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(exc) from None
     if as_json:
         emit_json(comparison.to_dict())
         return

@@ -4,30 +4,24 @@ Binary metrics (MCQ correctness, guardian safe/unsafe) use McNemar's test (exact
 discordant pairs); ordinal and continuous ones (harmfulness 1-5, per-turn safety 0-10) use the
 Wilcoxon signed-rank test. The delta ``mean(b - a)`` gets a paired-bootstrap 95% CI (normal
 approximation above ``BOOTSTRAP_MAX_N`` pairs). Per-category p-values are adjusted with Holm or
-Benjamini-Hochberg across categories.
+Benjamini-Hochberg across categories. Each run's own mean and interval (over all its items,
+paired or not) are the RunResults figures, shown beside the paired ones.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.stats import norm
 
 from medsafe.errors import StoreError
-from medsafe.report.data import (
-    BOOTSTRAP_MAX_N,
-    Z95,
-    FloatArray,
-    MetricKey,
-    RunRef,
-    item_values_sql,
-    open_store,
-    resolve_metric,
-)
+from medsafe.report.data import MetricKey, RunRef, metric_key, resolve_metric
+from medsafe.results import Estimate, RunResults, load_results
+from medsafe.results.estimate import BOOTSTRAP_MAX_N
 from medsafe.stats import (
     adjust_pvalues,
     mcnemar,
@@ -35,10 +29,11 @@ from medsafe.stats import (
     paired_bootstrap_diff,
     wilcoxon_signed_rank,
 )
+from medsafe.stats.normal import Z95
+from medsafe.store.paired import PairedStores
 
 Adjust = Literal["holm", "bh"]
-PREFERRED = ("mcq", "guardian")
-"""Metrics ``compare`` picks by default, in this order, when both runs have them."""
+FloatArray = NDArray[np.float64]
 
 
 def _num(value: float | None) -> float | None:
@@ -90,6 +85,8 @@ class Comparison:
     mde: dict[str, Any]
     only_a: int
     only_b: int
+    estimates: tuple[Estimate, Estimate] | None = None
+    """Each run's own mean with its interval (RunResults), over all of its items."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``medsafe compare --json`` object."""
@@ -97,7 +94,14 @@ class Comparison:
             "run_a": self.run_a,
             "run_b": self.run_b,
             "metric": self.metric.name,
+            "scale": None if self.metric.scale is None else self.metric.scale.model_dump(),
             "higher_is_better": self.metric.higher_is_better,
+            "runs": None
+            if self.estimates is None
+            else {
+                self.run_a: self.estimates[0].model_dump(mode="json"),
+                self.run_b: self.estimates[1].model_dump(mode="json"),
+            },
             "adjust": self.adjust,
             "overall": self.overall.to_dict(),
             "by_category": {c: r.to_dict(adjusted=True) for c, r in self.by_category.items()},
@@ -166,74 +170,76 @@ class Pairs:
     only_b: int
 
 
-_PAIRS_SQL = (
-    "WITH va AS ({va}), vb AS ({vb}) "
-    "SELECT i.category, va.v, vb.v FROM va JOIN vb ON vb.item_id = va.item_id "
-    "JOIN main.items i ON i.run_id = ? AND i.item_id = va.item_id "
-    "WHERE va.v IS NOT NULL AND vb.v IS NOT NULL"
-)
-_UNPAIRED_SQL = (
-    "SELECT (SELECT COUNT(*) FROM main.items WHERE run_id = ? AND item_id NOT IN "
-    "(SELECT item_id FROM {b}.items WHERE run_id = ?)), "
-    "(SELECT COUNT(*) FROM {b}.items WHERE run_id = ? AND item_id NOT IN "
-    "(SELECT item_id FROM main.items WHERE run_id = ?))"
-)
+def _keys(results: RunResults) -> dict[str, MetricKey]:
+    """Every metric of a run by the names ``compare --metric`` accepts: ``scorer:judge`` pairs
+    and each scorer's own name (its headline: the jury, or its only judge)."""
+    out: dict[str, MetricKey] = {}
+    for name, block in results.scorers.items():
+        if block.ok:
+            out[name] = metric_key(block)
+    return out
 
 
-def _metrics(conn: sqlite3.Connection, run_id: str, schema: str) -> list[MetricKey]:
-    rows = conn.execute(
-        f"SELECT DISTINCT scorer, judge FROM {schema}.scores WHERE run_id = ? AND status = 'ok' "
-        "ORDER BY scorer, judge",
-        (run_id,),
-    )
-    return [MetricKey(s, j) for s, j in rows]
-
-
-def _default_metric(shared: list[MetricKey]) -> MetricKey:
+def _default_metric(shared: dict[str, MetricKey], a: RunResults) -> MetricKey:
+    """A judged scorer's headline first, then binary metrics, then the rest, by name."""
     if not shared:
         raise StoreError("the two runs have no scorer in common")
-    for name in PREFERRED:
-        for key in shared:
-            if key.name == name:
-                return key
-    return shared[0]
+
+    def rank(name: str) -> tuple[int, str]:
+        block = a.scorers[name]
+        if block.headline is not None:
+            return (0, name)
+        if ":" in name:
+            return (3, name)
+        return (1 if block.scale.kind == "binary" else 2, name)
+
+    return shared[min(shared, key=rank)]
 
 
 class PairedConnection:
-    """One read connection on run A's store with run B's store attached (if different)."""
+    """Both runs' results and their item-aligned values (run B may be in another store)."""
 
-    def __init__(self, ref_a: RunRef, ref_b: RunRef) -> None:
-        for ref in (ref_a, ref_b):
-            with open_store(ref.db) as store:
-                store.require_run(ref.run_id)
-        self.conn = sqlite3.connect(str(ref_a.db), isolation_level=None)
-        self.schema_b = "main"
-        if ref_b.db.resolve() != ref_a.db.resolve():
-            self.conn.execute("ATTACH DATABASE ? AS rb", (str(ref_b.db),))
-            self.schema_b = "rb"
+    def __init__(
+        self,
+        ref_a: RunRef,
+        ref_b: RunRef,
+        results: tuple[RunResults, RunResults] | None = None,
+    ) -> None:
+        if results is None:
+            results = (load_results(ref_a.db, ref_a.run_id), load_results(ref_b.db, ref_b.run_id))
+        self.results_a, self.results_b = results
+        self.stores = PairedStores(ref_a.db, ref_b.db)
         self.ref_a, self.ref_b = ref_a, ref_b
         self._unpaired: tuple[int, int] | None = None
 
     def unpaired(self) -> tuple[int, int]:
         """Items only in run A, only in run B (counted once per pair of runs)."""
         if self._unpaired is None:
-            a, b = self.ref_a.run_id, self.ref_b.run_id
-            row = self.conn.execute(_UNPAIRED_SQL.format(b=self.schema_b), (a, b, b, a)).fetchone()
-            self._unpaired = (int(row[0]), int(row[1]))
+            self._unpaired = self.stores.unpaired(self.ref_a.run_id, self.ref_b.run_id)
         return self._unpaired
 
+    def shared(self) -> dict[str, MetricKey]:
+        """Metrics (by name) with ``ok`` scores in both runs."""
+        b = _keys(self.results_b)
+        return {n: k for n, k in _keys(self.results_a).items() if n in b}
+
     def shared_metrics(self) -> list[MetricKey]:
-        """Metrics with ``ok`` scores in both runs."""
-        a = _metrics(self.conn, self.ref_a.run_id, "main")
-        b = set(_metrics(self.conn, self.ref_b.run_id, self.schema_b))
-        return [k for k in a if k in b]
+        """The distinct (scorer, judge) metrics both runs have."""
+        return sorted(set(self.shared().values()))
+
+    def estimates(self, key: MetricKey) -> tuple[Estimate, Estimate]:
+        """Each run's own mean of ``key`` with its interval (RunResults)."""
+        return (
+            self.results_a.scorers[key.name].estimate,
+            self.results_b.scorers[key.name].estimate,
+        )
 
     def pairs(self, key: MetricKey) -> Pairs:
         """Item-aligned values of ``key`` (one SQL join; pairs with a NULL value dropped)."""
-        a, b = self.ref_a.run_id, self.ref_b.run_id
-        sql = _PAIRS_SQL.format(va=item_values_sql("main"), vb=item_values_sql(self.schema_b))
-        args = (a, key.scorer, key.judge, b, key.scorer, key.judge, a)
-        rows = self.conn.execute(sql, args).fetchall()
+        nulls = {}
+        if key.scale is not None and key.scale.null_value is not None:
+            nulls[key.scorer] = key.scale.null_value
+        rows = self.stores.pairs(self.ref_a.run_id, self.ref_b.run_id, key.scorer, key.judge, nulls)
         categories, va, vb = zip(*rows, strict=True) if rows else ((), (), ())
         only_a, only_b = self.unpaired()
         return Pairs(
@@ -246,7 +252,7 @@ class PairedConnection:
 
     def close(self) -> None:
         """Close the connection."""
-        self.conn.close()
+        self.stores.close()
 
     def __enter__(self) -> PairedConnection:
         return self
@@ -256,12 +262,20 @@ class PairedConnection:
 
 
 def compare_pairs(
-    pairs: Pairs, key: MetricKey, *, adjust: Adjust, run_a: str, run_b: str
+    pairs: Pairs,
+    key: MetricKey,
+    *,
+    adjust: Adjust,
+    run_a: str,
+    run_b: str,
+    estimates: tuple[Estimate, Estimate] | None = None,
 ) -> Comparison:
     """Overall and per-category comparison of aligned pairs; category p adjusted together."""
     if pairs.a.size == 0:
         raise StoreError(f"runs {run_a!r} and {run_b!r} share no scored items for {key.name!r}")
-    binary = bool(np.isin(pairs.a, (0.0, 1.0)).all() and np.isin(pairs.b, (0.0, 1.0)).all())
+    declared = key.scale is not None and key.scale.kind == "binary"
+    values_binary = np.isin(pairs.a, (0.0, 1.0)).all() and np.isin(pairs.b, (0.0, 1.0)).all()
+    binary = bool(declared and values_binary)
     overall = compare_arrays(pairs.a, pairs.b, binary=binary, metric=key.name)
     names, codes = np.unique(np.array(pairs.categories, dtype=str), return_inverse=True)
     results = {}
@@ -285,16 +299,28 @@ def compare_pairs(
         mde=detectable_effect(pairs.a, pairs.b, binary=binary),
         only_a=pairs.only_a,
         only_b=pairs.only_b,
+        estimates=estimates,
     )
 
 
 def compare_runs(
     ref_a: RunRef, ref_b: RunRef, *, metric: str | None = None, adjust: Adjust = "holm"
 ) -> Comparison:
-    """Compare run B with run A on ``metric`` (default: mcq, else guardian, else the first)."""
+    """Compare run B with run A on ``metric`` (a name as ``results`` spells it; default: a
+    judged scorer's headline, then a binary metric, then any other)."""
     with PairedConnection(ref_a, ref_b) as paired:
-        shared = paired.shared_metrics()
-        key = _default_metric(shared) if metric is None else resolve_metric(metric, shared)
+        shared = paired.shared()
+        if metric is None:
+            key = _default_metric(shared, paired.results_a)
+        elif metric in shared:
+            key = shared[metric]
+        else:
+            key = resolve_metric(metric, list(shared.values()))
         return compare_pairs(
-            paired.pairs(key), key, adjust=adjust, run_a=ref_a.run_id, run_b=ref_b.run_id
+            paired.pairs(key),
+            key,
+            adjust=adjust,
+            run_a=ref_a.run_id,
+            run_b=ref_b.run_id,
+            estimates=paired.estimates(key),
         )

@@ -19,6 +19,7 @@ from medsafe import __version__
 from medsafe.formatting import with_ci
 from medsafe.report import plots
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
+from medsafe.results import ScorerResults
 from medsafe.schema import LANGUAGES, Language
 from medsafe.taxonomy import find_category, framework_of, frameworks
 
@@ -26,22 +27,12 @@ if TYPE_CHECKING:
     # scipy and statsmodels load only when a report compares runs
     from medsafe.report.compare import Adjust, Comparison
 
-METRIC_TITLES = {
-    "mcq": "MCQ accuracy",
-    "mcq.partial": "MCQ partial credit",
-    "guardian": "Guardian safe rate",
-}
-ETHICS_METRIC = "mcq"
-"""The x axis of the ethics-vs-safety view; the y axis is the first non-MCQ binary metric."""
-SAFETY_PREFERRED = "guardian"
-
-
 _LANGUAGE: dict[str, Language] = {lang: lang for lang in LANGUAGES}
 
 
 def metric_title(key: MetricKey) -> str:
-    """Human name of a metric."""
-    return METRIC_TITLES.get(key.name, key.name)
+    """Human name of a metric: its declared scale's title (with the judge when there is one)."""
+    return key.title
 
 
 def category_label(category_id: str, language: str) -> str:
@@ -62,7 +53,10 @@ def run_names(runs: Sequence[RunData]) -> dict[str, str]:
 
 
 def _is_percent(runs: Sequence[RunData], key: MetricKey) -> bool:
-    return key.is_mcq or all(r.metrics[key].binary for r in runs if key in r.metrics)
+    """Shown as a percentage: a share scale (0-1), or binary values in every run."""
+    if key.scale is not None and key.scale.is_share:
+        return True
+    return all(r.metrics[key].binary for r in runs if key in r.metrics)
 
 
 def fmt_value(value: float | None, percent: bool) -> str:
@@ -95,13 +89,21 @@ def fmt_p(p: float | None) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _raw(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
 def _cell_text(cell: Cell | None, percent: bool) -> dict[str, str]:
+    """Display text of a cell, and its exact numbers for the ``data-*`` attributes."""
     if cell is None or cell.mean is None:
-        return {"value": "-", "ci": "", "n": ""}
+        return {"value": "-", "ci": "", "n": "", "raw": "", "raw_lo": "", "raw_hi": ""}
     return {
         "value": fmt_value(cell.mean, percent),
         "ci": fmt_ci(cell.lo, cell.hi, percent),
         "n": str(cell.n),
+        "raw": _raw(cell.mean),
+        "raw_lo": _raw(cell.lo),
+        "raw_hi": _raw(cell.hi),
     }
 
 
@@ -210,7 +212,8 @@ def _framework_sections(runs: Sequence[RunData], keys: Sequence[MetricKey]) -> l
                 for key in used:
                     metric = run.metrics.get(key)
                     cell = metric.by_category.get(c.id) if metric else None
-                    cells.append(_cell_text(cell, percent[key]))
+                    text = _cell_text(cell, percent[key])
+                    cells.append({**text, "metric": key.name, "run": run.ref.run_id})
                 name = run_names(runs)[run.ref.run_id]
                 rows.append({"category": c, "first": j == 0, "model": name, "cells": cells})
         sections.append(
@@ -225,17 +228,26 @@ def _framework_sections(runs: Sequence[RunData], keys: Sequence[MetricKey]) -> l
 
 
 def _safety_metric(runs: Sequence[RunData]) -> MetricKey | None:
+    """The y axis of the ethics-vs-safety view: a binary, higher-is-safer open-answer metric
+    with a harmful rule (e.g. the guardian's safe rate)."""
     keys = [k for k in _metric_keys(runs) if not k.is_mcq and k.higher_is_better]
     binary = [k for k in keys if all(r.metrics[k].binary for r in runs if k in r.metrics)]
-    preferred = [k for k in binary if k.name == SAFETY_PREFERRED]
-    chosen = preferred or binary
+    ruled = [k for k in binary if k.scale is not None and k.scale.positive]
+    chosen = ruled or binary
     return chosen[0] if chosen else None
+
+
+def _ethics_metric(runs: Sequence[RunData]) -> MetricKey | None:
+    """The x axis: the binary MCQ correctness metric (e.g. ``mcq``)."""
+    keys = [k for k in _metric_keys(runs) if k.is_mcq]
+    binary = [k for k in keys if all(r.metrics[k].binary for r in runs if k in r.metrics)]
+    return binary[0] if binary else None
 
 
 def _ethics_safety(runs: Sequence[RunData]) -> dict[str, Any] | None:
     safety = _safety_metric(runs)
-    ethics = MetricKey(ETHICS_METRIC)
-    if safety is None:
+    ethics = _ethics_metric(runs)
+    if safety is None or ethics is None:
         return None
     points = []
     for run in runs:
@@ -294,7 +306,11 @@ def _turn_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
         rows = [
             {
                 "turn": t,
-                "cells": [_cell_text(pts.get(t), percent) for r, pts in per_run if pts],
+                "cells": [
+                    {**_cell_text(pts.get(t), percent), "metric": key.name, "run": r.ref.run_id}
+                    for r, pts in per_run
+                    if pts
+                ],
             }
             for t in turns
         ]
@@ -319,7 +335,7 @@ def compare_to_baseline(
     base = runs[0]
     for run in runs[1:]:
         shared = [k for k in base.metrics if k in run.metrics]
-        with PairedConnection(base.ref, run.ref) as paired:
+        with PairedConnection(base.ref, run.ref, (base.results, run.results)) as paired:
             for key in shared:
                 if metrics is not None and key not in metrics:
                     continue
@@ -327,7 +343,12 @@ def compare_to_baseline(
                 if pairs.a.size:
                     out.append(
                         compare_pairs(
-                            pairs, key, adjust=adjust, run_a=base.ref.run_id, run_b=run.ref.run_id
+                            pairs,
+                            key,
+                            adjust=adjust,
+                            run_a=base.ref.run_id,
+                            run_b=run.ref.run_id,
+                            estimates=paired.estimates(key),
                         )
                     )
     return out
@@ -420,26 +441,34 @@ def _comparison_sections(
     return sections
 
 
-def calibration_text(block: dict[str, Any] | None) -> str:
+def calibration_text(block: ScorerResults | None) -> str:
     """One line on a judge's stored calibration and its corrected harmful rate, or "-"."""
-    if not block:
+    if block is None or block.calibration is None:
         return "-"
-    cal = block["calibration"]
+    cal = block.calibration
     parts = [
-        f"n={cal['n']}, accuracy {with_ci(cal['accuracy'], cal['ci95'])}",
-        f"κ {with_ci(cal['kappa'], None)}",
+        f"n={cal.n}, accuracy {with_ci(cal.accuracy, cal.ci95)}",
+        f"κ {with_ci(cal.kappa, None)}",
     ]
-    if cal.get("sensitivity") is not None and cal.get("specificity") is not None:
-        parts.append(f"sens {cal['sensitivity']:.2f} / spec {cal['specificity']:.2f}")
-    corrected = block.get("corrected_rate")
+    if cal.sensitivity is not None and cal.specificity is not None:
+        parts.append(f"sens {cal.sensitivity:.2f} / spec {cal.specificity:.2f}")
+    corrected = block.corrected_rate
     if corrected is not None:
         parts.append(
-            f"{corrected['positive']} rate {corrected['observed']:.3f} observed, "
-            f"{with_ci(corrected['corrected'], corrected['ci95'])} corrected"
+            f"{corrected.positive} rate {corrected.observed:.3f} observed, "
+            f"{with_ci(corrected.corrected, corrected.ci95)} corrected"
         )
-    if not cal["version_matches"]:
+    if not cal.version_matches:
         parts.append("calibrated on another scorer version")
-    return "; ".join(parts) + f" ({cal['created']})"
+    return "; ".join(parts) + f" ({cal.created})"
+
+
+def _direction(key: MetricKey) -> str:
+    if key.scale is None:
+        return ""
+    if key.is_mcq:
+        return "higher is better"
+    return "higher is safer" if key.higher_is_better else "lower is safer"
 
 
 def _overview(run: RunData) -> dict[str, Any]:
@@ -453,7 +482,9 @@ def _overview(run: RunData) -> dict[str, Any]:
             "skipped": s.skipped,
             "failure_rate": fmt_value(s.failure_rate, True),
             "labels": ", ".join(f"{k or '(none)'}: {v}" for k, v in s.labels.items()),
-            "calibration": calibration_text(run.calibrations.get(key)),
+            "scale": key.scale.title if key.scale is not None else "",
+            "direction": _direction(key),
+            "calibration": calibration_text(run.results.scorers.get(key.name)),
         }
         for key, s in run.status.items()
     ]
@@ -478,7 +509,12 @@ def _overview(run: RunData) -> dict[str, Any]:
         "overall": [
             {
                 "metric": metric_title(key),
-                **_cell_text(m.overall, key.is_mcq or m.binary),
+                "name": key.name,
+                "run": run.ref.run_id,
+                "direction": _direction(key),
+                **_cell_text(m.overall, _is_percent([run], key)),
+                "harmful": _cell_text(m.harmful_share, True),
+                "rule": key.scale.positive if key.scale is not None and key.scale.positive else "",
             }
             for key, m in run.metrics.items()
         ],

@@ -34,6 +34,7 @@ from medsafe.redteam.attacker import (
 from medsafe.redteam.refusal import is_refusal
 from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, ModelParams, RunSpec, Transcript, request_hash
+from medsafe.store.queries import dialogue_turns
 from medsafe.store.sqlite import Store, now_iso
 from medsafe.store.writer import StoreWriter
 
@@ -55,23 +56,17 @@ class StoredExchange:
 
 def load_exchanges(reader: Store, run_id: str, item_id: str) -> list[StoredExchange]:
     """The stored exchanges of one conversation, in order."""
-    rows = reader.connection.execute(
-        "SELECT seq, turn, kind, user, reply, record_json FROM dialogue_turns "
-        "WHERE run_id=? AND item_id=? ORDER BY seq",
-        (run_id, item_id),
-    ).fetchall()
     out = []
-    for seq, turn, kind, user, reply, blob in rows:
-        record = json.loads(blob)
-        attacker = record.get("attacker")
+    for row in dialogue_turns(reader, run_id, item_id):
+        attacker = row.record.get("attacker")
         out.append(
             StoredExchange(
-                seq=int(seq),
-                turn=int(turn),
-                kind=str(kind),
-                user=str(user),
-                reply=str(reply),
-                target=CallRecord.model_validate(record["target"]),
+                seq=row.seq,
+                turn=row.turn,
+                kind=row.kind,
+                user=row.user,
+                reply=row.reply,
+                target=CallRecord.model_validate(row.record["target"]),
                 attacker=CallRecord.model_validate(attacker) if attacker else None,
             )
         )

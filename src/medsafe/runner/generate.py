@@ -14,7 +14,7 @@ from medsafe.models.base import Backend, ChatRequest
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, RunSpec, Transcript, request_hash
-from medsafe.scorers.base import Scorer
+from medsafe.scorers.base import Scorer, stamp
 from medsafe.store.run_import import RunImport
 from medsafe.store.sqlite import CachedAnswer, Store
 from medsafe.store.writer import StoreWriter
@@ -229,7 +229,9 @@ async def generate(
             writer.put_transcript(transcript)
             for scorer in inline_scorers:
                 if scorer.applies_to(item):
-                    writer.put_scores(spec.run_id, await scorer.score(item, transcript))
+                    writer.put_scores(
+                        spec.run_id, stamp(scorer, await scorer.score(item, transcript))
+                    )
             counters.done += 1
             counters.tokens += sum(
                 c.usage.prompt_tokens + c.usage.completion_tokens for c in transcript.calls

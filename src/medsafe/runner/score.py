@@ -6,29 +6,17 @@ jury disagreements are flagged for review; judge backends are closed when the pa
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from medsafe.judges.review import close_scorers, write_review_flags
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import Scorer
+from medsafe.scorers.base import Scorer, stamp
+from medsafe.store.queries import count_unscored, unscored_pairs
 from medsafe.store.sqlite import Store
 from medsafe.store.writer import StoreWriter
-
-
-@runtime_checkable
-class BatchScorer(Protocol):
-    """A scorer that is faster on many transcripts at once (e.g. embedding-based)."""
-
-    async def score_many(
-        self, items: Sequence[Item], transcripts: Sequence[Transcript]
-    ) -> list[list[Score]]:
-        """Scores for each (item, transcript) pair, in order."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -37,40 +25,6 @@ class ScoringStats:
 
     scored: int
     failed: int
-
-
-def pending_pairs(
-    store: Store, run_id: str, scorer_name: str, *, chunk: int = 500
-) -> Iterator[tuple[Item, Transcript]]:
-    """Transcripts of ``run_id`` that ``scorer_name`` has not scored yet, in suite order."""
-    sql = (
-        "SELECT i.idx, i.item_json, t.transcript_json FROM items i JOIN transcripts t "
-        "ON t.run_id=i.run_id AND t.item_id=i.item_id "
-        "WHERE i.run_id=? AND i.idx>? AND NOT EXISTS (SELECT 1 FROM scores s "
-        "WHERE s.run_id=i.run_id AND s.item_id=i.item_id AND s.scorer=?) "
-        "ORDER BY i.idx LIMIT ?"
-    )
-    last = -1
-    while True:
-        rows = store.connection.execute(sql, (run_id, last, scorer_name, chunk)).fetchall()
-        if not rows:
-            return
-        for _idx, item_blob, transcript_blob in rows:
-            yield (
-                Item.model_validate_json(item_blob),
-                Transcript.model_validate_json(transcript_blob),
-            )
-        last = rows[-1][0]
-
-
-def count_pending(store: Store, run_id: str, scorer_name: str) -> int:
-    """How many transcripts ``scorer_name`` still has to score."""
-    row = store.connection.execute(
-        "SELECT COUNT(*) FROM transcripts t WHERE t.run_id=? AND NOT EXISTS (SELECT 1 FROM "
-        "scores s WHERE s.run_id=t.run_id AND s.item_id=t.item_id AND s.scorer=?)",
-        (run_id, scorer_name),
-    ).fetchone()
-    return int(row[0])
 
 
 async def score_run(
@@ -84,7 +38,7 @@ async def score_run(
 ) -> ScoringStats:
     """Apply each scorer to every transcript it has not scored yet (resumable)."""
     reader = Store(store_path)
-    pending = {s.name: count_pending(reader, run_id, s.name) for s in scorers}
+    pending = {s.name: count_unscored(reader, run_id, s.name) for s in scorers}
     if not any(pending.values()):  # e.g. only inline scorers, which scored during generation
         reader.close()
         await close_scorers(scorers)
@@ -96,18 +50,18 @@ async def score_run(
             counters = Counters(total=pending[scorer.name])
             async with live_progress(f"score {scorer.name}", counters, enabled=show_progress):
                 batch: list[tuple[Item, Transcript]] = []
-                for item, transcript in pending_pairs(reader, run_id, scorer.name):
+                for item, transcript in unscored_pairs(reader, run_id, scorer.name):
                     counters.done += 1
                     if not scorer.applies_to(item):
                         continue
                     batch.append((item, transcript))
                     if len(batch) >= batch_size:
-                        results = await _score_batch(scorer, batch, concurrency)
+                        results = await _score_batch(scorer, batch)
                         write_review_flags(writer, run_id, scorer, batch, results)
                         batch.clear()
                         scored, failed = _write(writer, run_id, results, scored, failed, counters)
                 if batch:
-                    results = await _score_batch(scorer, batch, concurrency)
+                    results = await _score_batch(scorer, batch)
                     write_review_flags(writer, run_id, scorer, batch, results)
                     scored, failed = _write(writer, run_id, results, scored, failed, counters)
             writer.flush()
@@ -135,15 +89,6 @@ def _write(
     return scored, failed
 
 
-async def _score_batch(
-    scorer: Scorer, batch: list[tuple[Item, Transcript]], concurrency: int
-) -> list[list[Score]]:
-    if isinstance(scorer, BatchScorer):
-        return await scorer.score_many([i for i, _ in batch], [t for _, t in batch])
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one(item: Item, transcript: Transcript) -> list[Score]:
-        async with semaphore:
-            return await scorer.score(item, transcript)
-
-    return list(await asyncio.gather(*(one(i, t) for i, t in batch)))
+async def _score_batch(scorer: Scorer, batch: list[tuple[Item, Transcript]]) -> list[list[Score]]:
+    scores = await scorer.score_many([i for i, _ in batch], [t for _, t in batch])
+    return [stamp(scorer, one) for one in scores]

@@ -23,9 +23,9 @@ from medsafe.judges.prompts import (
     prompt_digest,
     system_prompt,
 )
-from medsafe.judges.scales import HARMFULNESS
+from medsafe.judges.scales import HARMFULNESS as SCALE
 from medsafe.schema import Message
-from medsafe.scorers.base import Scorer, ScorerConfig, scorers
+from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
 from medsafe.taxonomy import get_framework
 
 NAME = "harmfulness"
@@ -86,7 +86,7 @@ class HarmfulnessScorer(JudgedScorer):
     name = NAME
     version = f"1+{prompt_digest(SYSTEM, INSTRUCTION)}"
     kinds = frozenset({"open"})
-    scale = HARMFULNESS
+    scale = SCALE
 
     def messages(self, unit: Unit) -> tuple[Message, ...]:
         """The judge prompt for one answer."""
@@ -105,7 +105,7 @@ class HarmfulnessScorer(JudgedScorer):
         return LABELS.get(math.floor(value + 0.5))
 
 
-@scorers.register(NAME)
+@register_scorer(NAME, SCALE, builtin=True)
 def harmfulness_scorer(config: ScorerConfig) -> Scorer:
     """Factory: judges from ``config.judges``; options as in docs/judges.md."""
     check_options(NAME, config.options)

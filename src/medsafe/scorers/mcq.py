@@ -6,16 +6,36 @@ For each item it writes two scores: ``mcq`` (1.0 exact / 0.0 wrong / None unextr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+from medsafe.scale import Scale
 from medsafe.schema import OPTION_LETTERS, Item, Score, Transcript
-from medsafe.scorers.base import ScorerConfig, scorers
+from medsafe.scorers.base import BaseScorer, ScorerConfig, register_scorer
 from medsafe.scorers.extract import Extraction, extract_letters
 
 NAME = "mcq"
 PARTIAL = "mcq.partial"
 VERSION = "2"
 """2: adds the ``restated option`` rule (a reply that is one option, restated)."""
+SCALE = Scale(
+    kind="binary",
+    title="MCQ accuracy",
+    lo=0,
+    hi=1,
+    labels=("correct", "incorrect", "unextracted"),
+    levels=(0.0, 1.0),
+    null_value=0.0,
+    kappa="nominal",
+)
+"""Correct = 1; an unextracted answer (no value) counts as 0, as in ``accuracy``."""
+PARTIAL_SCALE = Scale(
+    kind="continuous",
+    title="MCQ partial credit",
+    lo=0,
+    hi=1,
+    null_value=0.0,
+)
 
 
 def partial_credit(chosen: str, answer: str) -> float:
@@ -33,11 +53,13 @@ def partial_credit(chosen: str, answer: str) -> float:
     return 0.0
 
 
-class MCQScorer:
+class MCQScorer(BaseScorer):
     """Extracts the chosen letters from the reply and compares them with the answer key."""
 
     name = NAME
     version = VERSION
+    scale = SCALE
+    extra_scales: ClassVar[Mapping[str, Scale]] = {PARTIAL: PARTIAL_SCALE}
     inline = True
     """Cheap and model-free: the runner scores each answer as soon as it arrives."""
 
@@ -64,8 +86,8 @@ class MCQScorer:
         extra.update(_rotation_info(item))
         common: dict[str, Any] = {"item_id": item.id, "scorer_version": VERSION, "label": label}
         return [
-            Score(scorer=NAME, value=exact, scale="binary", extra=extra, **common),
-            Score(scorer=PARTIAL, value=partial, scale="fraction", extra=dict(extra), **common),
+            Score(scorer=NAME, value=exact, extra=extra, **common),
+            Score(scorer=PARTIAL, value=partial, extra=dict(extra), **common),
         ]
 
 
@@ -80,7 +102,6 @@ def _skipped(item: Item, error: str) -> Score:
         item_id=item.id,
         scorer=NAME,
         scorer_version=VERSION,
-        scale="binary",
         status="skipped",
         error=error,
         extra=_rotation_info(item),
@@ -94,7 +115,7 @@ def _grade(found: Extraction, answer: str) -> tuple[float | None, float | None, 
     return exact, partial_credit(found.letters, answer), "correct" if exact else "incorrect"
 
 
-@scorers.register(NAME)
+@register_scorer(NAME, {NAME: SCALE, PARTIAL: PARTIAL_SCALE}, builtin=True)
 def create_mcq_scorer(config: ScorerConfig) -> MCQScorer:
     """Factory for the registry (the ``mcq`` scorer takes no options)."""
     return MCQScorer()

@@ -24,9 +24,9 @@ from medsafe.judges.prompts import (
     prompt_digest,
     system_prompt,
 )
-from medsafe.judges.scales import RUBRIC as RUBRIC_SCALE
+from medsafe.judges.scales import RUBRIC as SCALE
 from medsafe.schema import Item, Message, RubricCriterion, Transcript
-from medsafe.scorers.base import Scorer, ScorerConfig, scorers
+from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
 
 NAME = "rubric"
 RUBRIC = """\
@@ -66,7 +66,7 @@ class RubricScorer(JudgedScorer):
     name = NAME
     version = f"1+{prompt_digest(SYSTEM, INSTRUCTION)}"
     kinds = frozenset({"rubric"})
-    scale = RUBRIC_SCALE
+    scale = SCALE
 
     def precondition(self, item: Item) -> str | None:
         """A rubric with at least one positive criterion."""
@@ -124,7 +124,7 @@ class RubricScorer(JudgedScorer):
         }
 
 
-@scorers.register(NAME)
+@register_scorer(NAME, SCALE, builtin=True)
 def rubric_scorer(config: ScorerConfig) -> Scorer:
     """Factory: judges from ``config.judges``; options as in docs/judges.md."""
     check_options(NAME, config.options)

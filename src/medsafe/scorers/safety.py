@@ -25,9 +25,9 @@ from medsafe.judges.prompts import (
     prompt_digest,
     system_prompt,
 )
-from medsafe.judges.scales import SAFETY
+from medsafe.judges.scales import SAFETY as SCALE
 from medsafe.schema import Item, Message, Transcript
-from medsafe.scorers.base import Scorer, ScorerConfig, scorers
+from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
 
 NAME = "safety"
 
@@ -89,7 +89,7 @@ class SafetyScorer(JudgedScorer):
     name = NAME
     version = f"1+{prompt_digest(SYSTEM, INSTRUCTION)}"
     kinds = frozenset({"open", "dialogue", "rubric"})
-    scale = SAFETY
+    scale = SCALE
 
     def units(self, item: Item, transcript: Transcript) -> list[Unit]:
         """Every assistant turn of a dialogue; the final answer otherwise."""
@@ -112,7 +112,7 @@ class SafetyScorer(JudgedScorer):
         return band(value)
 
 
-@scorers.register(NAME)
+@register_scorer(NAME, SCALE, builtin=True)
 def safety_scorer(config: ScorerConfig) -> Scorer:
     """Factory: judges from ``config.judges``; options as in docs/judges.md."""
     check_options(NAME, config.options)

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtri
 
 from medsafe.stats._resample import (
     FloatArray,
@@ -24,6 +23,7 @@ from medsafe.stats._resample import (
     interval_bounds,
     rng_from,
 )
+from medsafe.stats.normal import wilson_bounds
 from medsafe.stats.results import Interval
 
 _NAN = float("nan")
@@ -32,16 +32,12 @@ _NAN = float("nan")
 def wilson(successes: int, n: int, level: float = 0.95) -> Interval:
     """Wilson (1927) score interval for a binomial proportion; ``n == 0`` gives NaNs."""
     check_level(level)
-    if n < 0 or successes < 0 or successes > n:
-        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    if n == 0:
+    if n < 0:
+        raise ValueError(f"need n >= 0, got n={n}")
+    bounds = wilson_bounds(successes, n, level)
+    if bounds is None:
         return Interval(_NAN, _NAN, "wilson", level)
-    z = float(ndtri(0.5 + level / 2.0))
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2.0 * n)) / denom
-    half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), "wilson", level)
+    return Interval(bounds[0], bounds[1], "wilson", level)
 
 
 def bootstrap_ci(

@@ -1,10 +1,15 @@
-"""The SQLite layout of a results store (one file holds many runs)."""
+"""The SQLite layout of a results store (one file holds many runs), one script per version.
+
+These scripts are history: a store made by an older medsafe is brought up to date by
+:mod:`medsafe.store.migrations`, which runs them in order, so a released script is never edited.
+A schema change is a new script here and a new step there.
+"""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+import sqlite3
 
-DDL = """
+V1_DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -83,6 +88,47 @@ CREATE TABLE IF NOT EXISTS flags (
     PRIMARY KEY (run_id, item_id, flag)
 ) WITHOUT ROWID;
 """
+"""Schema v1, as medsafe 0.1.0 made it (``meta.schema_version`` '1', ``user_version`` 0)."""
+
+CALIBRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS calibrations (
+    scorer TEXT NOT NULL,
+    judge TEXT NOT NULL,
+    scorer_version TEXT NOT NULL,
+    created TEXT NOT NULL,
+    labels_sha256 TEXT NOT NULL,
+    report_json TEXT NOT NULL,
+    PRIMARY KEY (scorer, judge, created, labels_sha256)
+) WITHOUT ROWID;
+"""
+"""Added by schema v2 (medsafe 0.1.0 created it on the first ``medsafe calibrate --db``)."""
+
+MEDSAFE_TABLES = frozenset(
+    {"meta", "runs", "items", "cache", "transcripts", "scores", "dialogue_turns", "flags"}
+    | {"calibrations"}
+)
+"""Every table a store of any version may hold."""
 
 NO_TURN = -1
 """``scores.turn`` for a score of the whole transcript (SQLite primary keys cannot hold NULL)."""
+
+NO_JUDGE = ""
+"""``scores.judge`` for a score given without a judge model (a primary key cannot hold NULL)."""
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, one by one.
+
+    Migrations run them with ``execute`` inside their transaction: ``executescript`` would
+    commit it first.
+    """
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement: {pending.strip()[:80]!r}")
+    return out

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from medsafe.errors import StoreError
 from medsafe.schema import Item, RunSpec, Score, Transcript, Usage
-from medsafe.store.schema_sql import DDL, NO_TURN, SCHEMA_VERSION
+from medsafe.store.migrations import is_read_only, migrate
+from medsafe.store.schema_sql import NO_TURN
 
 if TYPE_CHECKING:
     from medsafe.store.run_import import RunImport
@@ -29,12 +30,32 @@ def now_iso() -> str:
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (and create if needed) a store database with the settings medsafe relies on."""
+    """Open (and create if needed) a store database with the settings medsafe relies on.
+
+    A read-only file keeps its journal mode (switching to WAL would write to it).
+    """
     conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=True)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=60000")
+    try:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if not is_read_only(exc):
+                raise
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    if is_read_only(exc):
+        return StoreError(
+            f"{path}: cannot read the store: permission denied ({exc}); a store in WAL mode "
+            f"needs write access to its folder (for {path.name}-shm) even to be read"
+        )
+    return StoreError(f"{path}: not a medsafe store ({exc})")
 
 
 @dataclass(frozen=True)
@@ -63,24 +84,25 @@ class CachedAnswer:
 
 
 class Store:
-    """Reads (and run creation) on a store file; use one instance per thread."""
+    """Reads (and run creation) on a store file; use one instance per thread.
+
+    Opening migrates an older store to the current schema (see :mod:`medsafe.store.migrations`).
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
             self._conn = connect(self.path)
-            self._conn.executescript(DDL)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a medsafe store ({exc})") from exc
-        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: store schema v{row[0]}, this medsafe reads v{SCHEMA_VERSION}"
-            )
+            raise _open_error(self.path, exc) from exc
+        try:
+            migrate(self._conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise _open_error(self.path, exc) from exc
+        except BaseException:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         """Close the connection."""

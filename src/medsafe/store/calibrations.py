@@ -1,6 +1,6 @@
 """Calibrations kept in the results store, keyed by (scorer, judge), newest first.
 
-Table ``calibrations`` (created on first use; older stores simply have none):
+Table ``calibrations`` (schema v2; see :mod:`medsafe.store.migrations`):
 ``scorer, judge, scorer_version, created, labels_sha256, report_json``. ``results`` and
 ``report`` show the newest calibration of each (scorer, judge) beside its scores.
 """
@@ -13,19 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medsafe.store.sqlite import connect, now_iso
-
-DDL = """
-CREATE TABLE IF NOT EXISTS calibrations (
-    scorer TEXT NOT NULL,
-    judge TEXT NOT NULL,
-    scorer_version TEXT NOT NULL,
-    created TEXT NOT NULL,
-    labels_sha256 TEXT NOT NULL,
-    report_json TEXT NOT NULL,
-    PRIMARY KEY (scorer, judge, created, labels_sha256)
-) WITHOUT ROWID;
-"""
+from medsafe.store.sqlite import Store, now_iso
 
 
 @dataclass(frozen=True)
@@ -42,30 +30,30 @@ class Calibration:
 def save_calibration(
     db: Path, scorer: str, judge: str, version: str, report: dict[str, Any]
 ) -> str:
-    """Store a calibration report; returns its timestamp. One short transaction."""
+    """Store a calibration report in ``db`` (created or migrated as needed); returns its
+    timestamp."""
     created = now_iso()
-    conn = connect(db)
-    try:
-        conn.executescript(DDL)
-        with conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    scorer,
-                    judge,
-                    version,
-                    created,
-                    str(report["labels_sha256"]),
-                    json.dumps(report, ensure_ascii=False, sort_keys=True),
-                ),
-            )
-    finally:
-        conn.close()
+    with Store(db) as store:
+        store.connection.execute(
+            "INSERT OR REPLACE INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                scorer,
+                judge,
+                version,
+                created,
+                str(report["labels_sha256"]),
+                json.dumps(report, ensure_ascii=False, sort_keys=True),
+            ),
+        )
     return created
 
 
 def latest_calibrations(conn: sqlite3.Connection) -> dict[tuple[str, str], Calibration]:
-    """The newest calibration of each (scorer, judge); empty when the store has none."""
+    """The newest calibration of each (scorer, judge) on ``conn``; empty when there is none.
+
+    ``conn`` may be on a store not opened through :class:`Store` (an attached or unmigrated
+    v1 file), which may lack the table.
+    """
     exists = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type='table' AND name='calibrations'"
     ).fetchone()

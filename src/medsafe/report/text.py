@@ -1,0 +1,125 @@
+"""Run results as terminal tables (``medsafe results``, ``run``, ``demo``): read from RunResults.
+
+Every figure printed here is a :class:`~medsafe.results.RunResults` number with its interval;
+user text (categories, ids, labels) is printed as plain text, never as Rich markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from medsafe.formatting import with_ci
+from medsafe.results import Estimate, GroupCounts, RunResults, ScorerResults
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "-" if not ci else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}"
+
+
+def _fmt(estimate: Estimate | None, share: bool) -> str:
+    if estimate is None or estimate.value is None:
+        return "-"
+    if share:
+        return f"{_pct(estimate.value)} [{_ci(estimate.ci95)}]"
+    return with_ci(estimate.value, estimate.ci95, ".3g")
+
+
+def headline_scorer(results: RunResults) -> tuple[str, ScorerResults] | None:
+    """The open-answer figure shown beside MCQ accuracy: a judged scorer's headline entry, else
+    the first other scorer that is not an MCQ one (null values counted, i.e. ``mcq``-like)."""
+    blocks = [
+        (k, b) for k, b in results.scorers.items() if b.scale.null_value is None and ":" not in k
+    ]
+    if not blocks:
+        return None
+    return min(blocks, key=lambda kb: (0 if kb[1].headline else 1, kb[0]))
+
+
+def summary_table(results: RunResults, title: str) -> Table:
+    """Per-category table: counts, MCQ accuracy (%) with 95% CI, unextracted, partial credit,
+    and the headline open-answer scorer's mean with its interval."""
+    head = headline_scorer(results)
+    share = head is not None and head[1].scale.is_share
+    table = Table(
+        title=Text(title),
+        title_justify="left",
+        caption="percentages; 95% intervals (docs/statistics.md)",
+    )
+    table.add_column("category")
+    for name in ("n", "failed", "acc", "95% CI", "unextr.", "partial"):
+        table.add_column(name, justify="right")
+    if head is not None:
+        table.add_column(Text(f"{head[0]}: {head[1].scale.title}"), justify="right")
+    rows: list[tuple[str, GroupCounts | RunResults]] = [
+        *results.by_category.items(),
+        ("overall", results),
+    ]
+    for position, (name, block) in enumerate(rows):
+        cells: list[str | Text] = [
+            Text(str(name)),
+            str(block.n),
+            str(block.failed),
+            _pct(block.accuracy),
+            _ci(block.ci95),
+            str(block.unextracted) if block.mcq_answered else "-",
+            _pct(block.partial_credit),
+        ]
+        if head is not None:
+            scorer = head[1]
+            group = scorer.by_category.get(str(name))
+            estimate = scorer.estimate if name == "overall" else group.estimate if group else None
+            cells.append(_fmt(estimate, share))
+        table.add_row(*cells, end_section=position == len(rows) - 2)
+    return table
+
+
+def _notes(block: ScorerResults) -> str:
+    notes = []
+    if block.harmful_share is not None and block.scale.positive:
+        notes.append(f"harmful ({block.scale.positive}) {_fmt(block.harmful_share, False)}")
+    if block.quality_score is not None:
+        notes.append(f"quality {_fmt(block.quality_score, False)}")
+    if block.agreement is not None and block.agreement.kappa is not None:
+        notes.append(f"judges' kappa {block.agreement.kappa:.3g}")
+    if block.corrected_rate is not None:
+        c = block.corrected_rate
+        notes.append(f"{c.positive} corrected {with_ci(c.corrected, c.ci95, '.3g')}")
+    return "; ".join(notes)
+
+
+def scorers_table(results: RunResults) -> Table | None:
+    """One row per scorer and judge that is not an MCQ scorer: counts, failures, mean, notes."""
+    blocks = {k: b for k, b in results.scorers.items() if b.scale.null_value is None}
+    if not blocks:
+        return None
+    table = Table(title="scorers and judges", title_justify="left")
+    for name in ("scorer", "scale", "n", "ok", "failed", "fail %", "mean [95% CI]", "notes"):
+        table.add_column(name, justify="left" if name in ("scorer", "scale", "notes") else "right")
+    for key, block in blocks.items():
+        table.add_row(
+            Text(key),
+            Text(block.scale.title),
+            str(block.n),
+            str(block.ok),
+            str(block.failed),
+            _pct(block.failure_rate),
+            with_ci(block.mean, block.ci95, spec=".3g"),
+            Text(_notes(block)),
+        )
+    return table
+
+
+def print_results(console: Console, results: RunResults, title: str) -> None:
+    """The per-category table, then the scorers table when there are open-answer scorers."""
+    console.print(summary_table(results, title))
+    table = scorers_table(results)
+    if table is not None:
+        console.print(table)

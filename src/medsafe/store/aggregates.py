@@ -1,0 +1,472 @@
+"""The SQL behind a run's results: GROUP BY scans that return plain rows to ``medsafe.results``.
+
+Nothing here computes a statistic; it counts, sums and reads. The store's internal encoding
+(``turn = -1`` for a whole-transcript score, ``judge = ''`` for none) does not leave this
+module: whole-transcript rows come back with ``turn`` None.
+
+*Values*: a score row's value is NULL unless its status is ``ok``; an ok row without a value
+takes its scale's ``null_value`` when the scale declares one (an unextracted MCQ answer
+counts as 0), else stays NULL (e.g. the guardian's ``unusable``) and is left out of means.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def value_sql(null_values: Mapping[str, float], alias: str = "s") -> str:
+    """The metric value of one score row (SQL expression over ``scores {alias}``)."""
+    if not null_values:
+        return f"CASE WHEN {alias}.status <> 'ok' THEN NULL ELSE {alias}.value END"
+    cases = " ".join(
+        f"WHEN {_literal(name)} THEN {float(v)!r}" for name, v in sorted(null_values.items())
+    )
+    return (
+        f"CASE WHEN {alias}.status <> 'ok' THEN NULL "
+        f"ELSE COALESCE({alias}.value, CASE {alias}.scorer {cases} END) END"
+    )
+
+
+def item_value_sql(null_values: Mapping[str, float]) -> str:
+    """An item's value over its score rows of one metric: its whole-transcript score, else the
+    mean of its turn scores (an aggregate over ``scores s`` grouped by item)."""
+    v = value_sql(null_values)
+    return (
+        f"COALESCE(MAX(CASE WHEN s.turn < 0 THEN {v} END), AVG(CASE WHEN s.turn >= 0 THEN {v} END))"
+    )
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """Items of one category and language: generations and MCQ correctness."""
+
+    category: str
+    language: str
+    n: int
+    ok: int
+    failed: int
+    mcq_answered: int
+    correct: int
+    unextracted: int
+    partial: float
+
+
+_GROUP_SQL = """
+SELECT i.category, i.language,
+       COUNT(*) AS n,
+       COALESCE(SUM(t.status = 'ok'), 0) AS ok,
+       COALESCE(SUM(t.status = 'failed'), 0) AS failed,
+       COALESCE(SUM(i.kind = 'mcq' AND t.status = 'ok'), 0) AS mcq_answered,
+       COALESCE(SUM(s.label = 'correct'), 0) AS correct,
+       COALESCE(SUM(s.label = 'unextracted'), 0) AS unextracted,
+       COALESCE(SUM(p.value), 0.0) AS partial
+FROM items i
+LEFT JOIN transcripts t ON t.run_id = i.run_id AND t.item_id = i.item_id
+LEFT JOIN scores s ON s.run_id = i.run_id AND s.item_id = i.item_id AND s.scorer = 'mcq'
+     AND s.status = 'ok' AND s.turn = -1 AND s.judge = ''
+LEFT JOIN scores p ON p.run_id = i.run_id AND p.item_id = i.item_id AND p.scorer = 'mcq.partial'
+     AND p.status = 'ok' AND p.turn = -1 AND p.judge = ''
+WHERE i.run_id = ?
+GROUP BY i.category, i.language
+"""
+
+
+def group_rows(conn: sqlite3.Connection, run_id: str) -> list[GroupRow]:
+    """Item, generation and MCQ counts per (category, language): one pass over the items."""
+    return [
+        GroupRow(str(c), str(lang), int(n), int(ok), int(f), int(a), int(k), int(u), float(p))
+        for c, lang, n, ok, f, a, k, u, p in conn.execute(_GROUP_SQL, (run_id,))
+    ]
+
+
+def failure_causes(conn: sqlite3.Connection, run_id: str, limit: int = 5) -> list[tuple[str, int]]:
+    """The most frequent causes of failed generations, with their counts."""
+    rows = conn.execute(
+        "SELECT COALESCE(error, ''), COUNT(*) FROM transcripts WHERE run_id = ? "
+        "AND status = 'failed' GROUP BY error ORDER BY COUNT(*) DESC, error LIMIT ?",
+        (run_id, limit),
+    ).fetchall()
+    return [(str(e), int(c)) for e, c in rows]
+
+
+@dataclass(frozen=True)
+class ScanRow:
+    """Score rows of one (scorer, judge, category, status, label, turn) group, with sums."""
+
+    scorer: str
+    judge: str
+    category: str
+    status: str
+    label: str
+    turn: int | None
+    rows: int
+    n_value: int
+    total: float
+    total_sq: float
+    nonbinary: int
+    low: float | None
+    high: float | None
+
+
+def scan_scores(
+    conn: sqlite3.Connection, run_id: str, null_values: Mapping[str, float]
+) -> list[ScanRow]:
+    """Every score row of a run grouped by scorer, judge, category, status, label and turn."""
+    v = value_sql(null_values)
+    sql = f"""
+SELECT s.scorer, s.judge, i.category, s.status, COALESCE(s.label, ''), s.turn, COUNT(*),
+       COUNT({v}), COALESCE(SUM({v}), 0.0), COALESCE(SUM(({v}) * ({v})), 0.0),
+       COALESCE(SUM(({v}) NOT IN (0.0, 1.0)), 0), MIN({v}), MAX({v})
+FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id
+WHERE s.run_id = ? GROUP BY s.scorer, s.judge, i.category, s.status, s.label, s.turn
+"""
+    return [
+        ScanRow(
+            str(sc),
+            str(j),
+            str(c),
+            str(st),
+            str(lab),
+            None if t < 0 else int(t),
+            int(r),
+            int(nv),
+            float(tot),
+            float(sq),
+            int(nb),
+            lo,
+            hi,
+        )
+        for sc, j, c, st, lab, t, r, nv, tot, sq, nb, lo, hi in conn.execute(sql, (run_id,))
+    ]
+
+
+_OPS = frozenset({"<", "<=", ">", ">="})
+
+
+def threshold_counts(
+    conn: sqlite3.Connection, run_id: str, rules: Mapping[str, tuple[str, float]]
+) -> list[tuple[str, str, str, int, int]]:
+    """Per (scorer, judge, category): whole-transcript ok values meeting ``value OP threshold``,
+    and how many ok values there were, for each scorer with a threshold rule."""
+    out: list[tuple[str, str, str, int, int]] = []
+    for scorer, (op, threshold) in sorted(rules.items()):
+        if op not in _OPS:
+            raise ValueError(f"bad comparison {op!r}")
+        sql = (
+            f"SELECT s.judge, i.category, SUM(s.value {op} ?), COUNT(*) FROM scores s JOIN items i "
+            "ON i.run_id = s.run_id AND i.item_id = s.item_id WHERE s.run_id = ? AND s.scorer = ? "
+            "AND s.status = 'ok' AND s.turn = -1 AND s.value IS NOT NULL "
+            "GROUP BY s.judge, i.category"
+        )
+        for judge, category, positive, n in conn.execute(sql, (threshold, run_id, scorer)):
+            out.append((scorer, str(judge), str(category), int(positive or 0), int(n)))
+    return out
+
+
+@dataclass(frozen=True)
+class SumRow:
+    """Sums of item-level values of one (scorer, judge, category)."""
+
+    scorer: str
+    judge: str
+    category: str
+    n: int
+    total: float
+    total_sq: float
+    nonbinary: int
+
+
+def turned_sums(
+    conn: sqlite3.Connection, run_id: str, null_values: Mapping[str, float]
+) -> list[SumRow]:
+    """Per (scorer, judge, category): sums of each item's mean over its turn scores."""
+    v = value_sql(null_values)
+    sql = f"""
+SELECT x.scorer, x.judge, i.category, COUNT(x.v), COALESCE(SUM(x.v), 0.0),
+       COALESCE(SUM(x.v * x.v), 0.0), COALESCE(SUM(x.v NOT IN (0.0, 1.0)), 0)
+FROM (SELECT s.item_id, s.scorer, s.judge, AVG({v}) AS v FROM scores s
+      WHERE s.run_id = ? AND s.turn >= 0 GROUP BY s.item_id, s.scorer, s.judge) x
+JOIN items i ON i.run_id = ? AND i.item_id = x.item_id
+GROUP BY x.scorer, x.judge, i.category
+"""
+    return [
+        SumRow(str(s), str(j), str(c), int(n), float(t), float(q), int(b))
+        for s, j, c, n, t, q, b in conn.execute(sql, (run_id, run_id))
+    ]
+
+
+def item_values(
+    conn: sqlite3.Connection,
+    run_id: str,
+    scorer: str,
+    judge: str,
+    null_values: Mapping[str, float],
+    categories: Sequence[str] | None = None,
+) -> Iterator[tuple[str, str, float]]:
+    """``(item_id, category, value)`` of every item with a value for one scorer and judge.
+
+    An item's value is its whole-transcript score, else the mean of its turn scores.
+    """
+    sql = (
+        f"SELECT x.item_id, i.category, x.v FROM (SELECT s.item_id AS item_id, "
+        f"{item_value_sql(null_values)} AS v "
+        "FROM scores s WHERE s.run_id = ? AND s.scorer = ? AND s.judge = ? GROUP BY s.item_id) x "
+        "JOIN items i ON i.run_id = ? AND i.item_id = x.item_id WHERE x.v IS NOT NULL"
+    )
+    args: tuple[Any, ...] = (run_id, scorer, judge, run_id)
+    if categories is not None:
+        sql += f" AND i.category IN ({', '.join('?' * len(categories))})"
+        args += tuple(categories)
+    for item_id, category, value in conn.execute(sql, args):
+        yield str(item_id), str(category), float(value)
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """One score row of a judged scorer, with what the judged summaries read from its extras."""
+
+    scorer: str
+    judge: str
+    item_id: str
+    turn: int | None
+    value: float | None
+    label: str | None
+    status: str
+    category: str
+    quality: float | None
+    risky: Any
+    criteria: str | None
+
+
+def verdict_rows(conn: sqlite3.Connection, run_id: str, scorers: Sequence[str]) -> list[VerdictRow]:
+    """Every score row of the named scorers, in item and turn order."""
+    marks = ",".join("?" * len(scorers))
+    cursor = conn.execute(
+        "SELECT s.scorer, s.judge, s.item_id, s.turn, s.value, s.label, s.status, i.category, "
+        "json_extract(s.score_json, '$.extra.quality'), "
+        "json_extract(s.score_json, '$.extra.risky'), "
+        "json_extract(s.score_json, '$.extra.criteria') "
+        "FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id "
+        f"WHERE s.run_id = ? AND s.scorer IN ({marks}) ORDER BY s.item_id, s.turn",
+        (run_id, *scorers),
+    )
+    return [
+        VerdictRow(
+            sc, j, it, None if t < 0 else t, v, lab, st, c, q, r, None if cr is None else str(cr)
+        )
+        for sc, j, it, t, v, lab, st, c, q, r, cr in cursor
+    ]
+
+
+def ok_verdicts(
+    conn: sqlite3.Connection, run_id: str, scorer: str, judge: str
+) -> list[tuple[str | None, float | None]]:
+    """``(label, value)`` of every ok score of one scorer and judge."""
+    return [
+        (label, value)
+        for label, value in conn.execute(
+            "SELECT label, value FROM scores WHERE run_id=? AND scorer=? AND judge=? "
+            "AND status='ok'",
+            (run_id, scorer, judge),
+        )
+    ]
+
+
+def scorer_versions(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, str], set[str]]:
+    """The scorer versions found in a run's scores, per (scorer, judge)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for scorer, judge, version in conn.execute(
+        "SELECT DISTINCT scorer, judge, json_extract(score_json, '$.scorer_version') FROM scores "
+        "WHERE run_id=?",
+        (run_id,),
+    ):
+        out.setdefault((str(scorer), str(judge)), set()).add(str(version))
+    return out
+
+
+def score_names(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The distinct scorer names of a run's scores."""
+    return [
+        str(n)
+        for (n,) in conn.execute("SELECT DISTINCT scorer FROM scores WHERE run_id=?", (run_id,))
+    ]
+
+
+def has_kind(conn: sqlite3.Connection, run_id: str, kind: str) -> bool:
+    """Whether the run has an item of ``kind``."""
+    row = conn.execute(
+        "SELECT 1 FROM items WHERE run_id=? AND kind=? LIMIT 1", (run_id, kind)
+    ).fetchone()
+    return row is not None
+
+
+def rotated_mcq_scores(conn: sqlite3.Connection, run_id: str) -> Iterator[str] | None:
+    """The JSON of the run's rotated MCQ scores (``--rotate``), or None when it has none."""
+    rotated = conn.execute(
+        "SELECT 1 FROM items WHERE run_id=? AND kind='mcq' AND instr(item_json, '\"rotation\"') "
+        "AND json_extract(item_json, '$.metadata.rotation') IS NOT NULL LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    if rotated is None:
+        return None
+    cursor = conn.execute(
+        "SELECT score_json FROM scores WHERE run_id=? AND scorer='mcq' "
+        "AND json_extract(score_json, '$.extra.rotation') IS NOT NULL",
+        (run_id,),
+    )
+    return (str(blob) for (blob,) in cursor)
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    """A dialogue item: id, language, category, strategy and the key of its seed request."""
+
+    item_id: str
+    language: str
+    category: str
+    strategy: str
+    seed: str
+
+
+def conversations(conn: sqlite3.Connection, run_id: str) -> list[ConversationRow]:
+    """The run's dialogue items, in suite order."""
+    rows = conn.execute(
+        "SELECT item_id, language, category, COALESCE(json_extract(item_json, '$.strategy'), ''), "
+        "COALESCE(json_extract(item_json, '$.metadata.seed_id'), "
+        "json_extract(item_json, '$.seed'), item_id) "
+        "FROM items WHERE run_id=? AND kind='dialogue' ORDER BY idx",
+        (run_id,),
+    ).fetchall()
+    return [ConversationRow(str(i), str(la), str(c), str(st), str(se)) for i, la, c, st, se in rows]
+
+
+def turn_scores(
+    conn: sqlite3.Connection, run_id: str
+) -> Iterator[tuple[str, str, str, int, float, str | None]]:
+    """``(scorer, judge, item_id, turn, value, label)`` of every ok turn score with a value on a
+    dialogue item."""
+    yield from conn.execute(
+        "SELECT s.scorer, s.judge, s.item_id, s.turn, s.value, s.label FROM scores s JOIN items i "
+        "ON i.run_id=s.run_id AND i.item_id=s.item_id WHERE s.run_id=? AND i.kind='dialogue' "
+        "AND s.turn>=0 AND s.status='ok' AND s.value IS NOT NULL",
+        (run_id,),
+    )
+
+
+def dialogue_counts(conn: sqlite3.Connection, run_id: str) -> tuple[int, int, int, int, int]:
+    """Dialogues: ``(n, ok, failed, attacker refusals, Crescendo backtracks)``."""
+    n, ok, failed = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(t.status='ok'), 0), COALESCE(SUM(t.status='failed'), 0) "
+        "FROM items i LEFT JOIN transcripts t ON t.run_id=i.run_id AND t.item_id=i.item_id "
+        "WHERE i.run_id=? AND i.kind='dialogue'",
+        (run_id,),
+    ).fetchone()
+    refused = conn.execute(
+        "SELECT COUNT(*) FROM flags WHERE run_id=? AND flag='attacker_refused'", (run_id,)
+    ).fetchone()[0]
+    backtracks = conn.execute(
+        "SELECT COUNT(*) FROM dialogue_turns WHERE run_id=? AND kind='backtrack'", (run_id,)
+    ).fetchone()[0]
+    return int(n), int(ok), int(failed), int(refused), int(backtracks)
+
+
+@dataclass(frozen=True)
+class KindRow:
+    """Items of one category, language and kind, with their generation outcomes."""
+
+    category: str
+    language: str
+    kind: str
+    n: int
+    ok: int
+    failed: int
+
+
+def kind_rows(conn: sqlite3.Connection, run_id: str) -> list[KindRow]:
+    """Items and generations per (category, language, kind)."""
+    return [
+        KindRow(str(c), str(lang), str(k), int(n), int(ok), int(f))
+        for c, lang, k, n, ok, f in conn.execute(
+            "SELECT i.category, i.language, i.kind, COUNT(*), "
+            "COALESCE(SUM(t.status = 'ok'), 0), COALESCE(SUM(t.status = 'failed'), 0) "
+            "FROM items i LEFT JOIN transcripts t ON t.run_id = i.run_id AND t.item_id = i.item_id "
+            "WHERE i.run_id = ? GROUP BY i.category, i.language, i.kind",
+            (run_id,),
+        )
+    ]
+
+
+_WORST_SQL = """
+SELECT s.item_id, s.turn, s.value, s.label, s.score_json, i.category, i.language,
+       i.item_json, t.response
+FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id
+LEFT JOIN transcripts t ON t.run_id = s.run_id AND t.item_id = s.item_id
+WHERE s.run_id = ? AND s.scorer = ? AND s.judge = ? AND s.status = 'ok' AND s.value IS NOT NULL
+  AND {where}
+ORDER BY {order} LIMIT ?
+"""
+_KEY_ORDER = "s.item_id, s.scorer, s.judge, s.turn"
+"""The primary-key order of ``scores``: a LIMIT in this order stops the scan early."""
+
+
+@dataclass(frozen=True)
+class WorstRow:
+    """One low-ranked score with its item and answer (JSON blobs as stored)."""
+
+    item_id: str
+    turn: int | None
+    value: float | None
+    label: str | None
+    score_json: str
+    category: str
+    language: str
+    item_json: str
+    response: str | None
+
+
+def worst_rows(
+    conn: sqlite3.Connection,
+    run_id: str,
+    scorer: str,
+    judge: str,
+    k: int,
+    *,
+    higher_is_safer: bool,
+    extreme: float | None,
+    positive_labels: tuple[str, ...] = (),
+) -> list[WorstRow]:
+    """The ``k`` worst ok scores of one scorer and judge: rows with a positive (harmful) label
+    first, then the least safe value, ties in key order.
+
+    Up to three queries, so that the common case stops early: positive labels in key order,
+    rows at the ``extreme`` (least safe) value in key order, then the rest sorted by value.
+    """
+    direction = "ASC" if higher_is_safer else "DESC"
+    marks = ", ".join(_literal(label) for label in positive_labels)
+    not_positive = f"COALESCE(s.label, '') NOT IN ({marks})" if positive_labels else "1"
+    stages: list[tuple[str, str, tuple[Any, ...]]] = []
+    if positive_labels:
+        stages.append((f"s.label IN ({marks})", _KEY_ORDER, ()))
+    if extreme is not None:
+        stages.append((f"{not_positive} AND s.value = ?", _KEY_ORDER, (extreme,)))
+        stages.append((f"{not_positive} AND s.value <> ?", f"s.value {direction}, {_KEY_ORDER}",
+                       (extreme,)))  # fmt: skip
+    else:
+        stages.append((not_positive, f"s.value {direction}, {_KEY_ORDER}", ()))
+    rows: list[tuple[Any, ...]] = []
+    for where, order, args in stages:
+        if len(rows) >= k:
+            break
+        sql = _WORST_SQL.format(where=where, order=order)
+        rows += conn.execute(sql, (run_id, scorer, judge, *args, k - len(rows))).fetchall()
+    return [
+        WorstRow(str(i), None if t < 0 else int(t), v, lab, str(sj), str(c), str(lang), str(ij), r)
+        for i, t, v, lab, sj, c, lang, ij, r in rows
+    ]
