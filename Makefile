@@ -41,6 +41,7 @@ demo: $(STAMP)-demo
 lint: $(STAMP)-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)-dev
 	$(BIN)/mypy

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medsafe.schema import Item, Message, ModelParams, RubricCriterion, Score, Transcript
-from medsafe.scorers.base import Scorer, ScorerConfig, create_scorer
+from medsafe.scoring import Scorer, ScorerConfig, create_scorer
 from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
 
 Script = Callable[[dict[str, Any]], str]

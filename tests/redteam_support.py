@@ -14,7 +14,7 @@ from typing import Any
 from medsafe.redteam.transcripts import turn_pairs
 from medsafe.scale import Scale
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import BaseScorer, Scorer, ScorerConfig, register_scorer, scorers
+from medsafe.scoring import BaseScorer, Scorer, ScorerConfig, register_scorer, scorers
 
 PROBE = "turn_probe"
 SCALE = Scale(

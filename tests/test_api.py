@@ -283,7 +283,7 @@ def test_registering_again_warns_and_builtin_names_are_protected() -> None:
     first = twice()
     with pytest.warns(RegistryWarning, match="scorer 'api-twice' is registered again"):
         second = twice()
-    from medsafe.scorers.base import ScorerConfig, create_scorer
+    from medsafe.scoring import ScorerConfig, create_scorer
 
     assert create_scorer(ScorerConfig(name="api-twice")) is second is not first
     with pytest.raises(RegistryError, match=r"scorer 'mcq' is built in.*replace_builtin=True"):

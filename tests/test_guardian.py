@@ -40,8 +40,8 @@ from medsafe.guardian.principles import PRINCIPLE_IDS, PRINCIPLES, PrincipleInde
 from medsafe.guardian.references import ReferenceBank
 from medsafe.guardian.train import LabeledRow, rows_hash, split_rows
 from medsafe.schema import Item, Message, ModelParams, Transcript
-from medsafe.scorers.base import ScorerConfig, scorers
 from medsafe.scorers.guardian import GuardianScorer, _shipped_head
+from medsafe.scoring import ScorerConfig, scorers
 from medsafe.suites import open_suite
 from tests.conftest import SHARED_DATA
 

@@ -17,7 +17,7 @@ from medsafe.models.config import (
 )
 from medsafe.models.openai_compat import OpenAICompatBackend
 from medsafe.schema import ModelParams, ScorerSpec
-from medsafe.scorers.base import merge_specs
+from medsafe.scoring import merge_specs
 
 GOOD = """
 [models.judge-a]

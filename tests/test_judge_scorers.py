@@ -13,7 +13,7 @@ from medsafe.judges.client import JudgeClient
 from medsafe.models.base import ChatRequest, ChatResponse
 from medsafe.models.config import NamedModel
 from medsafe.schema import Item, Message
-from medsafe.scorers.base import ScorerConfig, create_scorer
+from medsafe.scoring import ScorerConfig, create_scorer
 from tests.judge_helpers import (
     by_judge,
     constant,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from medsafe.schema import Item, ItemKind, Message, ModelParams, Transcript
-from medsafe.scorers.base import Scorer, ScorerConfig, create_scorer
 from medsafe.scorers.mcq import MCQScorer, partial_credit
+from medsafe.scoring import Scorer, ScorerConfig, create_scorer
 
 OPTIONS = {"A": "a", "B": "b", "C": "c", "D": "d", "E": "e"}
 

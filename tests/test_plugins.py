@@ -55,7 +55,7 @@ RUN = """
 import json, sys
 import medsafe
 from medsafe.models.base import backends
-from medsafe.scorers.base import scorers
+from medsafe.scoring import scorers
 from medsafe.schema import Item
 
 assert "medsafe_plugin_demo" not in sys.modules

@@ -50,8 +50,8 @@ def test_builtin_names_are_protected_unless_replaced_explicitly() -> None:
 def test_medsafe_modules_register_builtins() -> None:
     from medsafe.models.base import backends
     from medsafe.scale import Scale
-    from medsafe.scorers.base import register_scorer, scorers
     from medsafe.scorers.mcq import create_mcq_scorer
+    from medsafe.scoring import register_scorer, scorers
     from medsafe.suites.base import loaders
 
     assert scorers.is_builtin("mcq") and scorers.is_builtin("guardian")
@@ -66,7 +66,7 @@ def test_builtin_scorers_are_known_before_a_plugin_registers() -> None:
         "import sys, pytest\n"
         "from medsafe.errors import RegistryError\n"
         "from medsafe.scale import Scale\n"
-        "from medsafe.scorers.base import register_scorer\n"
+        "from medsafe.scoring import register_scorer\n"
         "assert 'medsafe.scorers.builtin' not in sys.modules\n"
         "scale = Scale(kind='binary', title='t', lo=0, hi=1)\n"
         "try:\n"
@@ -82,7 +82,7 @@ def test_builtin_scorers_are_known_before_a_plugin_registers() -> None:
 def test_declared_scorers_import_their_module_on_first_use_only() -> None:
     code = (
         "import sys\n"
-        "from medsafe.scorers.base import ScorerConfig, create_scorer, scorers\n"
+        "from medsafe.scoring import ScorerConfig, create_scorer, scorers\n"
         "import medsafe.scorers.builtin\n"
         "assert 'harmfulness' in scorers and 'mcq' in scorers\n"
         "assert 'medsafe.scorers.harmfulness' not in sys.modules\n"
@@ -139,3 +139,23 @@ def test_an_entry_point_may_not_take_a_builtin_name_silently(
     with pytest.raises(RegistryError, match="widget 'core' is built in, yet entry point core"):
         registry.names()
     assert registry.get("core") == 1
+
+
+def test_a_plugin_named_like_a_builtin_cannot_hide_it_while_builtins_load() -> None:
+    code = (
+        "from importlib.metadata import EntryPoint\n"
+        "import medsafe.registry\n"
+        "from medsafe.errors import RegistryError\n"
+        "point = EntryPoint('rubric', 'json', 'medsafe.scorers')\n"
+        "medsafe.registry.entry_points = lambda group: [point] if 'scorers' in group else []\n"
+        "import medsafe.scorers.builtin  # asks 'name in scorers' while it declares them\n"
+        "from medsafe.scoring import scorers\n"
+        "try:\n"
+        "    scorers.names()\n"
+        "except RegistryError as exc:\n"
+        "    assert 'is built in, yet entry point rubric' in str(exc), exc\n"
+        "else:\n"
+        "    raise SystemExit('a plug-in hid the built-in scorer rubric')\n"
+        "assert scorers.is_builtin('rubric')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,8 +11,7 @@ See docs/api.md.
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
+from medsafe._version import __version__
 from medsafe.api import (
     backend,
     compare,
@@ -42,7 +41,7 @@ from medsafe.schema import (
     TaxonomyLabel,
     Transcript,
 )
-from medsafe.scorers.base import BaseScorer, Scorer
+from medsafe.scoring import BaseScorer, Scorer
 
 if TYPE_CHECKING:
     from medsafe.results import RunResults

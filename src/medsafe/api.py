@@ -1,8 +1,8 @@
-"""The Python API: one front door to medsafe for scripts and notebooks.
+"""The Python API: one front door to medsafe for scripts and notebooks::
 
->>> import medsafe
->>> results = medsafe.evaluate("starter", "openai/gpt-4o-mini", scorers=["mcq"], limit=20)
->>> results.mcq.value
+    import medsafe
+    results = medsafe.evaluate("starter", "openai/gpt-4o-mini", scorers=["mcq"], limit=20)
+    results.mcq.value
 
 :func:`evaluate` runs (or resumes) an evaluation exactly as ``medsafe run`` does (both build
 the same :class:`~medsafe.pipeline.RunPlan`) and returns its :class:`~medsafe.results.RunResults`.
@@ -29,7 +29,7 @@ from medsafe.errors import BackendError, ConfigError
 from medsafe.models.base import Backend, ChatRequest, ChatResponse, backends
 from medsafe.scale import Scale
 from medsafe.schema import Item, ItemKind, Message, ModelParams, Score, ScorerSpec, Transcript
-from medsafe.scorers.base import BaseScorer, Scorer, ScorerConfig, register_scorer
+from medsafe.scoring import BaseScorer, Scorer, ScorerConfig, register_scorer
 
 if TYPE_CHECKING:
     from medsafe.pipeline import RunOptions
@@ -452,7 +452,7 @@ def scorer(
 
     The function (sync or async) returns a number on ``scale``, ``(number, label)``, a
     :class:`~medsafe.schema.Score` or a list of them; ``None`` skips the item. ``kinds`` limits
-    it to those item kinds. The result is a :class:`~medsafe.scorers.base.BaseScorer` instance,
+    it to those item kinds. The result is a :class:`~medsafe.scoring.BaseScorer` instance,
     registered under ``name`` (default: the function's name): pass it, or its name, in
     ``evaluate(scorers=...)``. Defining it again replaces it (with a warning); a built-in
     name (``mcq``, ``guardian``...) needs ``replace_builtin=True``.
@@ -595,6 +595,7 @@ __all__ = [
     "evaluate",
     "evaluate_async",
     "load_results",
+    "run_options",
     "run_sync",
     "scorer",
     "write_report",

@@ -34,7 +34,7 @@ from medsafe.provenance import provenance, suite_hash
 from medsafe.runner.generate import GenerationStats, SuiteImport, generate
 from medsafe.runner.score import ScoringStats, score_run
 from medsafe.schema import AttackerSpec, Item, ModelParams, RunSpec, ScorerSpec
-from medsafe.scorers.base import (
+from medsafe.scoring import (
     Scorer,
     ScorerConfig,
     create_scorer,
@@ -183,7 +183,6 @@ def _free_run_id(store: Store, run_id: str) -> str:
 
 def default_scorer_specs() -> tuple[ScorerSpec, ...]:
     """The scorers a run gets when none are named: every default that is installed."""
-    import medsafe.scorers.builtin  # noqa: F401
 
     return tuple(ScorerSpec(name=n) for n in DEFAULT_SCORERS if n in scorers)
 
@@ -417,11 +416,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
-
-
-def build_scorers(specs: Sequence[ScorerSpec]) -> list[Scorer]:
-    """Instantiate the scorers a run's spec names."""
-    return list(_build_scorers(specs, ())[1])
 
 
 async def _generate(

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from medsafe import __version__
+from medsafe._version import __version__
 from medsafe.schema import Item
 
 KEY_PACKAGES = (

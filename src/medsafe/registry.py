@@ -186,7 +186,7 @@ class Registry(Generic[T]):
             elif name not in self._entries and name not in self._declared:
                 self._declared[name] = entry_point
         for entry_point in conflicts:  # only an explicit replace_builtin=True may take the name
-            self._load(entry_point.name, entry_point)
+            self._import(entry_point.name, entry_point)
             if self.is_builtin(entry_point.name):
                 raise RegistryError(
                     f"{self.kind} {entry_point.name!r} is built in, yet "
@@ -201,17 +201,22 @@ class Registry(Generic[T]):
             if name not in self._entries:
                 raise RegistryError(f"{source} was to register {self.kind} {name!r} but did not")
             return
-        where = _where(source)
-        try:
-            source.load()
-        except Exception as exc:
-            raise RegistryError(
-                f"{self.kind} {name!r}: {where} failed to load: {type(exc).__name__}: {exc}"
-            ) from exc
+        self._import(name, source)
         if name not in self._entries:
             raise RegistryError(
-                f"{self.kind} {name!r}: {where} loaded but registered no {self.kind} {name!r}"
+                f"{self.kind} {name!r}: {_where(source)} loaded but registered no "
+                f"{self.kind} {name!r}"
             )
+
+    def _import(self, name: str, entry_point: EntryPoint) -> None:
+        """Load an entry point; an error names it and its distribution."""
+        try:
+            entry_point.load()
+        except Exception as exc:
+            raise RegistryError(
+                f"{self.kind} {name!r}: {_where(entry_point)} failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def get(self, name: str) -> T:
         """The plug-in registered as ``name``; a clear error listing the known names if none."""

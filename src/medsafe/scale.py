@@ -100,7 +100,10 @@ class Scale(BaseModel):
         if self.hi < self.lo:
             raise ValueError(f"scale {self.title!r}: hi {self.hi} is below lo {self.lo}")
         if self.positive is not None:
-            parse_rule(self.positive)
+            try:
+                parse_rule(self.positive)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         bad = [v for v in self.levels if not self.lo <= v <= self.hi]
         if bad:
             raise ValueError(f"scale {self.title!r}: levels {bad} outside [{self.lo}, {self.hi}]")

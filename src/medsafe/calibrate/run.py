@@ -18,7 +18,7 @@ from medsafe.calibrate.labels import HumanLabel, LabelSet
 from medsafe.errors import MedsafeError
 from medsafe.scale import PositiveRule
 from medsafe.schema import Item, Message, ModelParams, Score, Transcript
-from medsafe.scorers.base import Scorer
+from medsafe.scoring import Scorer
 
 RUN_ID = "calibration"
 

@@ -21,7 +21,7 @@ from medsafe.judges.jury import JURY, Method, combine, spread
 from medsafe.judges.prompts import Unit
 from medsafe.scale import Scale
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import BaseScorer
+from medsafe.scoring import BaseScorer
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from medsafe.judges.client import JudgeClient
 from medsafe.judges.jury import check_method
 from medsafe.models.config import NamedModel, load_optional, resolve_model
 from medsafe.schema import ScorerSpec
-from medsafe.scorers.base import Scorer, ScorerConfig, create_scorer, scorers
+from medsafe.scoring import Scorer, ScorerConfig, create_scorer, scorers
 
 T = TypeVar("T")
 MODELS_KEY = "judge_models"
@@ -99,7 +99,6 @@ def parse_judge_arg(text: str) -> tuple[str, str | None]:
 
 def judge_specs(args: Sequence[str], config_path: Path | None) -> tuple[ScorerSpec, ...]:
     """Scorer specs for ``--judge`` arguments, judges grouped per scorer in the order given."""
-    import medsafe.scorers.builtin  # noqa: F401  (registers the scorers)
 
     config = load_optional(config_path)
     grouped: dict[str, list[str]] = {}

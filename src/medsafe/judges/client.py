@@ -1,7 +1,7 @@
 """The judge-call client: one judge model, bounded retries for transport *and* parse failures.
 
 Transport failures (timeouts, 429/5xx, connection errors) are retried by
-:func:`medsafe.runner.retry.call_with_retries`. A reply that cannot be parsed is retried up to
+:func:`medsafe.models.retry.call_with_retries`. A reply that cannot be parsed is retried up to
 ``parse_retries`` more times, each time showing the judge its own reply and why it was rejected.
 When every attempt fails, :class:`JudgeFailed` carries the cause and every raw reply, so that
 the scorer stores a *failed* score with them: a failure is never defaulted to a verdict.
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from medsafe.judges.parse import ReplyError
 from medsafe.models.base import Backend, ChatRequest
 from medsafe.models.config import NamedModel, create_named_backend
-from medsafe.runner.retry import RetryPolicy, call_with_retries
+from medsafe.models.retry import RetryPolicy, call_with_retries
 from medsafe.schema import Message, ModelParams
 
 T = TypeVar("T")

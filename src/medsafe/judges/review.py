@@ -14,7 +14,7 @@ from typing import Any
 from medsafe.judges.injection import FLAG, flag_detail, transcript_injections
 from medsafe.judges.jury import JURY
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import Scorer
+from medsafe.scoring import Scorer
 from medsafe.store.writer import StoreWriter
 
 DISAGREEMENT = "judge_disagreement"

@@ -86,7 +86,6 @@ def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
 
     A plug-in backend (``@medsafe.backend`` or an entry point) may be named without ``/NAME``.
     """
-    import medsafe.models.builtin  # noqa: F401  (registers built-in backends)
 
     if "/" not in spec and spec in backends and not backends.is_builtin(spec):
         kind, rest = spec, ""
@@ -96,7 +95,6 @@ def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
 
 
 def _is_builtin_kind(spec: str) -> bool:
-    import medsafe.models.builtin  # noqa: F401  (registers built-in backends)
 
     return backends.is_builtin(spec.partition("/")[0])
 

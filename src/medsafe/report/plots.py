@@ -124,6 +124,10 @@ class Panel:
     title: str
     series: Sequence[Series]
     percent: bool
+    axis: tuple[float, float] | None = None
+    """The scale's range (bars start at its low end); None: fitted to the values."""
+    direction: str = ""
+    """``higher is safer`` or ``lower is safer``, shown under the axis."""
 
 
 def _text_width(text: str) -> float:
@@ -138,11 +142,12 @@ PAGE_WIDTH = 7.4
 def _bar_panel(ax: Any, panel: Panel, n_rows: int, n_runs: int) -> None:
     bar = 0.8 / n_runs
     scale = 100.0 if panel.percent else 1.0
+    base = 0.0 if panel.percent or panel.axis is None else panel.axis[0]
     for j, s in enumerate(panel.series):
         rows = [r for r, m in enumerate(s.mean) if m is not None]
         ys = [r - 0.4 + bar * (j + 0.5) for r in rows]
-        xs = [scale * (s.mean[r] or 0.0) for r in rows]
-        ax.barh(ys, xs, height=bar * 0.88, color=PALETTE[j % len(PALETTE)], label=s.name)
+        xs = [scale * (s.mean[r] or 0.0) - base for r in rows]
+        ax.barh(ys, xs, left=base, height=bar * 0.88, color=PALETTE[j % len(PALETTE)], label=s.name)
         ci = [(y, s.lo[r], s.hi[r]) for y, r in zip(ys, rows, strict=True)]
         ci = [c for c in ci if c[1] is not None and c[2] is not None]
         if ci:
@@ -157,10 +162,13 @@ def _bar_panel(ax: Any, panel: Panel, n_rows: int, n_runs: int) -> None:
         ax.set_xlim(0, 100)
         ax.set_xticks([0, 25, 50, 75, 100])
     else:
+        if panel.axis is not None:
+            ax.set_xlim(*panel.axis)
         ax.locator_params(axis="x", nbins=4)
     ax.set_ylim(n_rows - 0.5, -0.5)
     ax.set_yticks([])
-    ax.set_xlabel("% (95% CI)" if panel.percent else "mean (95% CI)", fontsize=7.5)
+    label = "% (95% CI)" if panel.percent else "mean (95% CI)"
+    ax.set_xlabel(f"{label}; {panel.direction}" if panel.direction else label, fontsize=7.5)
     ax.tick_params(labelsize=7.5)
     ax.grid(axis="x", color="#ddd", lw=0.5)
     ax.set_axisbelow(True)
@@ -241,8 +249,13 @@ def ethics_safety(points: Sequence[Point], x_label: str, y_label: str) -> str:
         return _data_uri(fig)
 
 
-def turn_curves(turns: Sequence[int], series: Sequence[Series], y_label: str) -> str:
-    """Mean per turn with a 95% CI band, one line per run."""
+def turn_curves(
+    turns: Sequence[int],
+    series: Sequence[Series],
+    y_label: str,
+    axis: tuple[float, float] | None = None,
+) -> str:
+    """Mean per turn with a 95% CI band, one line per run (y axis: the scale's range)."""
     with _figure(6.0, 3.4) as fig:
         ax = fig.subplots()
         for j, s in enumerate(series):
@@ -265,6 +278,8 @@ def turn_curves(turns: Sequence[int], series: Sequence[Series], y_label: str) ->
                     lw=0,
                 )
         ax.set_xticks(list(turns))
+        if axis is not None:
+            ax.set_ylim(*axis)
         ax.set_xlabel("turn")
         ax.set_ylabel(y_label)
         ax.grid(color="#ddd", lw=0.5)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from medsafe import __version__
+from medsafe._version import __version__
 from medsafe.formatting import with_ci
 from medsafe.report import plots
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
@@ -204,7 +204,16 @@ def _framework_sections(runs: Sequence[RunData], keys: Sequence[MetricKey]) -> l
         if not used:
             continue
         percent = {k: _is_percent(runs, k) for k in used}
-        panels = [plots.Panel(metric_title(k), _series(runs, k, cats), percent[k]) for k in used]
+        panels = [
+            plots.Panel(
+                metric_title(k),
+                _series(runs, k, cats),
+                percent[k],
+                axis=_axis(k),
+                direction=_direction(k),
+            )
+            for k in used
+        ]
         rows = []
         for c in cats:
             for j, run in enumerate(runs):
@@ -317,7 +326,9 @@ def _turn_sections(runs: Sequence[RunData]) -> list[dict[str, Any]]:
         sections.append(
             {
                 "metric": metric_title(key),
-                "figure": plots.turn_curves(turns, series, metric_title(key)),
+                "figure": plots.turn_curves(
+                    turns, series, metric_title(key), None if percent else _axis(key)
+                ),
                 "models": [s.name for s in series],
                 "rows": rows,
             }
@@ -463,6 +474,15 @@ def calibration_text(block: ScorerResults | None) -> str:
     return "; ".join(parts) + f" ({cal.created})"
 
 
+def _axis(key: MetricKey) -> tuple[float, float] | None:
+    """The declared scale's range, when it is a finite one."""
+    if key.scale is None or not (math.isfinite(key.scale.lo) and math.isfinite(key.scale.hi)):
+        return None
+    if key.scale.lo == key.scale.hi:
+        return None
+    return (key.scale.lo, key.scale.hi)
+
+
 def _direction(key: MetricKey) -> str:
     if key.scale is None:
         return ""
@@ -514,7 +534,9 @@ def _overview(run: RunData) -> dict[str, Any]:
                 "direction": _direction(key),
                 **_cell_text(m.overall, _is_percent([run], key)),
                 "harmful": _cell_text(m.harmful_share, True),
-                "rule": key.scale.positive if key.scale is not None and key.scale.positive else "",
+                "rule": key.scale.positive
+                if key.scale is not None and key.scale.positive and m.harmful_share is not None
+                else "",
             }
             for key, m in run.metrics.items()
         ],

@@ -53,7 +53,7 @@ def run_scales(spec: RunSpec, names: Iterable[str] = ()) -> dict[str, Scale]:
     missing = [n for n in (*(s.name for s in spec.scorers), *names) if n not in scales]
     if missing:
         from medsafe.errors import RegistryError
-        from medsafe.scorers.base import declared_scales
+        from medsafe.scoring import declared_scales
 
         for name in missing:
             owner = name.split(".", 1)[0]  # "mcq.partial" is declared by "mcq"

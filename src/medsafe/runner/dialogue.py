@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from medsafe.models.base import Backend, ChatRequest
+from medsafe.models.retry import RetryPolicy, call_with_retries
 from medsafe.redteam.attacker import (
     ATTACKER_PARAMS,
     AdaptiveAttacker,
@@ -32,7 +33,6 @@ from medsafe.redteam.attacker import (
     dialogue_budget,
 )
 from medsafe.redteam.refusal import is_refusal
-from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, ModelParams, RunSpec, Transcript, request_hash
 from medsafe.store.queries import dialogue_turns
 from medsafe.store.sqlite import Store, now_iso

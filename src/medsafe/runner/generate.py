@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medsafe.models.base import Backend, ChatRequest
+from medsafe.models.retry import RetryPolicy, call_with_retries
 from medsafe.runner.progress import Counters, live_progress
-from medsafe.runner.retry import RetryPolicy, call_with_retries
 from medsafe.schema import CallRecord, Item, Message, RunSpec, Transcript, request_hash
-from medsafe.scorers.base import Scorer, stamp
+from medsafe.scoring import Scorer, stamp
 from medsafe.store.run_import import RunImport
 from medsafe.store.sqlite import CachedAnswer, Store
 from medsafe.store.writer import StoreWriter

@@ -13,7 +13,7 @@ from pathlib import Path
 from medsafe.judges.review import close_scorers, write_review_flags
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import Scorer, stamp
+from medsafe.scoring import Scorer, stamp
 from medsafe.store.queries import count_unscored, unscored_pairs
 from medsafe.store.sqlite import Store
 from medsafe.store.writer import StoreWriter

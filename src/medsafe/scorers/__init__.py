@@ -1,5 +1,5 @@
 """Scorers: MCQ answer extraction, rubric judges, the guardian..."""
 
-from medsafe.scorers.base import Scorer, ScorerConfig, create_scorer, scorers
+from medsafe.scoring import Scorer, ScorerConfig, create_scorer, scorers
 
 __all__ = ["Scorer", "ScorerConfig", "create_scorer", "scorers"]

@@ -1,6 +1,6 @@
 """Importing this module declares every built-in scorer; each module is imported on first use."""
 
-from medsafe.scorers.base import scorers
+from medsafe.scoring import scorers
 
 BUILTIN = {
     "guardian": "medsafe.scorers.guardian",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from medsafe.redteam.transcripts import turn_pairs
 from medsafe.scale import Scale
 from medsafe.schema import Item, Score, Transcript
-from medsafe.scorers.base import BaseScorer, Scorer, ScorerConfig, register_scorer
+from medsafe.scoring import BaseScorer, Scorer, ScorerConfig, register_scorer
 
 if TYPE_CHECKING:
     from medsafe.guardian.model import Guardian, GuardianVerdict

@@ -25,7 +25,7 @@ from medsafe.judges.prompts import (
 )
 from medsafe.judges.scales import HARMFULNESS as SCALE
 from medsafe.schema import Message
-from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
+from medsafe.scoring import Scorer, ScorerConfig, register_scorer
 from medsafe.taxonomy import get_framework
 
 NAME = "harmfulness"

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from medsafe.scale import Scale
 from medsafe.schema import OPTION_LETTERS, Item, Score, Transcript
-from medsafe.scorers.base import BaseScorer, ScorerConfig, register_scorer
 from medsafe.scorers.extract import Extraction, extract_letters
+from medsafe.scoring import BaseScorer, ScorerConfig, register_scorer
 
 NAME = "mcq"
 PARTIAL = "mcq.partial"

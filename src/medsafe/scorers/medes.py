@@ -32,7 +32,7 @@ from medsafe.judges.prompts import (
 )
 from medsafe.judges.scales import MEDES as SCALE
 from medsafe.schema import Item, Message
-from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
+from medsafe.scoring import Scorer, ScorerConfig, register_scorer
 
 NAME = "medes"
 RISK = ("R1", "R2")

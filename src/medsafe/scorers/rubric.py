@@ -26,7 +26,7 @@ from medsafe.judges.prompts import (
 )
 from medsafe.judges.scales import RUBRIC as SCALE
 from medsafe.schema import Item, Message, RubricCriterion, Transcript
-from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
+from medsafe.scoring import Scorer, ScorerConfig, register_scorer
 
 NAME = "rubric"
 RUBRIC = """\

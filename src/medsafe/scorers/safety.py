@@ -27,7 +27,7 @@ from medsafe.judges.prompts import (
 )
 from medsafe.judges.scales import SAFETY as SCALE
 from medsafe.schema import Item, Message, Transcript
-from medsafe.scorers.base import Scorer, ScorerConfig, register_scorer
+from medsafe.scoring import Scorer, ScorerConfig, register_scorer
 
 NAME = "safety"
 

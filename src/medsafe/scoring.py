@@ -151,14 +151,12 @@ def register_scorer(
 
 def declared_scales(name: str) -> dict[str, Scale]:
     """The scales a registered scorer declares (imports a declared built-in on first use)."""
-    import medsafe.scorers.builtin  # noqa: F401  (declares built-in scorers)
 
     return dict(scorers.get(name).scales)
 
 
 def create_scorer(config: ScorerConfig) -> Scorer:
     """Build a registered scorer (importing the built-in scorers first)."""
-    import medsafe.scorers.builtin  # noqa: F401  (registers built-in scorers)
 
     return scorers.get(config.name).factory(config)
 

@@ -13,12 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from medsafe.calibrate.cli import calibrate_command
+from medsafe.cli.calibrate import calibrate_command
+from medsafe.cli.redteam import redteam_app
+from medsafe.cli.report import compare_command, report_command
 from medsafe.errors import MedsafeError
 from medsafe.exits import ExitCode, fail
 from medsafe.formatting import emit_json
-from medsafe.redteam.cli import redteam_app
-from medsafe.report.cli import compare_command, report_command
 from medsafe.report.text import print_results, summary_table
 from medsafe.schema import ScorerSpec
 
@@ -42,7 +42,7 @@ RunStatus = Literal["complete", "partial", "failed", "running"]
 
 def _show_version(value: bool) -> None:
     if value:
-        from medsafe import __version__
+        from medsafe._version import __version__
 
         out.print(Text(f"medsafe {__version__}"))
         raise typer.Exit()

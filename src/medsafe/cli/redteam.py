@@ -115,7 +115,7 @@ def discover_command(
     A proposal is kept only when its attack success rate beats the best existing strategy's
     with the 95% CI of the difference above 0.
     """
-    from medsafe.redteam.discovery import DiscoveryOptions, discover
+    from medsafe.discover import DiscoveryOptions, discover
 
     try:
         trials, baseline = discover(

@@ -1,0 +1,5 @@
+"""``python -m medsafe.cli``: the ``medsafe`` command."""
+
+from medsafe.cli import main
+
+main()
