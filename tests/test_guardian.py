@@ -496,6 +496,22 @@ def test_shipped_head_labels_smollm2_garbage_unusable() -> None:
         assert verdict.label != "unusable", verdict.probabilities
 
 
+def _assert_close(got: object, want: object, path: str = "") -> None:
+    """Equal structures whose floats agree to 1e-12."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        assert set(got) == set(want), path
+        for key in want:
+            _assert_close(got[key], want[key], f"{path}.{key}")
+    elif isinstance(want, list | tuple) and isinstance(got, list | tuple):
+        assert len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_close(g, w, f"{path}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, abs=1e-12), path
+    else:
+        assert got == want, path
+
+
 @shipped
 @pytest.mark.slow
 def test_shipped_figures_are_reproducible() -> None:
@@ -509,7 +525,9 @@ def test_shipped_figures_are_reproducible() -> None:
     3 of the 224 held-out items changed label (accuracy 0.942 against the shipped 0.955).
     """
     stored = GuardianEvaluation.from_dict(Guardian.load().meta["evaluation"])
-    assert evaluate_head() == stored
+    # equal up to the last bit of a Wilson bound (computed in closed form since 0.2.0; the
+    # shipped figures came from statsmodels' implementation of the same formula)
+    _assert_close(evaluate_head().to_dict(), stored.to_dict())
     again = reproduce_evaluation()
     assert again.labels == stored.labels and again.n == stored.n
     moved = sum(

@@ -68,7 +68,11 @@ def test_overlapped_run_asks_each_item_once_and_stores_the_suite_hash(
     suite = _write_suite(tmp_path / "suite.jsonl", 700)  # far beyond the first window (8 x 8)
     db = tmp_path / "store.db"
     outcome = run_evaluation(_options(suite, db, "overlap", mock_server))
-    assert outcome.summary["n"] == outcome.summary["ok"] == 700
+    assert (
+        outcome.results.model_dump(mode="json")["n"]
+        == outcome.results.model_dump(mode="json")["ok"]
+        == 700
+    )
     assert mock_server.state.requests == 700  # nothing asked twice, nothing skipped
     with Store(db) as store:
         stored = store.require_run("overlap")

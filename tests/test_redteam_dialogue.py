@@ -85,7 +85,7 @@ def test_target_sees_the_whole_history_and_turns_are_stored(tmp_path: Path) -> N
         ((_, transcript),) = store.iter_transcripts("r")
     assert transcript.status == "ok" and len(transcript.messages) == 6
     assert len(transcript.calls) == 3
-    assert outcome.summary["dialogues"]["ok"] == 1
+    assert outcome.results.model_dump(mode="json")["dialogues"]["ok"] == 1
 
 
 class BreaksAtTurnTwo:
@@ -164,7 +164,7 @@ def test_kill_9_mid_run_resumes_at_the_turn_where_it_stopped(tmp_path: Path) -> 
         )
         asked = server.state.requests - before
     assert asked == n * turns - stored  # no stored turn was asked again
-    assert outcome.summary["dialogues"]["ok"] == n
+    assert outcome.results.model_dump(mode="json")["dialogues"]["ok"] == n
     rows = turn_rows(db, "k")
     assert len(rows) == n * turns == len(set(rows))
 
@@ -205,7 +205,7 @@ def _adaptive(
                 scorers=(ScorerSpec(name=PROBE),),
             )
         )
-    return outcome.summary, requests
+    return outcome.results.model_dump(mode="json"), requests
 
 
 def _flags(db: Path) -> list[tuple[str, str, dict[str, Any]]]:

@@ -50,6 +50,7 @@ def _report(tmp_path: Path) -> Path:
         rows.append(Row(zh, f"可以。{XSS}", [guardian(zh.id, "unsafe", f"理由 {XSS}")]))
         for i in range(8):
             item = make_open(60 + i, category="cn-ethics-informed-consent", language="ja")
+            item = item.model_copy(update={"kind": "dialogue"})
             turns = [graded(item.id, "turn_safety", 9.0 - t + shift, turn=t) for t in (1, 2, 3)]
             rows.append(Row(item, "はい。", turns))
         refs.append(write_run(db, run_id, f"openai/{run_id}", rows))

@@ -11,8 +11,10 @@ the tests all go through :func:`run_evaluation` / :func:`run_options_async`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 import re
+import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -147,12 +149,6 @@ class RunOutcome:
     generation: GenerationStats | None
     scoring: ScoringStats
     results: RunResults
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        """The results as JSON (what ``medsafe results RUN --json`` prints)."""
-        data: dict[str, Any] = self.results.model_dump(mode="json")
-        return data
 
 
 @dataclass(frozen=True)
@@ -458,6 +454,32 @@ def _begin(plan: RunPlan, store: Store) -> SuiteImport | None:
     return None
 
 
+WARM_MODULES = (
+    "numpy",
+    "medsafe.stats.intervals",
+    "medsafe.results.scores",
+    "medsafe.results.judged",
+    "medsafe.results.calibration",
+    "medsafe.results.circular",
+    "medsafe.report.text",
+)
+"""What the results at the end of a run need; imported while the first answers stream in."""
+
+
+def _warm_imports() -> None:
+    """Import the results layer in a background thread while generation waits on the model
+    (about 0.3 s of imports that would otherwise come after the last answer)."""
+
+    def load() -> None:
+        for name in WARM_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # the run will report it where the module is used
+                return
+
+    threading.Thread(target=load, name="medsafe-warm-imports", daemon=True).start()
+
+
 async def execute(
     plan: RunPlan,
     store: Store,
@@ -477,6 +499,7 @@ async def execute(
         raise
     generation = None
     if plan.backend is not None:
+        _warm_imports()
         inline = [s for s in plan.scorers if s.inline]
         try:  # _generate closes the backend
             generation = await _generate(spec, plan.db, plan.backend, show_progress, inline, suite)

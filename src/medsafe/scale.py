@@ -94,6 +94,9 @@ class Scale(BaseModel):
     """Default judge disagreement threshold (``|a - b| > disagreement`` goes to review)."""
     kappa: KappaWeights = "none"
     """Whether Cohen's kappa is meaningful on the values, and with which weights."""
+    quality: str | None = None
+    """A score extra holding the quality of an answer that is not harmful (MedES's Q1-Q4
+    average); results report its mean over non-harmful answers as ``quality_score``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Scale:

@@ -185,11 +185,6 @@ def calibration_report(
     return out
 
 
-def scorer_identity(scorer: Scorer, judge: str) -> dict[str, str]:
-    """Who was calibrated: scorer name and version and the judge's name."""
-    return {"scorer": scorer.name, "scorer_version": scorer.version, "judge": judge}
-
-
 def default_judge_name(scorer_name: str, judge_ref: str | None) -> str:
     """The ``judge`` column a scorer writes: the reference, or the scorer's own name."""
     return judge_ref if judge_ref is not None else scorer_name

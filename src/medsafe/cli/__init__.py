@@ -19,7 +19,6 @@ from medsafe.cli.report import compare_command, report_command
 from medsafe.errors import MedsafeError
 from medsafe.exits import ExitCode, fail
 from medsafe.formatting import emit_json
-from medsafe.report.text import print_results, summary_table
 from medsafe.schema import ScorerSpec
 
 if TYPE_CHECKING:
@@ -222,6 +221,8 @@ def run(
     if as_json:
         emit_json(results.model_dump(mode="json"))
     else:
+        from medsafe.report.text import print_results
+
         print_results(out, results, f"run {outcome.spec.run_id} · {outcome.spec.model}")
         gen = outcome.generation
         if gen is not None:
@@ -249,6 +250,8 @@ def results(
     if as_json:
         emit_json(results.model_dump(mode="json"))
     else:
+        from medsafe.report.text import print_results
+
         print_results(out, results, f"run {run_id} · {results.run.spec.model}")
 
 
@@ -365,6 +368,8 @@ def demo(
     except MedsafeError as exc:
         raise fail(exc) from None
     results = outcome.results
+    from medsafe.report.text import summary_table
+
     out.print(summary_table(results, f"demo run {run_id} · embedded/smollm2"))
     lang = "  ".join(
         f"{k}: acc {'-' if v.accuracy is None else f'{100 * v.accuracy:.1f}'}, "

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from statsmodels.stats.proportion import proportion_confint
+
+from medsafe.stats.calibration import metrics
+from medsafe.stats.normal import wilson_bounds
 
 Interval = tuple[float, float]
 
@@ -137,24 +139,14 @@ def slice_accuracy(hits: int, n: int) -> SliceAccuracy:
 
 def wilson(successes: int, n: int) -> Interval:
     """Wilson 95% CI of a proportion (``(0, 1)`` when ``n`` is 0)."""
-    if n == 0:
-        return (0.0, 1.0)
-    low, high = proportion_confint(successes, n, alpha=0.05, method="wilson")
-    return (float(low), float(high))
+    return wilson_bounds(successes, n) or (0.0, 1.0)
 
 
 def _metrics(cms: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
-    """Per-class precision, recall, F1 (NaN where undefined) and macro-F1 of ``(..., K, K)``."""
-    tp = np.diagonal(cms, axis1=-2, axis2=-1)
-    predicted = cms.sum(axis=-2)
-    actual = cms.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, np.nan)
-        recall = np.where(actual > 0, tp / actual, np.nan)
-        denominator = predicted + actual
-        f1 = np.where(denominator > 0, 2 * tp / denominator, np.nan)
-    macro = np.nanmean(np.where(denominator > 0, f1, np.nan), axis=-1)
-    return precision, recall, f1, macro
+    """Per-class precision, recall, F1 and macro-F1 of ``(..., K, K)`` confusion matrices
+    (:func:`medsafe.stats.calibration.metrics`: zero division counts as 0, as in sklearn)."""
+    found = metrics(cms, None)
+    return found["precision"], found["recall"], found["f1"], found["macro_f1"]
 
 
 def _percentile_ci(values: NDArray[np.float64]) -> Interval:

@@ -38,6 +38,7 @@ MEDES = Scale(
     positive="risky",
     disagreement=0.5,
     kappa="none",
+    quality="quality",
 )
 RUBRIC = Scale(
     kind="continuous",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medsafe.errors import StoreError
-from medsafe.results import Estimate, RunResults, ScorerResults, compute_results
+from medsafe.results import Estimate, RunResults, ScorerResults, results_and_groups
 from medsafe.scale import Scale
 from medsafe.schema import Item, Score
 from medsafe.store import aggregates as sql
@@ -202,7 +202,7 @@ class RunData:
 
 
 def load_counts(
-    results: RunResults, rows: list[sql.KindRow], causes: list[tuple[str, int]]
+    results: RunResults, rows: list[sql.GroupRow], causes: list[tuple[str, int]]
 ) -> Counts:
     """Item, generation and MCQ counts of a run."""
     by_category: dict[str, int] = {}
@@ -274,7 +274,7 @@ def turns_of(results: RunResults, keys: dict[str, MetricKey]) -> dict[MetricKey,
                     p.mean,
                     p.ci95[0] if p.ci95 else None,
                     p.ci95[1] if p.ci95 else None,
-                    "cluster_bootstrap",
+                    p.method,
                 ),
             )
             for p in metric.by_turn
@@ -328,7 +328,7 @@ class Prefetched:
 
     record: RunRecord
     results: RunResults
-    kinds: list[sql.KindRow]
+    kinds: list[sql.GroupRow]
     causes: list[tuple[str, int]]
 
 
@@ -338,12 +338,9 @@ def prefetch(ref: RunRef) -> Prefetched:
     with open_store(ref.db) as store:
         record = store.require_run(ref.run_id)
         conn = store.connection
-        return Prefetched(
-            record,
-            compute_results(conn, record),
-            sql.kind_rows(conn, ref.run_id),
-            sql.failure_causes(conn, ref.run_id),
-        )
+        # the report shows no judge-agreement or decline test yet: spare scipy.stats/sklearn
+        results, groups = results_and_groups(conn, record, tests=False)
+        return Prefetched(record, results, groups, sql.failure_causes(conn, ref.run_id))
 
 
 def load_run(ref: RunRef, *, worst: int = 10, prefetched: Prefetched | None = None) -> RunData:

@@ -13,10 +13,15 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from medsafe.results.judged import JudgedExtras, judged_blocks, judged_extras
 from medsafe.results.models import (
     SCHEMA_VERSION,
+    Circular,
     Estimate,
     GroupCounts,
     RunInfo,
@@ -26,7 +31,8 @@ from medsafe.results.models import (
     TurnPoint,
 )
 from medsafe.scale import Scale
-from medsafe.schema import RunSpec
+from medsafe.schema import RunSpec, ScorerSpec
+from medsafe.store.aggregates import GroupRow
 from medsafe.store.sqlite import RunRecord, Store
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "TurnPoint",
     "compute_results",
     "load_results",
+    "results_and_groups",
     "run_scales",
 ]
 
@@ -65,30 +72,81 @@ def run_scales(spec: RunSpec, names: Iterable[str] = ()) -> dict[str, Scale]:
     return scales
 
 
+@dataclass(frozen=True)
+class _Side:
+    """The blocks computed beside the scorer blocks (other tables, or per-unit reads)."""
+
+    groups: list[GroupRow]
+    circular: Circular | None
+    dialogue: dict[str, Any]
+    judged: JudgedExtras
+
+
+def _side_blocks(
+    conn: sqlite3.Connection,
+    run_id: str,
+    keys: set[tuple[str, str]],
+    scales: dict[str, Scale],
+    specs: dict[str, ScorerSpec],
+    tests: bool,
+) -> _Side:
+    """Item groups, judge agreement and quality, circular evaluation and the red-team fields."""
+    from medsafe.results.circular import circular_block
+    from medsafe.store import aggregates as sql
+
+    rows = sql.group_rows(conn, run_id)
+    judged = judged_extras(conn, run_id, keys, scales, specs, tests=tests)
+    dialogue: dict[str, Any] = {}
+    if sql.has_kind(conn, run_id, "dialogue"):  # numpy and the dialogue statistics only then
+        from medsafe.results.redteam import redteam_blocks
+
+        dialogue = redteam_blocks(conn, run_id, scales, tests=tests)
+    return _Side(rows, circular_block(conn, run_id), dialogue, judged)
+
+
 def compute_results(conn: sqlite3.Connection, record: RunRecord) -> RunResults:
     """Every aggregate of one run, from its store connection."""
+    return results_and_groups(conn, record)[0]
+
+
+def results_and_groups(
+    conn: sqlite3.Connection, record: RunRecord, *, tests: bool = True
+) -> tuple[RunResults, list[GroupRow]]:
+    """The run's results and the item groups (category, language, kind) they were counted
+    from, for a caller that shows item counts beside them (the report).
+
+    ``tests=False`` leaves out the figures that need scipy's and scikit-learn's tests and
+    that no report section shows yet: judge agreement (kappa, alpha, Spearman) and the
+    red-team decline, cross-lingual and per-turn judge-agreement tests (they stay None or
+    empty). Every other figure is the same as with ``tests=True``.
+    """
     from medsafe.results.calibration import with_calibrations
-    from medsafe.results.circular import circular_block
     from medsafe.results.counts import group_counts
-    from medsafe.results.judged import judged_blocks
     from medsafe.results.scores import scorer_blocks
     from medsafe.store import aggregates as sql
 
     run_id = record.run_id
-    scales = run_scales(record.spec, sql.score_names(conn, run_id))
-    total, by_category, by_language = group_counts(conn, run_id)
-    blocks = scorer_blocks(conn, run_id, scales)
-    judged = sorted({b.scorer for b in blocks.values() if b.judge not in ("", b.scorer)})
-    if judged:
-        rows = sql.verdict_rows(conn, run_id, judged)
-        blocks = judged_blocks(blocks, rows, {s.name: s for s in record.spec.scorers})
-    blocks = with_calibrations(conn, run_id, blocks)
-    extra = {}
-    if sql.has_kind(conn, run_id, "dialogue"):  # numpy and the dialogue statistics only then
-        from medsafe.results.redteam import redteam_blocks
-
-        extra = redteam_blocks(conn, run_id, scales)
-    return RunResults(
+    keys = sql.score_keys(conn, run_id)
+    scales = run_scales(record.spec, {scorer for scorer, _judge in keys})
+    specs = {s.name: s for s in record.spec.scorers}
+    # Everything but the scorer blocks runs in a worker thread on a connection of its own:
+    # SQLite releases the GIL while it scans, so the two halves overlap on two cores.
+    reader = sql.second_reader(conn)
+    if reader is None:
+        side = _side_blocks(conn, run_id, keys, scales, specs, tests)
+        blocks = scorer_blocks(conn, run_id, scales)
+    else:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(_side_blocks, reader, run_id, keys, scales, specs, tests)
+            try:
+                blocks = scorer_blocks(conn, run_id, scales)
+            finally:
+                wait([future])  # its connection closes only after the worker is done
+                reader.close()
+            side = future.result()
+    blocks = with_calibrations(conn, run_id, judged_blocks(blocks, side.judged, specs))
+    total, by_category, by_language = group_counts(side.groups)
+    results = RunResults(
         run_id=run_id,
         model=record.spec.model,
         run=RunInfo(run_id=run_id, created=record.created, spec=record.spec),
@@ -97,9 +155,10 @@ def compute_results(conn: sqlite3.Connection, record: RunRecord) -> RunResults:
         by_category=by_category,
         by_language=by_language,
         scorers=blocks,
-        circular=circular_block(conn, run_id),
-        **extra,
+        circular=side.circular,
+        **side.dialogue,
     )
+    return results, side.groups
 
 
 def load_results(db: str | os.PathLike[str], run_id: str) -> RunResults:

@@ -8,7 +8,6 @@ from every denominator. Interval: Wilson (docs/statistics.md).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from medsafe.results.estimate import proportion
@@ -45,10 +44,9 @@ def _block(rows: Iterable[sql.GroupRow]) -> GroupCounts:
 
 
 def group_counts(
-    conn: sqlite3.Connection, run_id: str
+    rows: list[sql.GroupRow],
 ) -> tuple[GroupCounts, dict[str, GroupCounts], dict[str, GroupCounts]]:
-    """The whole run, by category and by language (one pass over the items)."""
-    rows = sql.group_rows(conn, run_id)
+    """The whole run, by category and by language, from the item groups."""
     categories = sorted({r.category for r in rows})
     languages = sorted({r.language for r in rows})
     return (

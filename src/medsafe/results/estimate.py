@@ -18,6 +18,9 @@ from medsafe.stats.normal import normal_mean_bounds, wilson_bounds
 BOOTSTRAP_MAX_N = 1000
 """Non-binary means of at most this many values get a bootstrap interval, larger ones normal."""
 N_RESAMPLES = 2000
+ALPHA_MAX_UNITS = 20_000
+"""Krippendorff's alpha is computed on a seeded random sample of at most this many units (the
+``krippendorff`` package needs about 1 KB per unit); kappa and Spearman use every unit."""
 
 
 def proportion(successes: int, n: int) -> Estimate:

@@ -12,24 +12,24 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import warnings
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from medsafe.results.estimate import bootstrap_mean, proportion
-from medsafe.results.models import Agreement, Disagreements, ScorerResults
+from medsafe.judges.jury import JURY
+from medsafe.results.estimate import ALPHA_MAX_UNITS, bootstrap_mean, proportion
+from medsafe.results.models import Agreement, Disagreements, Estimate, ScorerResults
 from medsafe.scale import Scale
 from medsafe.schema import ScorerSpec
+from medsafe.store import aggregates as sql
 from medsafe.store.aggregates import VerdictRow
 
-JURY = "jury"
-"""The judge name of a jury's combined score (written by ``medsafe.judges``)."""
 MAX_LISTED = 100
 """At most this many disagreeing units are listed by id."""
-
-Unit = tuple[str, int]
 
 
 def _kappa(scale: Scale, a: list[Any], b: list[Any], weighted: bool) -> float | None:
@@ -47,61 +47,79 @@ def _kappa(scale: Scale, a: list[Any], b: list[Any], weighted: bool) -> float | 
     return None if math.isnan(value) else value
 
 
+def _sample(matrix: Any) -> Any:
+    """At most :data:`ALPHA_MAX_UNITS` columns (units) of a judges x units array: a seeded
+    random sample, in order."""
+    import numpy as np
+
+    n = matrix.shape[1]
+    if n <= ALPHA_MAX_UNITS:
+        return matrix
+    keep = np.sort(np.random.default_rng(0).choice(n, ALPHA_MAX_UNITS, replace=False))
+    return matrix[:, keep]
+
+
 def _kappa_inputs(
-    scale: Scale, units: dict[Unit, dict[str, VerdictRow]], x: str, y: str
+    scale: Scale, units: sql.JudgeUnits, x: int, y: int
 ) -> tuple[list[Any], list[Any], str, bool]:
-    """Paired labels for kappa, what they are, and whether kappa is quadratic-weighted."""
+    """Paired labels for kappa (units both judges rated), what they are, and whether kappa is
+    quadratic-weighted: the ordinal values; each rubric criterion met; the positive rule."""
+    vx, vy = units.values[x], units.values[y]
+    both = [u for u in range(len(units.keys)) if vx[u] is not None and vy[u] is not None]
+    if scale.kappa == "quadratic" and scale.levels:
+        return (
+            [vx[u] for u in both],
+            [vy[u] for u in both],
+            "quadratic-weighted, on the scores",
+            True,
+        )
     a: list[Any] = []
     b: list[Any] = []
-    pairs = [(u[x], u[y]) for u in units.values() if x in u and y in u]
-    if scale.kappa == "quadratic" and scale.levels:
-        for left, right in pairs:
-            a.append(left.value)
-            b.append(right.value)
-        return a, b, "quadratic-weighted, on the scores", True
-    if pairs and all(p[0].criteria and p[1].criteria for p in pairs):
-        for left, right in pairs:
-            lc, rc = json.loads(left.criteria or "[]"), json.loads(right.criteria or "[]")
-            if len(lc) == len(rc):
-                a.extend(int(c["met"]) for c in lc)
-                b.extend(int(c["met"]) for c in rc)
+    if units.criteria is not None:
+        cx, cy = units.criteria[x], units.criteria[y]
+        for u in both:
+            left, right = json.loads(cx[u] or "[]"), json.loads(cy[u] or "[]")
+            if len(left) == len(right):
+                a.extend(int(c["met"]) for c in left)
+                b.extend(int(c["met"]) for c in right)
         return a, b, "nominal, on each criterion met / not met", False
     rule = scale.rule()
     if rule is not None:
-        for left, right in pairs:
-            pa = rule.is_positive(left.label, left.value)
-            pb = rule.is_positive(right.label, right.value)
+        lx, ly = units.labels[x], units.labels[y]
+        for u in both:
+            pa, pb = rule.is_positive(lx[u], vx[u]), rule.is_positive(ly[u], vy[u])
             if pa is not None and pb is not None:
                 a.append(int(pa))
                 b.append(int(pb))
         return a, b, f"nominal, on positive ({rule.text})", False
-    for left, right in pairs:
-        a.append(left.value)
-        b.append(right.value)
-    return a, b, "nominal, on the scores", False
+    return [vx[u] for u in both], [vy[u] for u in both], "nominal, on the scores", False
+
+
+def _needs_criteria(scale: Scale) -> bool:
+    """Kappa on rubric criteria: a scale that is neither ordinal-weighted nor ruled."""
+    return not (scale.kappa == "quadratic" and scale.levels) and scale.rule() is None
 
 
 def agreement(
-    scale: Scale, judges: list[str], rows: Sequence[VerdictRow], threshold: float
+    scale: Scale, judges: list[str], units: sql.JudgeUnits, threshold: float
 ) -> Agreement:
     """Kappa, alpha, Spearman and the disagreement share between 2+ judges of one scorer."""
+    import numpy as np
+
     from medsafe.stats import disagreements, krippendorff_alpha, spearman
 
-    units: dict[Unit, dict[str, VerdictRow]] = defaultdict(dict)
-    for row in rows:
-        if row.judge in judges and row.status == "ok" and row.value is not None:
-            units[(row.item_id, -1 if row.turn is None else row.turn)][row.judge] = row
-    keys = sorted(units)
-    vals = {k: {j: float(r.value or 0.0) for j, r in units[k].items()} for k in keys}
-    matrix = [[vals[k].get(j, math.nan) for k in keys] for j in judges]
-    alpha = krippendorff_alpha(matrix, scale.alpha_level) if keys else math.nan
+    matrix = np.array(
+        [[np.nan if v is None else v for v in column] for column in units.values], dtype=float
+    )
+    n_units = matrix.shape[1]
+    alpha = krippendorff_alpha(_sample(matrix), scale.alpha_level) if n_units else math.nan
     pairs: dict[str, dict[str, Any]] = {}
     basis = ""
-    for x, y in combinations(judges, 2):
+    for x, y in combinations(range(len(judges)), 2):
         a, b, basis, weighted = _kappa_inputs(scale, units, x, y)
-        rho = spearman(matrix[judges.index(x)], matrix[judges.index(y)])
-        split = disagreements(matrix[judges.index(x)], matrix[judges.index(y)], threshold)
-        pairs[f"{x}|{y}"] = {
+        rho = spearman(matrix[x], matrix[y])
+        split = disagreements(matrix[x], matrix[y], threshold)
+        pairs[f"{judges[x]}|{judges[y]}"] = {
             "kappa": _kappa(scale, a, b, weighted),
             "kappa_basis": basis,
             "spearman": None if math.isnan(rho.statistic) else rho.statistic,
@@ -109,17 +127,17 @@ def agreement(
             "n": rho.n,
             "disagreement_share": None if math.isnan(split.share) else split.share,
         }
-    spread = [
-        (k, max(vals[k].values()) - min(vals[k].values())) for k in keys if len(units[k]) >= 2
-    ]
-    flagged = [k for k, gap in spread if gap > threshold]
+    rated = np.isfinite(matrix).sum(axis=0) >= 2
+    high = np.where(np.isfinite(matrix), matrix, -np.inf).max(axis=0)
+    low = np.where(np.isfinite(matrix), matrix, np.inf).min(axis=0)
+    flagged = np.flatnonzero(rated & (high - low > threshold))
     kappas = [p["kappa"] for p in pairs.values() if p["kappa"] is not None]
     rhos = [p["spearman"] for p in pairs.values() if p["spearman"] is not None]
-    share = proportion(len(flagged), len(spread))
+    share = proportion(int(flagged.size), int(rated.sum()))
     first = next(iter(pairs.values()))
     return Agreement(
         judges=judges,
-        n_units=len(spread),
+        n_units=int(rated.sum()),
         kappa=sum(kappas) / len(kappas) if kappas else None,
         kappa_basis=basis,
         alpha=None if math.isnan(alpha) else alpha,
@@ -132,7 +150,8 @@ def agreement(
             ci95=share.ci95,
             n=share.n,
             units=[
-                {"item_id": k[0], "turn": None if k[1] < 0 else k[1]} for k in flagged[:MAX_LISTED]
+                {"item_id": units.keys[u][0], "turn": units.keys[u][1]}
+                for u in flagged[:MAX_LISTED].tolist()
             ],
         ),
         pairs=pairs if len(pairs) > 1 else None,
@@ -152,39 +171,84 @@ def _quality(rows: Sequence[VerdictRow]) -> Any:
     return bootstrap_mean(values, items) if values else None
 
 
+def ordered_judges(
+    name: str, keys: Iterable[tuple[str, str]], spec: ScorerSpec | None
+) -> list[str]:
+    """A scorer's named judges (the jury excluded): in the run spec's order, then by name."""
+    found = sorted({j for s, j in keys if s == name and j not in ("", name, JURY)})
+    order = list(spec.judges) if spec else []
+    return [j for j in order if j in found] + [j for j in found if j not in order]
+
+
+@dataclass(frozen=True)
+class JudgedExtras:
+    """What judged scorers add beyond their scan: agreement per scorer, quality per block."""
+
+    agreements: dict[str, Agreement]
+    quality: dict[tuple[str, str], Estimate]
+
+
+def judged_extras(
+    conn: sqlite3.Connection,
+    run_id: str,
+    keys: Iterable[tuple[str, str]],
+    scales: Mapping[str, Scale],
+    specs: Mapping[str, ScorerSpec],
+    *,
+    tests: bool = True,
+) -> JudgedExtras:
+    """Judge agreement of every scorer with two or more named judges (unless ``tests`` is
+    False), and the quality score of every scorer whose scale names a quality extra (reads
+    the store; needs no scorer blocks)."""
+    keys = set(keys)
+    agreements: dict[str, Agreement] = {}
+    for name in sorted({s for s, _ in keys} if tests else ()):
+        judges = ordered_judges(name, keys, specs.get(name))
+        scale = scales.get(name)
+        if len(judges) < 2 or scale is None:
+            continue
+        spec = specs.get(name)
+        options = spec.options if spec else {}
+        threshold = float(options.get("disagreement", scale.disagreement or 0.0))
+        units = sql.judge_units(conn, run_id, name, judges, criteria=_needs_criteria(scale))
+        agreements[name] = agreement(scale, judges, units, threshold)
+    quality: dict[tuple[str, str], Estimate] = {}
+    for name, scale in scales.items():
+        if scale.quality is None:
+            continue
+        rows: dict[str, list[VerdictRow]] = defaultdict(list)
+        for row in sql.quality_rows(conn, run_id, name, scale.quality):
+            rows[row.judge].append(row)
+        for judge, found in rows.items():
+            estimate = _quality(found)
+            if estimate is not None:
+                quality[(name, judge)] = estimate
+    return JudgedExtras(agreements, quality)
+
+
 def judged_blocks(
     blocks: dict[str, ScorerResults],
-    rows: Sequence[VerdictRow],
+    extras: JudgedExtras,
     specs: Mapping[str, ScorerSpec],
 ) -> dict[str, ScorerResults]:
-    """``blocks`` plus, for each scorer with named judges, its headline entry and agreement."""
-    by_key: dict[tuple[str, str], list[VerdictRow]] = defaultdict(list)
-    for row in rows:
-        by_key[(row.scorer, row.judge)].append(row)
+    """``blocks`` with their quality scores, plus, for each scorer with named judges, its
+    headline entry (the jury with 2+ judges, else the judge) with its agreement."""
     out = dict(blocks)
     for key, block in blocks.items():
-        if any(r.quality is not None for r in by_key.get((block.scorer, block.judge), ())):
-            out[key] = block.model_copy(
-                update={"quality_score": _quality(by_key[(block.scorer, block.judge)])}
-            )
-    names = sorted({b.scorer for b in blocks.values() if b.judge not in ("", b.scorer)})
-    for name in names:
+        found = extras.quality.get((block.scorer, block.judge))
+        if found is not None:
+            out[key] = block.model_copy(update={"quality_score": found})
+    keys = {(b.scorer, b.judge) for b in blocks.values()}
+    for name in sorted({s for s, j in keys if j not in ("", s, JURY)}):
         if name in out:
             continue
-        in_store = sorted({j for (s, j) in by_key if s == name and j not in (JURY, "", s)})
-        spec = specs.get(name)
-        order = list(spec.judges) if spec else []
-        judges = [j for j in order if j in in_store] + [j for j in in_store if j not in order]
+        judges = ordered_judges(name, keys, specs.get(name))
         headline = f"{name}:{JURY}" if len(judges) > 1 and f"{name}:{JURY}" in out else None
         headline = headline or (f"{name}:{judges[0]}" if judges else None)
         if headline is None or headline not in out:
             continue
-        main = out[headline]
         update: dict[str, Any] = {"headline": headline, "judges": judges}
-        if len(judges) > 1:
-            options = spec.options if spec else {}
-            threshold = float(options.get("disagreement", main.scale.disagreement or 0.0))
-            all_rows = [r for j in judges for r in by_key[(name, j)]]
-            update["agreement"] = agreement(main.scale, judges, all_rows, threshold)
-        out[name] = main.model_copy(update=update)
+        if name in extras.agreements:
+            update["agreement"] = extras.agreements[name]
+        out[name] = out[headline].model_copy(update=update)
     return out

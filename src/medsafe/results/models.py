@@ -184,7 +184,9 @@ class TurnPoint(_Model):
     n_conversations: int
     mean: float | None
     ci95: tuple[float, float] | None
-    """Cluster bootstrap over conversations (percentile, 2,000 resamples, seed 0)."""
+    method: IntervalMethod | None = None
+    """Cluster bootstrap over conversations (percentile, 2,000 resamples, seed 0) when at most
+    1,000 conversations have the turn, else the normal approximation."""
     median: float | None = None
     median_ci95: tuple[float, float] | None = None
 

@@ -32,15 +32,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medsafe.results.estimate import proportion
-from medsafe.results.judged import JURY
+from medsafe.judges.jury import JURY
+from medsafe.results.estimate import ALPHA_MAX_UNITS, BOOTSTRAP_MAX_N, proportion
 from medsafe.results.models import DialogueCounts, Estimate, TurnMetric, TurnPoint
 from medsafe.results.scores import metric_name
 from medsafe.scale import Scale, unknown_scale
 from medsafe.store import aggregates as sql
-
-ALPHA_MAX_UNITS = 20_000
-"""Krippendorff's alpha is computed on a seeded random sample of at most this many turns."""
 
 
 @dataclass(frozen=True)
@@ -84,20 +81,29 @@ def load_conversations(conn: sqlite3.Connection, run_id: str) -> Conversations:
     )
 
 
-def _positive(scale: Scale, label: str | None, value: float) -> float:
-    """1/0 under the scale's rule; without a rule, the unsafe side of the scale's midpoint."""
-    verdict = scale.is_positive(label, value)
-    if verdict is None and scale.rule() is None:
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+def _positive(scale: Scale, labels: list[str | None], values: NDArray[np.float64]) -> Any:
+    """1/0 per turn under the scale's rule (NaN where a label rule meets no label); without a
+    rule, the unsafe side of the scale's midpoint."""
+    rule = scale.rule()
+    if rule is None:
         middle = (scale.lo + scale.hi) / 2.0
-        verdict = value < middle if scale.higher_is_safer else value > middle
-    return float("nan") if verdict is None else float(verdict)
+        below = values < middle if scale.higher_is_safer else values > middle
+        return below.astype(np.float64)
+    if rule.op is not None and rule.threshold is not None:
+        return _COMPARE[rule.op](values, rule.threshold).astype(np.float64)
+    return np.array(
+        [np.nan if lab is None else float(lab in rule.labels) for lab in labels], dtype=np.float64
+    )
 
 
 def load_metrics(
     conn: sqlite3.Connection, run_id: str, convs: Conversations, scales: Mapping[str, Scale]
 ) -> list[Metric]:
     """Every per-turn metric of the run's dialogues (ok scores with a value)."""
-    parts: dict[tuple[str, str], tuple[array[int], array[int], array[float], array[float]]] = {}
+    parts: dict[tuple[str, str], tuple[array[int], array[int], array[float], list[str | None]]] = {}
     found: dict[str, tuple[float, float]] = {}
     rows = list(sql.turn_scores(conn, run_id))
     for scorer, _judge, _item, _turn, value, _label in rows:
@@ -109,14 +115,15 @@ def load_metrics(
     for scorer, judge, item_id, turn, value, label in rows:
         key = (scorer, judge)
         if key not in parts:
-            parts[key] = (array("q"), array("q"), array("d"), array("d"))
-        conv, turns, values, positive = parts[key]
+            parts[key] = (array("q"), array("q"), array("d"), [])
+        conv, turns, values, labels = parts[key]
         conv.append(index[item_id])
         turns.append(turn)
         values.append(value)
-        positive.append(_positive(known[scorer], label, value))
+        labels.append(label)
     metrics = []
-    for (scorer, judge), (conv, turns, values, positive) in sorted(parts.items()):
+    for (scorer, judge), (conv, turns, values, labels) in sorted(parts.items()):
+        value_array = np.frombuffer(values, dtype=np.float64).copy()
         metrics.append(
             Metric(
                 key=metric_name(scorer, judge),
@@ -125,8 +132,8 @@ def load_metrics(
                 scale=known[scorer],
                 conv=np.frombuffer(conv, dtype=np.int64).astype(np.intp),
                 turn=np.frombuffer(turns, dtype=np.int64).copy(),
-                value=np.frombuffer(values, dtype=np.float64).copy(),
-                positive=np.frombuffer(positive, dtype=np.float64).copy(),
+                value=value_array,
+                positive=_positive(known[scorer], labels, value_array),
             )
         )
     return metrics
@@ -150,7 +157,12 @@ def by_turn(metric: Metric, n_resamples: int, seed: int) -> list[TurnPoint]:
     from medsafe.stats.turns import by_turn_summary
 
     rows = by_turn_summary(
-        metric.value, metric.turn, metric.conv, n_resamples=n_resamples, seed=seed
+        metric.value,
+        metric.turn,
+        metric.conv,
+        n_resamples=n_resamples,
+        seed=seed,
+        max_bootstrap=BOOTSTRAP_MAX_N,
     )
     out = []
     for row in rows:
@@ -162,6 +174,7 @@ def by_turn(metric: Metric, n_resamples: int, seed: int) -> list[TurnPoint]:
                 n_conversations=row.n_clusters,
                 mean=row.mean,
                 ci95=_bounds(row.ci.lo, row.ci.hi),
+                method="cluster_bootstrap" if row.ci.method.startswith("cluster") else "normal",
                 median=row.median,
                 median_ci95=_bounds(ci.lo, ci.hi),
             )
@@ -336,9 +349,15 @@ def judge_agreement(metrics: list[Metric], n_conv: int) -> dict[str, Any]:
 
 # -- the summary ---------------------------------------------------------------------------
 def metric_summary(
-    metric: Metric, convs: Conversations, *, n_resamples: int = 2000, seed: int = 0
+    metric: Metric,
+    convs: Conversations,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    tests: bool = True,
 ) -> TurnMetric:
-    """Every per-turn statistic of one metric."""
+    """Every per-turn statistic of one metric (``tests=False``: without the decline and
+    cross-lingual tests, which stay empty)."""
     from medsafe.stats.results import to_jsonable
 
     n_conv = len(convs.ids)
@@ -350,13 +369,15 @@ def metric_summary(
         scale=metric.scale,
         n_conversations=int(np.isfinite(matrix).any(axis=1).sum()),
         by_turn=by_turn(metric, n_resamples, seed),
-        decline=to_jsonable(decline(matrix)),
+        decline=to_jsonable(decline(matrix)) if tests else {},
         asr=success["asr"],
         asr_by_strategy=success["asr_by_strategy"],
         asr_by_category=success["asr_by_category"],
         asr_by_language=success["asr_by_language"],
         first_break=success["first_break"],
-        cross_lingual=to_jsonable(cross_lingual(matrix, positive, convs, n_resamples, seed)),
+        cross_lingual=to_jsonable(cross_lingual(matrix, positive, convs, n_resamples, seed))
+        if tests
+        else {},
     )
 
 
@@ -379,8 +400,10 @@ def redteam_blocks(
     scales: Mapping[str, Scale],
     *,
     n_resamples: int = 2000,
+    tests: bool = True,
 ) -> dict[str, Any]:
-    """The dialogue fields of a run's results ({} when the run has no dialogues).
+    """The dialogue fields of a run's results ({} when the run has no dialogues); with
+    ``tests=False`` the decline, cross-lingual and judge-agreement tests are left out.
 
     Top level: the primary metric's ``by_turn``, ``decline``, ``asr``, ``asr_by_strategy``,
     ``asr_by_category``, ``asr_by_language``, ``first_break`` and ``cross_lingual``; under
@@ -390,7 +413,9 @@ def redteam_blocks(
     if not convs.ids:
         return {}
     metrics = load_metrics(conn, run_id, convs, scales)
-    summaries = {m.key: metric_summary(m, convs, n_resamples=n_resamples) for m in metrics}
+    summaries = {
+        m.key: metric_summary(m, convs, n_resamples=n_resamples, tests=tests) for m in metrics
+    }
     out: dict[str, Any] = {"dialogues": dialogue_counts(conn, run_id)}
     primary = primary_metric(metrics)
     if primary is not None:
@@ -409,5 +434,6 @@ def redteam_blocks(
     out["turn_metrics"] = summaries
     from medsafe.stats.results import to_jsonable
 
-    out["judge_agreement"] = to_jsonable(judge_agreement(metrics, len(convs.ids)))
+    if tests:
+        out["judge_agreement"] = to_jsonable(judge_agreement(metrics, len(convs.ids)))
     return out

@@ -65,25 +65,26 @@ def metric_name(scorer: str, judge: str) -> str:
 
 
 def _positive(scale: Scale, row: sql.ScanRow) -> bool | None:
-    """Whether the rows of one scan group are positive (None: the rule cannot tell)."""
+    """Whether the ok rows of one scan group are positive under a label rule (None: no label
+    rule, or no label; threshold rules are counted in SQL)."""
     rule = scale.rule()
-    if rule is None or row.status != "ok" or row.turn is not None:
+    if rule is None or not rule.labels or row.status != "ok" or not row.label:
         return None
-    if rule.labels:
-        return rule.is_positive(row.label or None, None) if row.label else None
-    if row.low is None or row.low != row.high:
-        return None
-    return rule.is_positive(None, row.low)
+    return rule.is_positive(row.label, None)
 
 
 def _scan(
     conn: sqlite3.Connection, run_id: str, scales: Mapping[str, Scale]
 ) -> dict[tuple[str, str], _Metric]:
     nulls = {name: s.null_value for name, s in scales.items() if s.null_value is not None}
-    metrics: dict[tuple[str, str], _Metric] = {}
     rules = {n: rule for n, sc in scales.items() if (rule := sc.rule()) is not None}
-    threshold_rules = {n: rule for n, rule in rules.items() if rule.op is not None}
-    for row in sql.scan_scores(conn, run_id, nulls):
+    thresholds = {
+        n: (str(rule.op), float(rule.threshold))
+        for n, rule in rules.items()
+        if rule.op is not None and rule.threshold is not None
+    }
+    metrics: dict[tuple[str, str], _Metric] = {}
+    for row in sql.scan_scores(conn, run_id, nulls, thresholds):
         m = metrics.setdefault((row.scorer, row.judge), _Metric())
         if row.low is not None and row.high is not None:
             m.low = row.low if m.low is None else min(m.low, row.low)
@@ -97,26 +98,18 @@ def _scan(
             m.whole.setdefault(row.category, _Sums()).add(row.n_value, row.total, row.total_sq)
         else:
             m.has_turns = True
+            continue
+        if row.scorer in thresholds:
+            for status in (m.status, cat):
+                status.decided += row.thresholded
+                status.positive += row.positive
+            continue
         scale = scales.get(row.scorer)
-        if scale is not None and row.scorer not in threshold_rules:
-            verdict = _positive(scale, row)
-            if verdict is not None:
-                for status in (m.status, cat):
-                    status.decided += row.rows
-                    status.positive += row.rows if verdict else 0
-    if threshold_rules:
-        thresholds = {
-            n: (str(rule.op), float(rule.threshold or 0.0)) for n, rule in threshold_rules.items()
-        }
-        for scorer, judge, category, positive, decided in sql.threshold_counts(
-            conn, run_id, thresholds
-        ):
-            found = metrics.get((scorer, judge))
-            if found is None:
-                continue
-            for status in (found.status, found.by_category.setdefault(category, _Status())):
-                status.decided += decided
-                status.positive += positive
+        verdict = None if scale is None else _positive(scale, row)
+        if verdict is not None:
+            for status in (m.status, cat):
+                status.decided += row.rows
+                status.positive += row.rows if verdict else 0
     if any(m.has_turns and not m.whole for m in metrics.values()):
         for summed in sql.turned_sums(conn, run_id, nulls):
             owner = metrics.get((summed.scorer, summed.judge))

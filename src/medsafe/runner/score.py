@@ -32,7 +32,6 @@ async def score_run(
     store_path: Path,
     scorers: Sequence[Scorer],
     *,
-    concurrency: int = 8,
     batch_size: int = 64,
     show_progress: bool = False,
 ) -> ScoringStats:

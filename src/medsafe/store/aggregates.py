@@ -14,7 +14,26 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
+
+
+def second_reader(conn: sqlite3.Connection) -> sqlite3.Connection | None:
+    """Another read connection on ``conn``'s database file (for a worker thread), or None for
+    an in-memory database."""
+    for _seq, name, path in conn.execute("PRAGMA database_list"):
+        if name == "main" and path:
+            uri = Path(path).as_uri() + "?mode=ro"
+            try:
+                reader = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, check_same_thread=False
+                )
+                reader.execute("PRAGMA busy_timeout=60000")
+                reader.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+            except sqlite3.Error:
+                return None
+            return reader
+    return None
 
 
 def _literal(value: str) -> str:
@@ -45,10 +64,11 @@ def item_value_sql(null_values: Mapping[str, float]) -> str:
 
 @dataclass(frozen=True)
 class GroupRow:
-    """Items of one category and language: generations and MCQ correctness."""
+    """Items of one category, language and kind: generations and MCQ correctness."""
 
     category: str
     language: str
+    kind: str
     n: int
     ok: int
     failed: int
@@ -59,7 +79,7 @@ class GroupRow:
 
 
 _GROUP_SQL = """
-SELECT i.category, i.language,
+SELECT i.category, i.language, i.kind,
        COUNT(*) AS n,
        COALESCE(SUM(t.status = 'ok'), 0) AS ok,
        COALESCE(SUM(t.status = 'failed'), 0) AS failed,
@@ -74,15 +94,17 @@ LEFT JOIN scores s ON s.run_id = i.run_id AND s.item_id = i.item_id AND s.scorer
 LEFT JOIN scores p ON p.run_id = i.run_id AND p.item_id = i.item_id AND p.scorer = 'mcq.partial'
      AND p.status = 'ok' AND p.turn = -1 AND p.judge = ''
 WHERE i.run_id = ?
-GROUP BY i.category, i.language
+GROUP BY i.category, i.language, i.kind
 """
 
 
 def group_rows(conn: sqlite3.Connection, run_id: str) -> list[GroupRow]:
-    """Item, generation and MCQ counts per (category, language): one pass over the items."""
+    """Item, generation and MCQ counts per (category, language, kind): one pass over items."""
     return [
-        GroupRow(str(c), str(lang), int(n), int(ok), int(f), int(a), int(k), int(u), float(p))
-        for c, lang, n, ok, f, a, k, u, p in conn.execute(_GROUP_SQL, (run_id,))
+        GroupRow(
+            str(c), str(lang), str(kd), int(n), int(ok), int(f), int(a), int(k), int(u), float(p)
+        )
+        for c, lang, kd, n, ok, f, a, k, u, p in conn.execute(_GROUP_SQL, (run_id,))
     ]
 
 
@@ -113,17 +135,49 @@ class ScanRow:
     nonbinary: int
     low: float | None
     high: float | None
+    positive: int
+    """Rows whose value meets their scorer's threshold rule (0 without one)."""
+    thresholded: int
+    """Ok rows with a value that a threshold rule was applied to."""
+
+
+_OPS = frozenset({"<", "<=", ">", ">="})
+
+
+def _threshold_sql(rules: Mapping[str, tuple[str, float]]) -> tuple[str, str]:
+    """SQL counting ok values meeting each scorer's ``value OP threshold`` rule, and those
+    the rules applied to."""
+    if not rules:
+        return "0", "0"
+    for op, _threshold in rules.values():
+        if op not in _OPS:
+            raise ValueError(f"bad comparison {op!r}")
+    cases = " ".join(
+        f"WHEN {_literal(name)} THEN s.value {op} {float(threshold)!r}"
+        for name, (op, threshold) in sorted(rules.items())
+    )
+    names = ", ".join(_literal(name) for name in sorted(rules))
+    ok = "s.status = 'ok' AND s.value IS NOT NULL"
+    return (
+        f"COALESCE(SUM(CASE WHEN {ok} THEN CASE s.scorer {cases} END END), 0)",
+        f"COALESCE(SUM({ok} AND s.scorer IN ({names})), 0)",
+    )
 
 
 def scan_scores(
-    conn: sqlite3.Connection, run_id: str, null_values: Mapping[str, float]
+    conn: sqlite3.Connection,
+    run_id: str,
+    null_values: Mapping[str, float],
+    thresholds: Mapping[str, tuple[str, float]] | None = None,
 ) -> list[ScanRow]:
-    """Every score row of a run grouped by scorer, judge, category, status, label and turn."""
+    """Every score row of a run grouped by scorer, judge, category, status, label and turn,
+    with the counts of the scorers' threshold rules (``{scorer: (op, threshold)}``)."""
     v = value_sql(null_values)
+    positive, thresholded = _threshold_sql(thresholds or {})
     sql = f"""
 SELECT s.scorer, s.judge, i.category, s.status, COALESCE(s.label, ''), s.turn, COUNT(*),
        COUNT({v}), COALESCE(SUM({v}), 0.0), COALESCE(SUM(({v}) * ({v})), 0.0),
-       COALESCE(SUM(({v}) NOT IN (0.0, 1.0)), 0), MIN({v}), MAX({v})
+       COALESCE(SUM(({v}) NOT IN (0.0, 1.0)), 0), MIN({v}), MAX({v}), {positive}, {thresholded}
 FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id
 WHERE s.run_id = ? GROUP BY s.scorer, s.judge, i.category, s.status, s.label, s.turn
 """
@@ -142,32 +196,13 @@ WHERE s.run_id = ? GROUP BY s.scorer, s.judge, i.category, s.status, s.label, s.
             int(nb),
             lo,
             hi,
+            int(pos),
+            int(thr),
         )
-        for sc, j, c, st, lab, t, r, nv, tot, sq, nb, lo, hi in conn.execute(sql, (run_id,))
+        for sc, j, c, st, lab, t, r, nv, tot, sq, nb, lo, hi, pos, thr in conn.execute(
+            sql, (run_id,)
+        )
     ]
-
-
-_OPS = frozenset({"<", "<=", ">", ">="})
-
-
-def threshold_counts(
-    conn: sqlite3.Connection, run_id: str, rules: Mapping[str, tuple[str, float]]
-) -> list[tuple[str, str, str, int, int]]:
-    """Per (scorer, judge, category): whole-transcript ok values meeting ``value OP threshold``,
-    and how many ok values there were, for each scorer with a threshold rule."""
-    out: list[tuple[str, str, str, int, int]] = []
-    for scorer, (op, threshold) in sorted(rules.items()):
-        if op not in _OPS:
-            raise ValueError(f"bad comparison {op!r}")
-        sql = (
-            f"SELECT s.judge, i.category, SUM(s.value {op} ?), COUNT(*) FROM scores s JOIN items i "
-            "ON i.run_id = s.run_id AND i.item_id = s.item_id WHERE s.run_id = ? AND s.scorer = ? "
-            "AND s.status = 'ok' AND s.turn = -1 AND s.value IS NOT NULL "
-            "GROUP BY s.judge, i.category"
-        )
-        for judge, category, positive, n in conn.execute(sql, (threshold, run_id, scorer)):
-            out.append((scorer, str(judge), str(category), int(positive or 0), int(n)))
-    return out
 
 
 @dataclass(frozen=True)
@@ -228,9 +263,9 @@ def item_values(
         yield str(item_id), str(category), float(value)
 
 
-@dataclass(frozen=True)
-class VerdictRow:
-    """One score row of a judged scorer, with what the judged summaries read from its extras."""
+class VerdictRow(NamedTuple):
+    """One score row of a judged scorer, with what the judged summaries read from its extras
+    (a named tuple: a 200k-item run has hundreds of thousands of them)."""
 
     scorer: str
     judge: str
@@ -245,24 +280,77 @@ class VerdictRow:
     criteria: str | None
 
 
-def verdict_rows(conn: sqlite3.Connection, run_id: str, scorers: Sequence[str]) -> list[VerdictRow]:
-    """Every score row of the named scorers, in item and turn order."""
-    marks = ",".join("?" * len(scorers))
-    cursor = conn.execute(
-        "SELECT s.scorer, s.judge, s.item_id, s.turn, s.value, s.label, s.status, i.category, "
-        "json_extract(s.score_json, '$.extra.quality'), "
-        "json_extract(s.score_json, '$.extra.risky'), "
-        "json_extract(s.score_json, '$.extra.criteria') "
-        "FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id "
-        f"WHERE s.run_id = ? AND s.scorer IN ({marks}) ORDER BY s.item_id, s.turn",
-        (run_id, *scorers),
+_EXTRA = (
+    "CASE WHEN instr(s.score_json, '\"{0}\"') THEN json_extract(s.score_json, '$.extra.{0}') END"
+)
+"""An extra field of a score, read only from the rows that have it (instr is cheap, JSON not)."""
+
+
+@dataclass(frozen=True)
+class JudgeUnits:
+    """The units (item, turn) two or more judges of one scorer rated, one column per judge."""
+
+    keys: list[tuple[str, int | None]]
+    values: list[list[float | None]]
+    """``values[j][u]``: judge j's value on unit u (None where judge j has none)."""
+    labels: list[list[str | None]]
+    criteria: list[list[str | None]] | None
+    """The ``criteria`` extra (JSON text) per judge and unit, when asked for."""
+
+
+def judge_units(
+    conn: sqlite3.Connection,
+    run_id: str,
+    scorer: str,
+    judges: Sequence[str],
+    *,
+    criteria: bool = False,
+) -> JudgeUnits:
+    """Every unit any of ``judges`` gave an ok value, with each judge's value and label."""
+    parts = [f"MAX(CASE WHEN s.judge = ? THEN {col} END)" for col in ("s.value", "s.label")
+             for _ in judges]  # fmt: skip
+    args: list[Any] = [j for _col in range(2) for j in judges]
+    if criteria:
+        parts += [
+            "MAX(CASE WHEN s.judge = ? THEN json_extract(s.score_json, '$.extra.criteria') END)"
+        ] * len(judges)
+        args += list(judges)
+    marks = ", ".join("?" * len(judges))
+    sql = (
+        f"SELECT s.item_id, s.turn, {', '.join(parts)} FROM scores s WHERE s.run_id = ? "
+        f"AND s.scorer = ? AND s.status = 'ok' AND s.value IS NOT NULL AND s.judge IN ({marks}) "
+        "GROUP BY s.item_id, s.turn ORDER BY s.item_id, s.turn"
     )
-    return [
-        VerdictRow(
-            sc, j, it, None if t < 0 else t, v, lab, st, c, q, r, None if cr is None else str(cr)
-        )
-        for sc, j, it, t, v, lab, st, c, q, r, cr in cursor
-    ]
+    k = len(judges)
+    keys: list[tuple[str, int | None]] = []
+    values: list[list[float | None]] = [[] for _ in judges]
+    labels: list[list[str | None]] = [[] for _ in judges]
+    texts: list[list[str | None]] = [[] for _ in judges]
+    for row in conn.execute(sql, (*args, run_id, scorer, *judges)):
+        keys.append((str(row[0]), None if row[1] < 0 else int(row[1])))
+        for j in range(k):
+            values[j].append(row[2 + j])
+            labels[j].append(row[2 + k + j])
+            if criteria:
+                texts[j].append(row[2 + 2 * k + j])
+    return JudgeUnits(keys, values, labels, texts if criteria else None)
+
+
+def quality_rows(
+    conn: sqlite3.Connection, run_id: str, scorer: str, extra: str
+) -> list[VerdictRow]:
+    """The score rows of ``scorer`` that carry the extra field ``extra`` (as ``quality``)."""
+    if not extra.isidentifier():
+        raise ValueError(f"bad extra field name {extra!r}")
+    fields = ", ".join(_EXTRA.format(name) for name in (extra, "risky", "criteria"))
+    cursor = conn.execute(
+        "SELECT s.scorer, s.judge, s.item_id, CASE WHEN s.turn < 0 THEN NULL ELSE s.turn END, "
+        f"s.value, s.label, s.status, '', {fields} FROM scores s "
+        f"WHERE s.run_id = ? AND s.scorer = ? AND json_extract(s.score_json, '$.extra.{extra}') "
+        "IS NOT NULL",
+        (run_id, scorer),
+    )
+    return list(map(VerdictRow._make, cursor))
 
 
 def ok_verdicts(
@@ -291,12 +379,14 @@ def scorer_versions(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, st
     return out
 
 
-def score_names(conn: sqlite3.Connection, run_id: str) -> list[str]:
-    """The distinct scorer names of a run's scores."""
-    return [
-        str(n)
-        for (n,) in conn.execute("SELECT DISTINCT scorer FROM scores WHERE run_id=?", (run_id,))
-    ]
+def score_keys(conn: sqlite3.Connection, run_id: str) -> set[tuple[str, str]]:
+    """The distinct (scorer, judge) pairs of a run's scores."""
+    return {
+        (str(s), str(j))
+        for s, j in conn.execute(
+            "SELECT DISTINCT scorer, judge FROM scores WHERE run_id=?", (run_id,)
+        )
+    }
 
 
 def has_kind(conn: sqlite3.Connection, run_id: str, kind: str) -> bool:
@@ -375,32 +465,6 @@ def dialogue_counts(conn: sqlite3.Connection, run_id: str) -> tuple[int, int, in
         "SELECT COUNT(*) FROM dialogue_turns WHERE run_id=? AND kind='backtrack'", (run_id,)
     ).fetchone()[0]
     return int(n), int(ok), int(failed), int(refused), int(backtracks)
-
-
-@dataclass(frozen=True)
-class KindRow:
-    """Items of one category, language and kind, with their generation outcomes."""
-
-    category: str
-    language: str
-    kind: str
-    n: int
-    ok: int
-    failed: int
-
-
-def kind_rows(conn: sqlite3.Connection, run_id: str) -> list[KindRow]:
-    """Items and generations per (category, language, kind)."""
-    return [
-        KindRow(str(c), str(lang), str(k), int(n), int(ok), int(f))
-        for c, lang, k, n, ok, f in conn.execute(
-            "SELECT i.category, i.language, i.kind, COUNT(*), "
-            "COALESCE(SUM(t.status = 'ok'), 0), COALESCE(SUM(t.status = 'failed'), 0) "
-            "FROM items i LEFT JOIN transcripts t ON t.run_id = i.run_id AND t.item_id = i.item_id "
-            "WHERE i.run_id = ? GROUP BY i.category, i.language, i.kind",
-            (run_id,),
-        )
-    ]
 
 
 _WORST_SQL = """
