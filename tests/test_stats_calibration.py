@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from medsafe.stats import classification_report
-from medsafe.stats.calibration import confusion_matrices
+from medsafe.stats.calibration import bootstrap_confusions
 from medsafe.stats.intervals import wilson
 
 
@@ -58,12 +58,19 @@ def test_intervals_wilson_and_bootstrap() -> None:
     assert bigger["kappa"]["ci"]["hi"] - bigger["kappa"]["ci"]["lo"] < width / 2
 
 
-def test_resampled_confusion_matrices_match_sklearn() -> None:
+def test_bootstrap_confusions_resample_whole_clusters() -> None:
     t, p = _judge(2, n=40, k=3)
-    idx = np.random.default_rng(0).integers(0, 40, (5, 40))
-    cms = confusion_matrices(t.astype(np.intp), p.astype(np.intp), 3, idx)
-    for row, cm in zip(idx, cms, strict=True):
-        assert cm.tolist() == skm.confusion_matrix(t[row], p[row], labels=[0, 1, 2]).tolist()
+    true, pred = t.astype(np.intp), p.astype(np.intp)
+    cm, boot = bootstrap_confusions(true, pred, 3, n_resamples=50, seed=0)
+    assert cm.tolist() == skm.confusion_matrix(t, p, labels=[0, 1, 2]).tolist()
+    assert boot.shape == (50, 3, 3) and (boot.sum(axis=(1, 2)) == 40).all()
+    # three copies of every item in one cluster each: a replicate holds whole clusters only
+    tripled = np.repeat(np.arange(40), 3)
+    _, grouped = bootstrap_confusions(true[tripled], pred[tripled], 3, clusters=tripled, seed=1)
+    assert (grouped % 3 == 0).all() and (grouped.sum(axis=(1, 2)) == 120).all()
+    # the random stream does not depend on the block size
+    _, first = bootstrap_confusions(true, pred, 3, n_resamples=5, seed=0)
+    assert (first == boot[:5]).all()
 
 
 def test_string_labels_are_nominal_and_json_ready() -> None:

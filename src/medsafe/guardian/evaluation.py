@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medsafe.stats.calibration import metrics
+from medsafe.stats.calibration import bootstrap_confusions, metrics
 from medsafe.stats.normal import wilson_bounds
 
 Interval = tuple[float, float]
@@ -174,19 +174,13 @@ def evaluate(
     k = len(labels)
     true_idx = np.array([index[y] for y in y_true])
     pred_idx = np.array([index[y] for y in y_pred])
-    cells = true_idx * k + pred_idx
     group_keys = list(groups) if groups is not None else [str(i) for i in range(len(y_true))]
     group_ids = {g: i for i, g in enumerate(dict.fromkeys(group_keys))}
-    g_idx = np.array([group_ids[g] for g in group_keys])
-    per_group = np.zeros((len(group_ids), k * k))
-    np.add.at(per_group, (g_idx, cells), 1.0)
-
-    cm = per_group.sum(axis=0).reshape(k, k)
-    precision, recall, f1, macro = _metrics(cm)
-    rng = np.random.default_rng(seed)
-    n_groups = len(group_ids)
-    draws = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
-    boot = (draws @ per_group).reshape(n_boot, k, k)
+    g_idx = np.array([group_ids[g] for g in group_keys])  # clusters in order of appearance
+    cm, boot = bootstrap_confusions(
+        true_idx, pred_idx, k, clusters=g_idx, n_resamples=n_boot, seed=seed
+    )
+    precision, recall, f1, macro = _metrics(cm.astype(np.float64))
     b_precision, b_recall, b_f1, b_macro = _metrics(boot)
 
     correct = int(np.trace(cm))

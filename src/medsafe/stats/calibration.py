@@ -31,11 +31,40 @@ def _encode(values: NDArray[Any], labels: Sequence[Any], name: str) -> IntArray:
         raise ValueError(f"{name} holds a value not in labels: {err.args[0]!r}") from None
 
 
-def confusion_matrices(true: IntArray, pred: IntArray, k: int, idx: IntArray) -> IntArray:
-    """Confusion matrices (rows true, columns predicted) for each row of resample ``idx``."""
-    m = idx.shape[0]
-    cell = true[idx] * k + pred[idx] + (np.arange(m)[:, None] * k * k)
-    return np.bincount(cell.ravel(), minlength=m * k * k).reshape(m, k, k)
+def bootstrap_confusions(
+    true: IntArray,
+    pred: IntArray,
+    k: int,
+    *,
+    clusters: ArrayLike | None = None,
+    n_resamples: int = 2000,
+    seed: Seed = 0,
+) -> tuple[IntArray, FloatArray]:
+    """The confusion matrix and ``n_resamples`` cluster-bootstrap replicates of it.
+
+    Whole clusters (default: each item its own) are resampled with replacement: each replicate
+    draws multinomial counts of the clusters and sums their confusion matrices, so it costs
+    one matrix product however many items a cluster holds. Drawn in memory-bounded blocks
+    whose size does not change the random stream.
+    """
+    n = int(true.size)
+    groups = (
+        np.arange(n)
+        if clusters is None
+        else np.unique(np.asarray(clusters), return_inverse=True)[1]
+    )
+    n_groups = int(groups.max()) + 1 if n else 0
+    per_group = np.zeros((n_groups, k * k))
+    np.add.at(per_group, (groups, true * k + pred), 1.0)
+    cm = per_group.sum(axis=0).reshape(k, k).astype(np.int64)
+    rng = rng_from(seed)
+    weights = np.full(n_groups, 1.0 / n_groups)
+    step = block_size(n_groups)
+    blocks = []
+    for start in range(0, n_resamples, step):
+        draws = rng.multinomial(n_groups, weights, size=min(step, n_resamples - start))
+        blocks.append((draws @ per_group).reshape(-1, k, k))
+    return cm, np.concatenate(blocks) if blocks else np.zeros((0, k, k))
 
 
 def _div(num: FloatArray, den: FloatArray) -> FloatArray:
@@ -113,15 +142,9 @@ def classification_report(
     values = np.asarray(labs, dtype=np.float64) if use_ordinal else None
     tc, pc = _encode(t, labs, "y_true"), _encode(p, labs, "y_pred")
     k, n = len(labs), t.size
-    cm = confusion_matrices(tc, pc, k, np.arange(n)[None, :])[0]
+    cm, replicates = bootstrap_confusions(tc, pc, k, n_resamples=n_resamples, seed=seed)
     point = metrics(cm, values)
-    rng = rng_from(seed)
-    blocks = []
-    step = block_size(n)
-    for start in range(0, n_resamples, step):
-        idx = rng.integers(0, n, (min(step, n_resamples - start), n))
-        blocks.append(metrics(confusion_matrices(tc, pc, k, idx), values))
-    boot = {key: np.concatenate([b[key] for b in blocks]) for key in point}
+    boot = metrics(replicates, values)
 
     def est(key: str, j: int | None = None) -> dict[str, Any]:
         value = float(point[key] if j is None else point[key][j])

@@ -15,7 +15,7 @@ from typing import Any
 
 from medsafe.schema import Item, Transcript
 from medsafe.store.schema_sql import NO_JUDGE, NO_TURN
-from medsafe.store.sqlite import Store
+from medsafe.store.sqlite import Store, iter_pairs
 
 # -- scoring ------------------------------------------------------------------------------------
 
@@ -24,24 +24,7 @@ def unscored_pairs(
     store: Store, run_id: str, scorer_name: str, *, chunk: int = 500
 ) -> Iterator[tuple[Item, Transcript]]:
     """Transcripts of ``run_id`` that ``scorer_name`` has not scored yet, in suite order."""
-    sql = (
-        "SELECT i.idx, i.item_json, t.transcript_json FROM items i JOIN transcripts t "
-        "ON t.run_id=i.run_id AND t.item_id=i.item_id "
-        "WHERE i.run_id=? AND i.idx>? AND NOT EXISTS (SELECT 1 FROM scores s "
-        "WHERE s.run_id=i.run_id AND s.item_id=i.item_id AND s.scorer=?) "
-        "ORDER BY i.idx LIMIT ?"
-    )
-    last = -1
-    while True:
-        rows = store.connection.execute(sql, (run_id, last, scorer_name, chunk)).fetchall()
-        if not rows:
-            return
-        for _idx, item_blob, transcript_blob in rows:
-            yield (
-                Item.model_validate_json(item_blob),
-                Transcript.model_validate_json(transcript_blob),
-            )
-        last = rows[-1][0]
+    return iter_pairs(store.connection, run_id, unscored_by=scorer_name, chunk=chunk)
 
 
 def count_unscored(store: Store, run_id: str, scorer_name: str) -> int:

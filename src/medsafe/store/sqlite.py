@@ -215,22 +215,7 @@ class Store:
         self, run_id: str, *, chunk: int = 1000
     ) -> Iterator[tuple[Item, Transcript]]:
         """(item, transcript) pairs in suite order, for items that have a transcript."""
-        sql = (
-            "SELECT i.idx, i.item_json, t.transcript_json FROM items i JOIN transcripts t "
-            "ON t.run_id=i.run_id AND t.item_id=i.item_id WHERE i.run_id=? AND i.idx>? "
-            "ORDER BY i.idx LIMIT ?"
-        )
-        last = -1
-        while True:
-            rows = self._conn.execute(sql, (run_id, last, chunk)).fetchall()
-            if not rows:
-                return
-            for _idx, item_blob, transcript_blob in rows:
-                yield (
-                    Item.model_validate_json(item_blob),
-                    Transcript.model_validate_json(transcript_blob),
-                )
-            last = rows[-1][0]
+        return iter_pairs(self._conn, run_id, chunk=chunk)
 
     def cached(self, request_hash: str) -> CachedAnswer | None:
         """A stored successful answer to exactly this request, if any."""
@@ -285,6 +270,36 @@ class Store:
             (run_id, item_id),
         ).fetchall()
         return [Score.model_validate_json(blob) for (blob,) in rows]
+
+
+def iter_pairs(
+    conn: sqlite3.Connection, run_id: str, *, unscored_by: str | None = None, chunk: int = 1000
+) -> Iterator[tuple[Item, Transcript]]:
+    """(item, transcript) pairs in suite order, ``chunk`` rows per query (keyset paging);
+    with ``unscored_by``, only those that scorer has not scored yet."""
+    unscored = (
+        " AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.run_id=i.run_id "
+        "AND s.item_id=i.item_id AND s.scorer=?)"
+        if unscored_by is not None
+        else ""
+    )
+    sql = (
+        "SELECT i.idx, i.item_json, t.transcript_json FROM items i JOIN transcripts t "
+        f"ON t.run_id=i.run_id AND t.item_id=i.item_id WHERE i.run_id=? AND i.idx>?{unscored} "
+        "ORDER BY i.idx LIMIT ?"
+    )
+    extra = () if unscored_by is None else (unscored_by,)
+    last = -1
+    while True:
+        rows = conn.execute(sql, (run_id, last, *extra, chunk)).fetchall()
+        if not rows:
+            return
+        for _idx, item_blob, transcript_blob in rows:
+            yield (
+                Item.model_validate_json(item_blob),
+                Transcript.model_validate_json(transcript_blob),
+            )
+        last = rows[-1][0]
 
 
 def score_row(run_id: str, score: Score) -> tuple[Any, ...]:
