@@ -241,3 +241,97 @@ def test_guardian_calibration_on_its_labels_format() -> None:
     rows = [json.loads(line) for line in (FIXTURES / "guardian_small.jsonl").open()]
     assert data["n"] == len(rows)
     assert sum(b["support"] for b in data["per_class"].values()) == len(rows)
+
+
+def _invoke_calibrate(tmp_path: Path, scorer: str, rows: list[dict[str, Any]]) -> Any:
+    labels = _write(tmp_path / "labels.jsonl", rows)
+    args = ["calibrate", "--scorer", scorer, "--labels", str(labels), "--no-store", "--json"]
+    if ":" in scorer:  # never contacted: the labels are refused before any judge call
+        args += ["--config", str(_config(tmp_path, "http://127.0.0.1:9/v1"))]
+    return CliRunner().invoke(app, args)
+
+
+@pytest.mark.parametrize(
+    ("scorer", "rows", "pattern"),
+    [
+        (
+            "harmfulness:judge-a",
+            [
+                {"prompt": "p", "response": "r", "score": 3},
+                {"prompt": "p", "response": "r", "score": 9},
+            ],
+            r"labels\.jsonl:2: field 'score': 9 is not on the harmfulness scale \(1, 2, 3, 4, 5\)",
+        ),
+        (
+            "harmfulness:judge-a",
+            [{"prompt": "p", "response": "r", "score": 0}],
+            r"labels\.jsonl:1: field 'score': 0 is not on the harmfulness scale",
+        ),
+        (
+            "harmfulness:judge-a",
+            [{"prompt": "p", "response": "r", "score": 2.5}],
+            r"labels\.jsonl:1: field 'score': 2\.5 is not on",
+        ),
+        (
+            "guardian",
+            [
+                {"prompt": "p", "response": "r", "score": 1},
+                {"prompt": "p", "response": "r", "score": 5},
+            ],
+            r"labels\.jsonl:2: field 'score': 5 is not on the guardian scale \(0, 1\)",
+        ),
+        (
+            "guardian",
+            [{"prompt": "p", "response": "r", "label": "harmful"}],
+            r"labels\.jsonl:1: field 'label': 'harmful' is not a guardian label "
+            r"\(safe_helpful, refusal, unsafe, unusable\)",
+        ),
+    ],
+)
+def test_labels_outside_the_scorers_scale_are_refused(
+    tmp_path: Path, scorer: str, rows: list[dict[str, Any]], pattern: str
+) -> None:
+    result = _invoke_calibrate(tmp_path, scorer, rows)
+    assert result.exit_code == 2, result.output
+    assert re.search(pattern, " ".join(result.stderr.split())), result.stderr
+
+
+def test_per_class_precision_and_recall_are_wilson_with_n(tmp_path: Path) -> None:
+    from medsafe.calibrate.run import calibration_report
+    from medsafe.schema import Score
+    from medsafe.stats.normal import wilson_bounds
+
+    human, judge = [1, 1, 2, 5], [1, 2, 2, 5]
+    rows = [{"prompt": "p", "response": "r", "score": h} for h in human]
+    labels = load_human_labels(_write(tmp_path / "labels.jsonl", rows))
+    scores = [
+        Score(item_id=r.id, scorer="h", scorer_version="1", value=j)
+        for r, j in zip(labels.rows, judge, strict=True)
+    ]
+    report = calibration_report(labels, scores, None)
+    five = report["per_class"]["5.0"]  # one example, recalled
+    assert five["recall"] == 1.0 and five["recall_n"] == 1
+    assert five["recall_ci95"] == pytest.approx(list(wilson_bounds(1, 1) or ()))
+    assert five["recall_ci95"][0] < 0.5  # not the degenerate bootstrap [1.000, 1.000]
+    two = report["per_class"]["2.0"]  # predicted twice, right once
+    assert two["precision"] == 0.5 and two["precision_n"] == 2
+    assert two["precision_ci95"] == pytest.approx(list(wilson_bounds(1, 2) or ()))
+    assert "f1_ci95" in two and "f1_n" not in two  # F1 keeps its bootstrap interval
+
+
+def test_cli_table_shows_score_classes_as_labels(tmp_path: Path) -> None:
+    labels = _write(tmp_path / "labels.jsonl", _score_rows())
+    with ThreadedMockServer(MockConfig(responder=judge_replies)) as server:
+        config = _config(tmp_path, server.base_url)
+        result = CliRunner().invoke(
+            app,
+            ["calibrate", "--scorer", "harmfulness:judge-a", "--labels", str(labels),
+             "--config", str(config), "--no-store"],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    classes = [
+        line.split("│")[1].strip() for line in result.stdout.splitlines() if line.count("│") > 4
+    ]
+    assert {"1", "2", "3", "4", "5"} <= set(classes)
+    assert not {"1.0", "2.0", "5.0"} & set(classes)
+    assert "n=" in result.stdout

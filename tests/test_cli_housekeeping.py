@@ -46,7 +46,19 @@ def test_fail_prints_literally_to_stderr(capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.parametrize(
     ("args", "literal"),
     [
-        (("run", "trial[v2].jsonl", "--model", "openai/x", "--db", "{tmp}/m.db"), "trial[v2]"),
+        (
+            (
+                "run",
+                "trial[v2].jsonl",
+                "--model",
+                "openai/x",
+                "--db",
+                "{tmp}/m.db",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ),
+            "trial[v2]",
+        ),
         (("results", "r[/b]", "--db", "{tmp}/no[v2].db"), "no[v2].db: no such store"),
         (("runs", "--db", "{tmp}/no[v2].db"), "no[v2].db: no such store"),
         (("export", "r", "-o", "x", "--db", "{tmp}/m.db", "--format", "x[b]"), "not 'x[b]'"),

@@ -166,3 +166,69 @@ def test_three_judges_report_pairs(db: Path) -> None:
     assert set(agreement["pairs"]) == {"a|b", "a|c", "b|c"}
     mean_kappa = np.mean([p["kappa"] for p in agreement["pairs"].values()])
     assert agreement["kappa"] == pytest.approx(mean_kappa)
+
+
+def _partial_jury(n_items: int, missed: set[int]) -> list[Score]:
+    """Two judges and a jury on every item, except that judge-b fails (and the jury has no value)
+    on the items ``missed``."""
+    out = []
+    for k in range(n_items):
+        out.append(score(f"i{k}", "harmfulness", "judge-a", 2))
+        if k in missed:
+            out.append(score(f"i{k}", "harmfulness", "judge-b", None, status="failed", error="x"))
+            out.append(score(f"i{k}", "harmfulness", "jury", None, status="failed", error="x"))
+        else:
+            out.append(score(f"i{k}", "harmfulness", "judge-b", 3))
+            out.append(score(f"i{k}", "harmfulness", "jury", 2.5))
+    return out
+
+
+SPEC = (ScorerSpec(name="harmfulness", judges=("judge-a", "judge-b")),)
+
+
+def test_full_jury_coverage(db: Path) -> None:
+    block = store_scores(db, harm_scores(), len(A), SPEC)["scorers"]["harmfulness"]
+    assert block["coverage"]["value"] == 1.0 and block["coverage"]["n"] == len(A)
+    assert block["coverage"]["method"] == "wilson"
+    assert block["coverage_warning"] is None
+
+
+def test_jury_coverage_counts_units_a_judge_failed(db: Path) -> None:
+    # items i0, i2, i4, ... are ama-1; misses spread evenly: 2 in each category
+    summary = store_scores(db, _partial_jury(20, {0, 2, 1, 3}), 20, SPEC)
+    for key in ("harmfulness", "harmfulness:jury"):
+        coverage = summary["scorers"][key]["coverage"]
+        assert (coverage["value"], coverage["n"]) == (pytest.approx(16 / 20), 20)
+        assert summary["scorers"][key]["coverage_warning"] is None
+    assert summary["scorers"]["harmfulness:judge-a"]["coverage"] is None
+
+
+def test_jury_coverage_warns_when_the_missed_units_differ_by_category(
+    db: Path,
+) -> None:
+    from rich.console import Console
+
+    from medsafe.report.text import print_results
+
+    summary = store_scores(db, _partial_jury(20, {0, 2, 4, 6, 8, 10}), 20, SPEC)
+    block = summary["scorers"]["harmfulness"]
+    assert block["coverage"]["value"] == pytest.approx(14 / 20)
+    warning = block["coverage_warning"]
+    assert "misses 6 of 20" in warning and "ama-1 is 100%" in warning and "29%" in warning
+    console = Console(width=400, record=True)
+    print_results(console, load_results(db, "r"), "run r")
+    text = console.export_text()
+    assert "jury covers 70.0% [48.1–85.5] of n=20 units; coverage warning (below)" in text
+    assert "warning: harmfulness: the jury misses 6 of 20 judged units" in text
+
+
+def test_jury_coverage_ignores_small_categories() -> None:
+    from medsafe.results.judged import coverage_warning
+
+    even = [(c, covered, 10 if covered else 2) for c in "abde" for covered in (True, False)]
+    # "c" is 20% of the missed units and none of the covered ones, but has only 2 units
+    assert coverage_warning([*even, ("c", False, 2)]) is None
+    # with 5 units (3 covered: 7% of the covered units) the 13-point shift is reported
+    assert coverage_warning([*even, ("c", True, 3), ("c", False, 2)]) is not None
+    assert coverage_warning(even) is None  # nothing differs
+    assert coverage_warning([("a", True, 9)]) is None  # nothing missed

@@ -348,7 +348,10 @@ def test_structured_output_is_requested_when_the_model_supports_it() -> None:
         ({"concurrency": "many"}, "concurrency='many' is not valid"),
     ],
 )
-def test_bad_options(options: dict[str, str], message: str) -> None:
+def test_bad_options(
+    options: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     config = ScorerConfig("safety", ("openai/m",), options)
     with pytest.raises(ConfigError, match=message):
         create_scorer(config)
@@ -376,7 +379,7 @@ def test_a_single_threaded_backend_caps_judge_concurrency() -> None:
 
 @pytest.mark.parametrize("judges", [("a", "a"), ("jury",), ("safety",)])
 def test_judge_names_must_be_distinct_and_not_reserved(judges: tuple[str, ...]) -> None:
-    models = {j: {"model": "openai/m"} for j in judges}
+    models = {j: {"model": "openai/m", "base_url": "http://127.0.0.1:9/v1"} for j in judges}
     config = ScorerConfig("safety", judges, {"judge_models": models})
     with pytest.raises(ConfigError, match="judge names must be distinct"):
         create_scorer(config)

@@ -137,3 +137,33 @@ def test_export_jsonl_and_parquet_agree(db: Path, tmp_path: Path) -> None:
     assert table.column("correct").to_pylist() == [True, True, False, None, None]
     assert table.column("item_id").to_pylist() == [r["item_id"] for r in rows]
     assert not (tmp_path / "out.jsonl.part").exists()
+
+
+def test_export_carries_every_turn_and_the_judges_reasons(db: Path, tmp_path: Path) -> None:
+    """A dialogue's record holds the whole conversation; a score its rationale and raw reply;
+    JSONL and Parquet hold the same values."""
+    from tests.test_show_delete import _conversation, fill
+
+    fill(db)
+    with Store(db) as store:
+        export_jsonl(store, "a", tmp_path / "a.jsonl")
+        export_parquet(store, "a", tmp_path / "a.parquet")
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    dialogue = rows[0]
+    assert dialogue["turns"] == [{"role": m.role, "content": m.content} for m in _conversation()]
+    assert dialogue["prompt"].endswith("turn one") and dialogue["response"] == "second answer"
+    (score,) = dialogue["scores"]
+    assert score["rationale"] == "gives a [red]dose[/red]" and score["raw"] == '{"score": 2}'
+    assert rows[1]["turns"][-1] == {"role": "assistant", "content": "Answer: A"}
+    table = pq.read_table(tmp_path / "a.parquet")
+    assert table.to_pylist() == [{k: r.get(k) for k in table.schema.names} for r in rows]
+
+
+def test_export_of_a_pending_item_holds_its_prompt_turns(db: Path, tmp_path: Path) -> None:
+    item = make_mcq(0)
+    create_run(db, make_spec("p", "openai/m"), [item])
+    with Store(db) as store:
+        export_jsonl(store, "p", tmp_path / "p.jsonl")
+    (row,) = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert row["status"] == "pending"
+    assert row["turns"] == [{"role": m.role, "content": m.content} for m in item.messages]

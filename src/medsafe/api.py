@@ -78,6 +78,8 @@ def _params(params: dict[str, Any]) -> ModelParams | None:
                 raise TypeError(f"{key} must be a number, not {type(value).__name__}")
             if not math.isfinite(value):
                 raise ConfigError(f"{key} must be a finite number, not {value}")
+        if key in ("max_tokens", "seed") and isinstance(value, bool | float | str):
+            raise TypeError(f"{key} must be an int, not {type(value).__name__}")
     try:
         return ModelParams(**fields)
     except ValidationError as exc:

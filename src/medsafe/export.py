@@ -1,19 +1,25 @@
 """Export a run, one record per item, as JSONL or Parquet (streamed in chunks).
 
 Record fields: ``run_id, item_id, idx, kind, category, language, model, status`` (ok | failed |
-pending), ``error, prompt, response, flags`` (list of names), ``scores`` (list of ``{scorer,
-judge, value, label, status, turn, error}``), and for MCQ items ``extracted`` (sorted letters,
-"" when none) and ``correct`` (true / false / null when unextracted or failed).
+pending), ``error, prompt`` (the last user message), ``response`` (the last answer), ``turns``
+(every message exchanged, ``{role, content}``: the whole conversation of a dialogue; the item's
+own messages while it has no transcript), ``flags`` (list of names), ``scores`` (list of
+``{scorer, judge, value, label, status, turn, error, rationale, raw}``: ``raw`` is the judge's
+raw reply when kept), and for MCQ items ``extracted`` (sorted letters, "" when none) and
+``correct`` (true / false / null when unextracted or failed).
+
+Output paths follow :mod:`medsafe.outputs`: ``-`` is standard output (JSONL only).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from medsafe.store.queries import StoredScore, item_flags, item_rows, item_scores
+from medsafe.outputs import open_text, staged, stderr_note
+from medsafe.store.queries import StoredScore, item_flags, item_messages, item_rows, item_scores
 from medsafe.store.sqlite import Store
 
 
@@ -27,6 +33,8 @@ def _score_record(score: StoredScore) -> dict[str, Any]:
         "status": score.status,
         "turn": score.turn,
         "error": score.error,
+        "rationale": score.rationale,
+        "raw": score.raw,
     }
 
 
@@ -41,6 +49,7 @@ def iter_records(store: Store, run_id: str, *, chunk: int = 500) -> Iterator[dic
         ids = [row.item_id for row in rows]
         scores = item_scores(store, run_id, ids)
         flags = item_flags(store, run_id, ids)
+        exchanged = item_messages(store, run_id, ids)
         for row in rows:
             item = row.item
             scored = scores.get(row.item_id, [])
@@ -56,6 +65,10 @@ def iter_records(store: Store, run_id: str, *, chunk: int = 500) -> Iterator[dic
                 "error": row.error,
                 "prompt": item.last_user_text(),
                 "response": row.response,
+                "turns": [
+                    {"role": m.role, "content": m.content}
+                    for m in exchanged.get(row.item_id) or item.messages
+                ],
                 "flags": flags.get(row.item_id, []),
                 "scores": [_score_record(s) for s in scored],
             }
@@ -69,16 +82,21 @@ def iter_records(store: Store, run_id: str, *, chunk: int = 500) -> Iterator[dic
         last = rows[-1].idx
 
 
-def export_jsonl(store: Store, run_id: str, path: Path) -> int:
-    """Write the run as JSONL (written to a temp file, then renamed); returns the record count."""
-    tmp = path.with_name(path.name + ".part")
+def write_jsonl(store: Store, run_id: str, handle: TextIO) -> int:
+    """Write the run's records to ``handle``, one JSON object a line; returns the count."""
     count = 0
-    with tmp.open("w", encoding="utf-8") as handle:
-        for rec in iter_records(store, run_id):
-            handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            count += 1
-    tmp.replace(path)
+    for rec in iter_records(store, run_id):
+        handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        count += 1
     return count
+
+
+def export_jsonl(
+    store: Store, run_id: str, path: Path, *, notify: Callable[[str], None] = stderr_note
+) -> int:
+    """Write the run as JSONL to ``path`` (see :mod:`medsafe.outputs`); returns the count."""
+    with open_text(path, notify) as handle:
+        return write_jsonl(store, run_id, handle)
 
 
 def _arrow_schema() -> Any:
@@ -93,8 +111,11 @@ def _arrow_schema() -> Any:
             ("status", pa.string()),
             ("turn", pa.int64()),
             ("error", pa.string()),
+            ("rationale", pa.string()),
+            ("raw", pa.string()),
         ]
     )
+    turn = pa.struct([("role", pa.string()), ("content", pa.string())])
     return pa.schema(
         [
             ("run_id", pa.string()),
@@ -108,6 +129,7 @@ def _arrow_schema() -> Any:
             ("error", pa.string()),
             ("prompt", pa.string()),
             ("response", pa.string()),
+            ("turns", pa.list_(turn)),
             ("flags", pa.list_(pa.string())),
             ("scores", pa.list_(score)),
             ("answer", pa.string()),
@@ -117,16 +139,23 @@ def _arrow_schema() -> Any:
     )
 
 
-def export_parquet(store: Store, run_id: str, path: Path, *, batch: int = 2000) -> int:
-    """Write the run as Parquet in row groups of ``batch`` records; returns the record count."""
+def export_parquet(
+    store: Store,
+    run_id: str,
+    path: Path,
+    *,
+    batch: int = 2000,
+    notify: Callable[[str], None] = stderr_note,
+) -> int:
+    """Write the run as Parquet in row groups of ``batch`` records (see :mod:`medsafe.outputs`);
+    returns the record count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _arrow_schema()
     names = schema.names
-    tmp = path.with_name(path.name + ".part")
     count = 0
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with staged(path, notify) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         buffer: list[dict[str, Any]] = []
         for rec in iter_records(store, run_id):
             buffer.append({k: rec.get(k) for k in names})
@@ -137,5 +166,4 @@ def export_parquet(store: Store, run_id: str, path: Path, *, batch: int = 2000) 
         if buffer:
             writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
             count += len(buffer)
-    tmp.replace(path)
     return count

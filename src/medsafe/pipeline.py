@@ -31,7 +31,7 @@ from medsafe.models.base import (
     model_key,
     spec_of_key,
 )
-from medsafe.models.config import NamedModel, load_optional, resolve_model
+from medsafe.models.config import NamedModel, check_url, load_optional, resolve_model
 from medsafe.provenance import provenance, suite_hash
 from medsafe.runner.generate import GenerationStats, SuiteImport, generate
 from medsafe.runner.score import ScoringStats, score_run
@@ -201,6 +201,10 @@ def check_params(params: ModelParams) -> ModelParams:
         raise ConfigError(f"top_p must be above 0 and at most 1, not {top_p}")
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"max_tokens must be at least 1, not {max_tokens}")
+    for name in ("max_tokens", "seed"):
+        value = getattr(params, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{name} must be a whole number, not {value!r}")
     return params
 
 
@@ -333,7 +337,7 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
             backend, key = _build_backend(target, options.timeout_s)
         specs, built = _build_scorers(_scorer_specs(options, existing), options.scorers or ())
         if existing is not None:
-            spec = _resumed_spec(options, existing.spec, target, key, specs)
+            spec = _check_urls(_resumed_spec(options, existing.spec, target, key, specs))
             return RunPlan(options.db, spec, True, None, backend, built, options.rescore)
         suite = suite_plan(options)
         spec = RunSpec(
@@ -354,10 +358,22 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
             rotate=options.rotate,
             attacker=_attacker(options),
         )
-        return RunPlan(options.db, spec, False, suite, backend, built)
+        return RunPlan(options.db, _check_urls(spec), False, suite, backend, built)
     except BaseException:
         await _close(backend, built)
         raise
+
+
+def _check_urls(spec: RunSpec) -> RunSpec:
+    """``spec`` if the URLs it would store carry no credentials and the attacker has a URL."""
+    if spec.base_url is not None:
+        check_url(spec.base_url)
+    attacker = spec.attacker
+    if attacker is not None and attacker.model.partition("/")[0] == "openai":
+        from medsafe.models.openai_compat import resolve_base_url
+
+        resolve_base_url(attacker.base_url)  # built only when generating: check it now
+    return spec
 
 
 def _attacker(options: RunOptions) -> AttackerSpec | None:
@@ -517,6 +533,8 @@ async def execute(
 
 async def run_options_async(options: RunOptions) -> RunOutcome:
     """Plan and carry out one run (the coroutine behind :func:`run_evaluation`)."""
+    if options.params is not None:
+        check_params(options.params)  # before the store is created
     with Store(options.db) as store:
         plan = await plan_run(options, store)
         return await execute(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medsafe.errors import SuiteError
+
 __all__ = ["calibrate"]
 
 
@@ -25,7 +27,7 @@ def calibrate(
     per_class, mae, confusion_matrix, detection, failed, ...}``.
     """
     # imported here so that ``medsafe --help`` and ``medsafe run`` do not load them
-    from medsafe.calibrate.labels import load_human_labels
+    from medsafe.calibrate.labels import check_scale, load_human_labels
     from medsafe.calibrate.run import calibration_report, default_judge_name, score_rows
     from medsafe.judges.build import aclose_scorer, build_judged_scorer
     from medsafe.pipeline import run_async
@@ -35,6 +37,11 @@ def calibrate(
     labels = load_human_labels(labels_path)
     scorer = build_judged_scorer(scorer_name, judge_ref, config_path)
     declared = scorer.scales()[scorer.name]
+    try:
+        check_scale(labels, declared, scorer.name)  # before any judge call
+    except SuiteError:
+        run_async(aclose_scorer(scorer))
+        raise
     rule: PositiveRule | None = parse_rule(positive) if positive else declared.rule()
     judge = default_judge_name(scorer_name, judge_ref)
 

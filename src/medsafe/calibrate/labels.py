@@ -5,7 +5,8 @@ e.g. the guardian's ``unsafe``) or ``score`` (a number, e.g. a harmfulness grade
 ``id`` (default ``row-N``), ``language`` (``en``/``zh``/``ja``, default ``en``), ``category``,
 ``reference`` (the rule or safe answer a MedES judge needs), ``kind`` (``open``, default, or
 ``dialogue``). Other fields are ignored (so the guardian's own labels files can be used as
-they are). Every row of a file gives the same one of ``label``/``score``.
+they are). Every row of a file gives the same one of ``label``/``score``, and
+:func:`check_scale` refuses verdicts outside the scorer's declared scale.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from medsafe.errors import SuiteError
+from medsafe.scale import Scale
 from medsafe.schema import LANGUAGES
 from medsafe.suites.loaders._io import UniqueIds
 from medsafe.suites.loaders.jsonl import json_records
@@ -39,6 +41,8 @@ class HumanLabel:
     category: str = ""
     reference: str | None = None
     kind: str = "open"
+    line: int = 0
+    """The line of the labels file the row was read from (0 when not read from a file)."""
 
     @property
     def truth(self) -> str | float:
@@ -120,6 +124,7 @@ def _row(obj: Any, number: int, where: tuple[Path, int]) -> HumanLabel:
         category=_text(obj, "category", where, False) or "",
         reference=_text(obj, "reference", where, False),
         kind=kind,
+        line=where[1],
     )
 
 
@@ -151,3 +156,40 @@ def load_human_labels(path: Path) -> LabelSet:
 def truths(rows: Sequence[HumanLabel]) -> list[str | float]:
     """The human verdicts, in order."""
     return [row.truth for row in rows]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def check_scale(labels: LabelSet, scale: Scale, scorer: str) -> None:
+    """Refuse a human verdict the scorer's ``scale`` cannot give: a score outside ``lo..hi`` or
+    off its ``levels``, or a label not among its ``labels`` (when the scale lists them).
+
+    The error names the file, the line and the allowed values.
+    """
+    for row in labels.rows:
+        if row.score is not None:
+            allowed = (
+                ", ".join(_number(v) for v in scale.levels)
+                if scale.levels
+                else f"{_number(scale.lo)}..{_number(scale.hi)}"
+            )
+            inside = scale.lo <= row.score <= scale.hi
+            on_level = not scale.levels or any(
+                math.isclose(row.score, v, abs_tol=1e-9) for v in scale.levels
+            )
+            if not (inside and on_level):
+                raise SuiteError(
+                    f"{_number(row.score)} is not on the {scorer} scale ({allowed})",
+                    path=labels.path,
+                    line=row.line,
+                    field="score",
+                )
+        elif row.label is not None and scale.labels and row.label not in scale.labels:
+            raise SuiteError(
+                f"{row.label!r} is not a {scorer} label ({', '.join(scale.labels)})",
+                path=labels.path,
+                line=row.line,
+                field="label",
+            )

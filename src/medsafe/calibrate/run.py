@@ -3,7 +3,8 @@
 Each labelled row becomes a one-turn transcript (user prompt, assistant response) scored by the
 judged scorer exactly as in a run. A judge call that fails is counted as ``failed`` with its
 cause and left out of the metrics, never scored. The report has accuracy (Wilson CI), Cohen's
-kappa, macro-F1 and per-class precision/recall/F1 (bootstrap CIs), MAE and quadratic weighted
+kappa, macro-F1 and per-class precision and recall (proportions: Wilson CIs, with their
+``precision_n``/``recall_n``) and F1 (bootstrap CI), MAE and quadratic weighted
 kappa for scores, the confusion matrix, and, under a positive rule (what counts as harmful),
 the judge's sensitivity and specificity (Wilson CIs) that correct a run's harmful rate.
 """
@@ -94,11 +95,19 @@ def _flatten(report: dict[str, Any]) -> dict[str, Any]:
             out[key], out[f"{key}_ci95"] = _flat(report[key])
     if "mae" not in report:
         out["mae"] = None
+    from medsafe.stats.normal import wilson_bounds
+
+    matrix: list[list[int]] = report["confusion_matrix"]
     per_class: dict[str, Any] = {}
-    for label, block in report["per_class"].items():
+    for j, (label, block) in enumerate(report["per_class"].items()):
         entry: dict[str, Any] = {"support": block["support"]}
-        for key in ("precision", "recall", "f1"):
-            entry[key], entry[f"{key}_ci95"] = _flat(block[key])
+        hits = matrix[j][j]
+        predicted = sum(row[j] for row in matrix)
+        for key, n in (("precision", predicted), ("recall", sum(matrix[j]))):
+            entry[key] = hits / n if n else 0.0  # zero division counts as 0, as in sklearn
+            entry[f"{key}_ci95"] = list(wilson_bounds(hits, n) or (None, None))
+            entry[f"{key}_n"] = n
+        entry["f1"], entry["f1_ci95"] = _flat(block["f1"])
         per_class[label] = entry
     out["per_class"] = per_class
     out["labels"] = report["labels"]

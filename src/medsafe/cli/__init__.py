@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -148,7 +149,8 @@ def run(
             "harmfulness:judge-a. Scorers: harmfulness, medes, rubric, safety, guardian.",
         ),
     ] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 to 2.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Above 0, at most 1.")] = None,
     max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
@@ -171,13 +173,14 @@ def run(
     from medsafe.suites import ColumnMapping, parse_mapping
 
     params = None
-    if any(v is not None for v in (temperature, max_tokens, seed, system)):
+    if any(v is not None for v in (temperature, top_p, max_tokens, seed, system)):
         base = ModelParams()
         params = base.model_copy(
             update={
                 k: v
                 for k, v in {
                     "temperature": temperature,
+                    "top_p": top_p,
                     "max_tokens": max_tokens,
                     "seed": seed,
                     "system_prompt": system,
@@ -231,7 +234,22 @@ def run(
                 f"cached {gen.cached}); results in {db} (run id {outcome.spec.run_id})"
             )
     if results.n and results.failed == results.n:
+        _print_failure_causes(db, outcome.spec.run_id)
         raise fail("every model call failed", ExitCode.ALL_CALLS_FAILED)
+
+
+def _print_failure_causes(db: Path, run_id: str, limit: int = 3) -> None:
+    """The run's most frequent distinct failure causes (redacted), before the exit-3 error."""
+    from medsafe.redact import redact
+    from medsafe.store import Store
+    from medsafe.store.aggregates import failure_causes
+
+    with Store(db) as store:
+        causes = failure_causes(store.connection, run_id, limit)
+    for cause, count in causes:
+        text = redact(cause) or "(no cause recorded)"
+        line = Text.assemble(("cause:", "yellow"), f" {text} ({count} calls)")
+        console.print(line, soft_wrap=True)
 
 
 @app.command()
@@ -313,12 +331,15 @@ def runs(
 @app.command()
 def export(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output file.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file; - for standard output.")
+    ],
     db: DbOption = Path("medsafe.db"),
     fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
 ) -> None:
-    """Export a run, one record per item, as JSONL or Parquet."""
+    """Export a run, one record per item (every turn, every score with its rationale)."""
     from medsafe.export import export_jsonl, export_parquet
+    from medsafe.outputs import check_output, is_stdout
     from medsafe.store import Store
 
     if fmt not in ("jsonl", "parquet"):
@@ -326,12 +347,111 @@ def export(
     if not db.exists():
         raise fail(f"{db}: no such store")
     try:
+        check_output(output)
         with Store(db) as store:
             writer = export_jsonl if fmt == "jsonl" else export_parquet
-            count = writer(store, run_id, output)
+            count = writer(store, run_id, output, notify=_note)
     except MedsafeError as exc:
         raise fail(exc) from None
-    out.print(f"wrote {count} records to {output}", markup=False)
+    where = "standard output" if is_stdout(output) else str(output)
+    (console if is_stdout(output) else out).print(f"wrote {count} records to {where}", markup=False)
+
+
+def _note(text: str) -> None:
+    console.print(Text.assemble(("note:", "yellow"), " ", text), soft_wrap=True)
+
+
+def _require_store(db: Path) -> None:
+    if not db.exists():
+        raise fail(f"{db}: no such store")
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    item_id: Annotated[str, typer.Argument(help="Item id.")],
+    db: DbOption = Path("medsafe.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one item of a run: every turn, every score (with rationale) and its flags."""
+    from medsafe.store import Store
+    from medsafe.store.queries import find_item, flag_details, item_messages, item_scores
+
+    _require_store(db)
+    try:
+        with Store(db) as store:
+            store.require_run(run_id)
+            item = find_item(store, run_id, item_id)
+            if item is None:
+                raise fail(f"{db}: run {run_id!r} has no item {item_id!r}")
+            turns = item_messages(store, run_id, [item_id]).get(item_id) or list(item.messages)
+            scores = item_scores(store, run_id, [item_id]).get(item_id, [])
+            flags = flag_details(store, run_id, item_id)
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    data: dict[str, Any] = {
+        "item": item.model_dump(mode="json"),
+        "turns": [{"role": m.role, "content": m.content} for m in turns],
+        "scores": [
+            {
+                "scorer": s.scorer,
+                "judge": s.judge or "",
+                "turn": s.turn,
+                "value": s.value,
+                "label": s.label,
+                "status": s.status,
+                "rationale": s.rationale,
+                "raw": s.raw,
+            }
+            for s in scores
+        ],
+        "flags": flags,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    out.print(Text(f"run {run_id} · item {item_id} · {item.kind} · {item.category}", "bold"))
+    for number, turn in enumerate(data["turns"], 1):
+        out.print(Text(f"\n[{number}] {turn['role']}", "bold"))
+        out.print(Text(turn["content"]))
+    table = Table(title="scores", title_justify="left")
+    for column in ("scorer", "judge", "turn", "value", "label", "status", "rationale"):
+        table.add_column(column)
+    for row in data["scores"]:
+        cells = [row[c] for c in ("scorer", "judge", "turn", "value", "label", "status")]
+        cells.append(row["rationale"])
+        table.add_row(*(Text("-" if c is None or c == "" else str(c)) for c in cells))
+    out.print(table if data["scores"] else Text("no scores"))
+    if not flags:
+        out.print(Text("no flags"))
+    for name, detail in flags.items():
+        out.print(Text(f"flag {name}: {json.dumps(detail, ensure_ascii=False)}"))
+
+
+@app.command()
+def delete(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    db: DbOption = Path("medsafe.db"),
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a run: its items, answers, scores, flags, dialogue turns and the cached answers
+    no other run used; the file is then compacted so that no deleted text remains in it."""
+    from medsafe.store import Store
+
+    _require_store(db)
+    try:
+        with Store(db) as store:
+            store.require_run(run_id)
+            if not yes:
+                typed = typer.prompt(f"type the run id ({run_id}) to delete it", default="")
+                if typed != run_id:
+                    raise fail("not confirmed: nothing deleted")
+            removed = store.delete_run(run_id)
+            store.vacuum()
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    counts = ", ".join(f"{table} {n}" for table, n in removed.items())
+    out.print(Text(f"deleted run {run_id} from {db}: {counts}"))
 
 
 @app.command()

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
@@ -16,6 +17,15 @@ from medsafe.formatting import emit_json, with_ci
 
 _err = Console(stderr=True)
 _out = Console(highlight=False)
+
+
+def class_name(label: str) -> str:
+    """A class as its label: a whole-number score class ``"1.0"`` shows as ``"1"``."""
+    try:
+        value = float(label)
+    except ValueError:
+        return label
+    return str(int(value)) if value.is_integer() else label
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -32,12 +42,20 @@ def _print(result: dict[str, Any]) -> None:
     if result.get("mae") is not None:
         lines.append(f"MAE {with_ci(result['mae'], result.get('mae_ci95'))}")
     _out.print("  ".join(lines))
-    table = Table(title="per class (95% CIs)", title_justify="left")
+    table = Table(
+        title="per class (95% CIs: Wilson for precision and recall, bootstrap for F1)",
+        title_justify="left",
+    )
     for column in ("class", "support", "precision", "recall", "F1"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for label, block in result["per_class"].items():
-        cells = [with_ci(block[k], block[f"{k}_ci95"]) for k in ("precision", "recall", "f1")]
-        table.add_row(label, str(block["support"]), *cells)
+        cells = [
+            f"{with_ci(block[k], block[f'{k}_ci95'])} n={block[f'{k}_n']}"
+            if f"{k}_n" in block
+            else with_ci(block[k], block[f"{k}_ci95"])
+            for k in ("precision", "recall", "f1")
+        ]
+        table.add_row(Text(class_name(label)), str(block["support"]), *cells)
     _out.print(table)
     detection = result.get("detection")
     if detection:

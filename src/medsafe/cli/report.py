@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from medsafe.report.compare import Comparison
 
 _out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[
     Path, typer.Option("--db", help="Results store (SQLite); RUN@PATH overrides it per run.")
@@ -42,20 +43,24 @@ def report_command(
     run_ids: Annotated[
         list[str], typer.Argument(help="Run ids (RUN or RUN@PATH); first is the baseline.")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write.")] = Path(
-        "report.html"
-    ),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="HTML file to write; - for standard output.")
+    ] = Path("report.html"),
     pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write this PDF.")] = None,
     db: DbOption = Path("medsafe.db"),
     worst: Annotated[int, typer.Option(min=0, help="Worst answers shown per metric.")] = 10,
     adjust: AdjustOption = "holm",
 ) -> None:
     """Write a self-contained HTML report (and optionally a PDF) for one or more runs."""
+    from medsafe.outputs import check_output, is_stdout, open_text, staged
     from medsafe.report.data import parse_run_ref, prefetch
 
     method = _check_adjust(adjust)
     started = time.perf_counter()
     try:
+        check_output(output)
+        if pdf is not None:
+            check_output(pdf, stdout_ok=False)
         refs = [parse_run_ref(r, db) for r in run_ids]
         # The big SQL scans run in worker threads while the renderer's imports load.
         with ThreadPoolExecutor(max_workers=min(4, len(refs))) as pool:
@@ -71,16 +76,25 @@ def report_command(
     except MedsafeError as exc:
         raise fail(exc) from None
     html = report.html
-    tmp = output.with_name(output.name + ".part")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(output)
-    message = f"wrote {output} ({len(html.encode('utf-8')) / 1024:.0f} KiB"
-    if pdf is not None:
-        from medsafe.report.pdf import write_pdf
+    where = "standard output" if is_stdout(output) else str(output)
+    message = f"wrote {where} ({len(html.encode('utf-8')) / 1024:.0f} KiB"
+    try:
+        with open_text(output, _note) as handle:
+            handle.write(html)
+        if pdf is not None:
+            from medsafe.report.pdf import write_pdf
 
-        pages = write_pdf(report.print_html or html, pdf)
-        message += f"; {pdf}, {pages} page{'s' if pages != 1 else ''}"
-    _out.print(f"{message}) in {time.perf_counter() - started:.2f} s", markup=False)
+            with staged(pdf, _note) as tmp:
+                pages = write_pdf(report.print_html or html, tmp)
+            message += f"; {pdf}, {pages} page{'s' if pages != 1 else ''}"
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    done = f"{message}) in {time.perf_counter() - started:.2f} s"
+    (_err if is_stdout(output) else _out).print(done, markup=False)
+
+
+def _note(text: str) -> None:
+    _err.print(f"note: {text}", markup=False, soft_wrap=True)
 
 
 def _fmt(value: float | None, percent: bool, signed: bool = False) -> str:

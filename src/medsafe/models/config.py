@@ -24,10 +24,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from medsafe.errors import ConfigError
 from medsafe.models.base import Backend, BackendOptions, create_backend, split_model_spec
+from medsafe.redact import has_credentials, redact
 from medsafe.schema import ModelParams
 
 ResponseFormat = Literal["none", "json_object", "json_schema"]
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def check_url(url: str, where: str = "base URL") -> str:
+    """``url`` if it is http(s) and carries no credentials; a ConfigError naming ``where``."""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where} {redact(url)!r} must start with http:// or https://")
+    if has_credentials(url):
+        raise ConfigError(
+            f"{where} {redact(url)!r} contains credentials, which would be stored with the run; "
+            "remove them from the URL and put the key in OPENAI_API_KEY (or in the variable a "
+            "config model's api_key_env names)"
+        )
+    return url
 
 
 class NamedModel(BaseModel):
@@ -54,8 +68,11 @@ class NamedModel(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"base URL {value!r} must start with http:// or https://")
+        if value is not None:
+            try:
+                check_url(value)
+            except ConfigError as exc:  # pydantic reports ValueErrors with the field's name
+                raise ValueError(str(exc)) from None
         return value
 
     def stored(self) -> dict[str, Any]:

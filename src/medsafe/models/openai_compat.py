@@ -1,9 +1,11 @@
 """``openai/NAME``: any OpenAI-compatible chat-completions server.
 
 vLLM, Ollama, SGLang, llama.cpp server, DeepSeek, DashScope... The base URL comes from
-``--base-url`` or ``OPENAI_BASE_URL``; the key from the environment variable named by
-``BackendOptions.api_key_env`` (``OPENAI_API_KEY`` by default). The key is sent as a bearer
-token and never stored, logged or put in an error message.
+``--base-url`` or ``OPENAI_BASE_URL``; there is no default, so nothing leaves the machine unless
+a URL is named (``https://api.openai.com/v1`` for OpenAI itself). The key comes from the
+environment variable named by ``BackendOptions.api_key_env`` (``OPENAI_API_KEY`` by default); it
+is sent as a bearer token and never stored, logged or put in an error message. A URL carrying
+credentials (``http://user:KEY@host/v1``) is refused, and error messages are redacted.
 """
 
 from __future__ import annotations
@@ -18,10 +20,27 @@ import aiohttp
 
 from medsafe.errors import BackendError, ConfigError
 from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
+from medsafe.models.config import check_url
+from medsafe.redact import redact
 from medsafe.schema import Usage
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+PUBLIC_BASE_URL = "https://api.openai.com/v1"
+"""OpenAI's own endpoint: used only when named explicitly."""
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The base URL to call: ``base_url``, else ``$OPENAI_BASE_URL``; never a silent default."""
+    if base_url:
+        return check_url(base_url)
+    from_env = os.environ.get("OPENAI_BASE_URL")
+    if from_env:
+        return check_url(from_env, "OPENAI_BASE_URL")
+    raise ConfigError(
+        "an openai/NAME model needs a base URL: pass --base-url http://HOST:PORT/v1 (or set "
+        "OPENAI_BASE_URL, or base_url in the --config model); medsafe does not call the public "
+        f"OpenAI endpoint unless asked, with --base-url {PUBLIC_BASE_URL}"
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -48,14 +67,12 @@ class OpenAICompatBackend:
     def __init__(self, name: str, options: BackendOptions) -> None:
         self.model_id = f"openai/{name}"
         self.name = name
-        base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base URL {base_url!r} must start with http:// or https://")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = resolve_base_url(options.base_url).rstrip("/")
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(options.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        self._key = key
         self._headers = headers
         self._timeout = aiohttp.ClientTimeout(total=options.timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -70,6 +87,12 @@ class OpenAICompatBackend:
                 trust_env=False,
             )
         return self._session
+
+    def _scrub(self, text: str) -> str:
+        """``text`` redacted, and without the key itself should a server echo it back."""
+        if self._key:
+            text = text.replace(self._key, "***")
+        return redact(text)
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         """The JSON body for a request."""
@@ -102,13 +125,13 @@ class OpenAICompatBackend:
             raise BackendError("HTTP timeout", retryable=True) from exc
         except aiohttp.ClientError as exc:
             raise BackendError(
-                f"connection error to {self.base_url}: {type(exc).__name__}: {exc}",
+                self._scrub(f"connection error to {self.base_url}: {type(exc).__name__}: {exc}"),
                 retryable=True,
             ) from exc
         if status != 200:
             excerpt = body.decode("utf-8", errors="replace")[:300].replace("\n", " ")
             raise BackendError(
-                f"HTTP {status} from {self.base_url}: {excerpt}",
+                self._scrub(f"HTTP {status} from {self.base_url}: {excerpt}"),
                 retryable=status in RETRYABLE_STATUS,
                 retry_after=parse_retry_after(retry_after),
                 status_code=status,
@@ -120,7 +143,7 @@ class OpenAICompatBackend:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             text_body = body.decode("utf-8", errors="replace")
             raise BackendError(
-                f"malformed chat completion from {self.base_url}: {text_body[:200]!r}",
+                self._scrub(f"malformed chat completion from {self.base_url}: {text_body[:200]!r}"),
                 retryable=True,
             ) from exc
         if not isinstance(text, str):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from medsafe.errors import BackendError
 from medsafe.models.base import Backend, ChatRequest
+from medsafe.redact import redact
 from medsafe.schema import CallRecord
 
 
@@ -60,9 +61,9 @@ async def call_with_retries(
         except TimeoutError:
             error, retryable = f"timeout after {timeout_s:g}s", True
         except BackendError as exc:
-            error, retryable, retry_after = str(exc), exc.retryable, exc.retry_after
+            error, retryable, retry_after = redact(str(exc)), exc.retryable, exc.retry_after
         except Exception as exc:  # a backend bug must fail the item with its cause, not the run
-            error, retryable = f"{type(exc).__name__}: {exc}", False
+            error, retryable = redact(f"{type(exc).__name__}: {exc}"), False
         else:
             return CallRecord(
                 request_hash=request_hash,

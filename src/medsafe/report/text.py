@@ -92,6 +92,11 @@ def _notes(block: ScorerResults) -> str:
     if block.corrected_rate is not None:
         c = block.corrected_rate
         notes.append(f"{c.positive} corrected {with_ci(c.corrected, c.ci95, '.3g')}")
+    if block.coverage is not None and block.coverage.value is not None:
+        cover = block.coverage
+        notes.append(f"jury covers {_pct(cover.value)}% [{_ci(cover.ci95)}] of n={cover.n} units")
+    if block.coverage_warning:
+        notes.append("coverage warning (below)")
     return "; ".join(notes)
 
 
@@ -117,9 +122,38 @@ def scorers_table(results: RunResults) -> Table | None:
     return table
 
 
+FLAG_EXAMPLES = 3
+"""Flagged units shown per flag in the flags table."""
+
+
+def flags_table(results: RunResults) -> Table | None:
+    """Review flags, when any: flagged items per flag and the first flagged units."""
+    flags = results.flags
+    if not flags.counts:
+        return None
+    table = Table(title="flags (for human review)", title_justify="left")
+    table.add_column("flag")
+    table.add_column("items", justify="right")
+    table.add_column("e.g. (item, turn)")
+    for flag, n in flags.counts.items():
+        units = [u for u in flags.units if u.flag == flag][:FLAG_EXAMPLES]
+        examples = ", ".join(
+            u.item_id if u.turn is None else f"{u.item_id}#{u.turn}" for u in units
+        )
+        table.add_row(Text(flag), str(n), Text(examples))
+    return table
+
+
 def print_results(console: Console, results: RunResults, title: str) -> None:
-    """The per-category table, then the scorers table when there are open-answer scorers."""
+    """The per-category table, then the scorers table when there are open-answer scorers (and
+    any jury coverage warning), then the review flags when any unit was flagged."""
     console.print(summary_table(results, title))
     table = scorers_table(results)
+    if table is not None:
+        console.print(table)
+    for key, block in results.scorers.items():
+        if block.coverage_warning and ":" not in key:
+            console.print(Text(f"warning: {key}: {block.coverage_warning}"))
+    table = flags_table(results)
     if table is not None:
         console.print(table)

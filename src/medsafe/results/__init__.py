@@ -4,8 +4,8 @@
 all read a run's figures from here; nothing else computes them. Each concern has its module:
 counts and MCQ accuracy (:mod:`.counts`), per-scorer means and rates (:mod:`.scores`), juries
 and agreement (:mod:`.judged`), calibration (:mod:`.calibration`), red-team dialogues
-(:mod:`.redteam`), circular evaluation (:mod:`.circular`); intervals are chosen in
-:mod:`.estimate`. The SQL lives in :mod:`medsafe.store.aggregates`.
+(:mod:`.redteam`), circular evaluation (:mod:`.circular`), review flags (:mod:`.flags`);
+intervals are chosen in :mod:`.estimate`. The SQL lives in :mod:`medsafe.store.aggregates`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from medsafe.results.models import (
     SCHEMA_VERSION,
     Circular,
     Estimate,
+    Flags,
     GroupCounts,
     RunInfo,
     RunResults,
@@ -38,6 +39,7 @@ from medsafe.store.sqlite import RunRecord, Store
 __all__ = [
     "SCHEMA_VERSION",
     "Estimate",
+    "Flags",
     "GroupCounts",
     "RunResults",
     "ScorerResults",
@@ -80,6 +82,7 @@ class _Side:
     circular: Circular | None
     dialogue: dict[str, Any]
     judged: JudgedExtras
+    flags: Flags
 
 
 def _side_blocks(
@@ -90,8 +93,10 @@ def _side_blocks(
     specs: dict[str, ScorerSpec],
     tests: bool,
 ) -> _Side:
-    """Item groups, judge agreement and quality, circular evaluation and the red-team fields."""
+    """Item groups, judge agreement and quality, circular evaluation, the red-team fields and
+    the review flags."""
     from medsafe.results.circular import circular_block
+    from medsafe.results.flags import flags_block
     from medsafe.store import aggregates as sql
 
     rows = sql.group_rows(conn, run_id)
@@ -101,7 +106,8 @@ def _side_blocks(
         from medsafe.results.redteam import redteam_blocks
 
         dialogue = redteam_blocks(conn, run_id, scales, tests=tests)
-    return _Side(rows, circular_block(conn, run_id), dialogue, judged)
+    flags = flags_block(conn, run_id)
+    return _Side(rows, circular_block(conn, run_id), dialogue, judged, flags)
 
 
 def compute_results(conn: sqlite3.Connection, record: RunRecord) -> RunResults:
@@ -156,6 +162,7 @@ def results_and_groups(
         by_language=by_language,
         scorers=blocks,
         circular=side.circular,
+        flags=side.flags,
         **side.dialogue,
     )
     return results, side.groups

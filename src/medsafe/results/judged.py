@@ -14,9 +14,9 @@ import json
 import math
 import sqlite3
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -30,6 +30,10 @@ from medsafe.store.aggregates import VerdictRow
 
 MAX_LISTED = 100
 """At most this many disagreeing units are listed by id."""
+COVERAGE_SHIFT = 0.10
+"""Warn when a category's share of the units the jury misses differs by more than this from
+its share of the units it covers (in a category with at least :data:`COVERAGE_MIN_UNITS`)."""
+COVERAGE_MIN_UNITS = 5
 
 
 def _kappa(scale: Scale, a: list[Any], b: list[Any], weighted: bool) -> float | None:
@@ -182,10 +186,48 @@ def ordered_judges(
 
 @dataclass(frozen=True)
 class JudgedExtras:
-    """What judged scorers add beyond their scan: agreement per scorer, quality per block."""
+    """What judged scorers add beyond their scan: agreement and jury coverage per scorer,
+    quality per block."""
 
     agreements: dict[str, Agreement]
     quality: dict[tuple[str, str], Estimate]
+    coverage: dict[str, tuple[Estimate, str | None]] = field(default_factory=dict)
+    """Per scorer with 2+ judges: the jury's coverage and the category-shift warning."""
+
+
+def coverage_warning(rows: Iterable[tuple[str, bool, int]]) -> str | None:
+    """A warning when the units the jury misses are spread over categories differently from the
+    units it covers (a share difference above :data:`COVERAGE_SHIFT`), else None."""
+    covered: Counter[str] = Counter()
+    missed: Counter[str] = Counter()
+    for category, is_covered, n in rows:
+        (covered if is_covered else missed)[category] += n
+    n_cov, n_miss = sum(covered.values()), sum(missed.values())
+    if not n_cov or not n_miss:
+        return None
+    shifts = [  # ties go to the category most over-represented among the missed units
+        (round(abs(missed[c] / n_miss - covered[c] / n_cov), 9), missed[c] / n_miss, c)
+        for c in sorted({*covered, *missed})
+        if covered[c] + missed[c] >= COVERAGE_MIN_UNITS
+    ]
+    worst = max(shifts, default=None)
+    if worst is None or worst[0] <= COVERAGE_SHIFT:
+        return None
+    c = worst[2]
+    return (
+        f"the jury misses {n_miss} of {n_cov + n_miss} judged units and they differ by category: "
+        f"{c or '(none)'} is {100 * missed[c] / n_miss:.0f}% of the missed units vs "
+        f"{100 * covered[c] / n_cov:.0f}% of the covered ones, so the jury figure may be biased"
+    )
+
+
+def jury_coverage(
+    conn: sqlite3.Connection, run_id: str, name: str, judges: list[str]
+) -> tuple[Estimate, str | None]:
+    """The share of units any judge was asked about that have a jury value, and the warning."""
+    rows = sql.jury_coverage(conn, run_id, name, judges, JURY)
+    hits = sum(n for _c, covered, n in rows if covered)
+    return proportion(hits, sum(n for _c, _covered, n in rows)), coverage_warning(rows)
 
 
 def judged_extras(
@@ -198,14 +240,17 @@ def judged_extras(
     tests: bool = True,
 ) -> JudgedExtras:
     """Judge agreement of every scorer with two or more named judges (unless ``tests`` is
-    False), and the quality score of every scorer whose scale names a quality extra (reads
-    the store; needs no scorer blocks)."""
+    False), the jury's coverage of their units, and the quality score of every scorer whose
+    scale names a quality extra (reads the store; needs no scorer blocks)."""
     keys = set(keys)
     agreements: dict[str, Agreement] = {}
-    for name in sorted({s for s, _ in keys} if tests else ()):
+    coverage: dict[str, tuple[Estimate, str | None]] = {}
+    for name in sorted({s for s, _ in keys}):
         judges = ordered_judges(name, keys, specs.get(name))
+        if len(judges) > 1 and (name, JURY) in keys:
+            coverage[name] = jury_coverage(conn, run_id, name, judges)
         scale = scales.get(name)
-        if len(judges) < 2 or scale is None:
+        if not tests or len(judges) < 2 or scale is None:
             continue
         spec = specs.get(name)
         options = spec.options if spec else {}
@@ -223,7 +268,7 @@ def judged_extras(
             estimate = _quality(found)
             if estimate is not None:
                 quality[(name, judge)] = estimate
-    return JudgedExtras(agreements, quality)
+    return JudgedExtras(agreements, quality, coverage)
 
 
 def judged_blocks(
@@ -250,5 +295,10 @@ def judged_blocks(
         update: dict[str, Any] = {"headline": headline, "judges": judges}
         if name in extras.agreements:
             update["agreement"] = extras.agreements[name]
+        if headline == f"{name}:{JURY}" and name in extras.coverage:
+            covered, warning = extras.coverage[name]
+            shown = {"coverage": covered, "coverage_warning": warning}
+            out[headline] = out[headline].model_copy(update=shown)
+            update.update(shown)
         out[name] = out[headline].model_copy(update=update)
     return out

@@ -173,7 +173,10 @@ class ScorerResults(_Model):
     judges: list[str] | None = None
     agreement: Agreement | None = None
     coverage: Estimate | None = None
-    """Share of the judged units the headline covers (units where every judge gave a value)."""
+    """Share of the judged units the headline covers: for a jury, units with a jury value out
+    of the units any of its judges was asked about (Wilson interval)."""
+    coverage_warning: str | None = None
+    """Set when the units the jury leaves out differ by category from the ones it covers."""
 
 
 class TurnPoint(_Model):
@@ -234,6 +237,23 @@ class Circular(_Model):
     position_bias: dict[str, Any]
 
 
+class FlaggedUnit(_Model):
+    """One flagged unit: the item, the 1-based assistant turn (None: the whole item), the flag."""
+
+    item_id: str
+    turn: int | None
+    flag: str
+
+
+class Flags(_Model):
+    """Review flags: flagged items per flag, and the first flagged units (at most 100)."""
+
+    counts: dict[str, int] = Field(default_factory=dict)
+    units: list[FlaggedUnit] = Field(default_factory=list)
+    truncated: bool = False
+    """True when more units are flagged than are listed."""
+
+
 class RunInfo(_Model):
     """Which run these are: its spec as stored and when it was made."""
 
@@ -278,6 +298,8 @@ class RunResults(_Model):
     cross_lingual: dict[str, Any] | None = None
     turn_metrics: dict[str, TurnMetric] = Field(default_factory=dict)
     judge_agreement: dict[str, Any] | None = None
+    flags: Flags = Field(default_factory=Flags)
+    """Review flags (``suspected_injection``, judge disagreement, ...) with the flagged units."""
 
     def metric(self, name: str) -> ScorerResults:
         """The block of ``name`` (``scorer`` or ``scorer:judge``); KeyError lists the known."""

@@ -534,3 +534,46 @@ def worst_rows(
         WorstRow(str(i), None if t < 0 else int(t), v, lab, str(sj), str(c), str(lang), str(ij), r)
         for i, t, v, lab, sj, c, lang, ij, r in rows
     ]
+
+
+def flag_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
+    """Flagged items per flag name (one GROUP BY over the run's flags)."""
+    rows = conn.execute(
+        "SELECT flag, COUNT(*) FROM flags WHERE run_id = ? GROUP BY flag ORDER BY flag", (run_id,)
+    )
+    return {str(flag): int(n) for flag, n in rows}
+
+
+def flagged_units(
+    conn: sqlite3.Connection, run_id: str, limit: int
+) -> list[tuple[str, int | None, str]]:
+    """``(item_id, turn, flag)`` of the first ``limit`` flagged units, by item, turn and flag:
+    one per turn listed in a flag's detail (``turns``), else one with turn None."""
+    sql = (
+        "SELECT f.item_id, t.value, f.flag FROM flags f LEFT JOIN json_each("
+        "CASE WHEN json_valid(f.detail) AND json_type(f.detail, '$.turns') = 'array' "
+        "THEN f.detail ELSE '{}' END, '$.turns') t "
+        "WHERE f.run_id = ? ORDER BY f.item_id, t.value, f.flag LIMIT ?"
+    )
+    return [
+        (str(item), turn if isinstance(turn, int) else None, str(flag))
+        for item, turn, flag in conn.execute(sql, (run_id, limit))
+    ]
+
+
+def jury_coverage(
+    conn: sqlite3.Connection, run_id: str, scorer: str, judges: Sequence[str], jury: str
+) -> list[tuple[str, bool, int]]:
+    """``(category, covered, units)``: the units (item, turn) any of ``judges`` was asked
+    about (skipped rows excluded), by category and by whether ``jury`` gave them an ok value."""
+    marks = ", ".join("?" * len(judges))
+    sql = (
+        "SELECT category, covered, COUNT(*) FROM (SELECT i.category AS category, "
+        "MAX(s.judge = ? AND s.status = 'ok' AND s.value IS NOT NULL) AS covered "
+        "FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id "
+        f"WHERE s.run_id = ? AND s.scorer = ? AND s.status != 'skipped' "
+        f"AND s.judge IN ({marks}, ?) GROUP BY s.item_id, s.turn "
+        "HAVING MAX(s.judge != ?) = 1) GROUP BY category, covered ORDER BY category"
+    )
+    args = (jury, run_id, scorer, *judges, jury, jury)
+    return [(str(c), bool(covered), int(n)) for c, covered, n in conn.execute(sql, args)]

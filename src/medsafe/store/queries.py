@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from medsafe.schema import Item, Transcript
+from medsafe.schema import Item, Message, Transcript
 from medsafe.store.schema_sql import NO_JUDGE, NO_TURN
 from medsafe.store.sqlite import Store, iter_pairs
 
@@ -93,6 +93,18 @@ class StoredScore:
     turn: int | None
     error: str | None
     extra: dict[str, Any]
+    rationale: str | None = None
+
+    @property
+    def raw(self) -> str | None:
+        """The judge's raw reply (``extra["raw"]``, or its failed replies joined), if kept."""
+        raw = self.extra.get("raw")
+        if isinstance(raw, str):
+            return raw
+        replies = self.extra.get("raw_replies")
+        if isinstance(replies, list) and replies:
+            return "\n\n".join(str(r) for r in replies)
+        return None
 
 
 def item_rows(store: Store, run_id: str, *, after: int = -1, chunk: int = 500) -> list[ItemRow]:
@@ -119,6 +131,7 @@ def item_scores(store: Store, run_id: str, item_ids: Sequence[str]) -> dict[str,
     )
     out: dict[str, list[StoredScore]] = defaultdict(list)
     for item_id, scorer, judge, value, label, status, turn, error, blob in rows:
+        stored = json.loads(blob)
         out[item_id].append(
             StoredScore(
                 scorer=scorer,
@@ -128,7 +141,8 @@ def item_scores(store: Store, run_id: str, item_ids: Sequence[str]) -> dict[str,
                 status=status,
                 turn=None if turn == NO_TURN else turn,
                 error=error,
-                extra=json.loads(blob).get("extra", {}),
+                extra=stored.get("extra", {}),
+                rationale=stored.get("rationale"),
             )
         )
     return out
@@ -145,6 +159,40 @@ def item_flags(store: Store, run_id: str, item_ids: Sequence[str]) -> dict[str, 
     for item_id, flag in rows:
         out[item_id].append(flag)
     return out
+
+
+def item_messages(store: Store, run_id: str, item_ids: Sequence[str]) -> dict[str, list[Message]]:
+    """Every message exchanged for each of ``item_ids`` (at most 998) that has a transcript:
+    the whole conversation of a dialogue, the prompt and answer of a single-turn item."""
+    marks = ",".join("?" * len(item_ids))
+    rows = store.connection.execute(
+        f"SELECT item_id, transcript_json FROM transcripts WHERE run_id=? AND item_id IN ({marks})",
+        (run_id, *item_ids),
+    )
+    return {item_id: list(Transcript.model_validate_json(blob).messages) for item_id, blob in rows}
+
+
+def flag_details(store: Store, run_id: str, item_id: str) -> dict[str, Any]:
+    """One item's review flags, by name, with their details (parsed JSON; text if not JSON)."""
+    rows = store.connection.execute(
+        "SELECT flag, detail FROM flags WHERE run_id=? AND item_id=? ORDER BY flag",
+        (run_id, item_id),
+    ).fetchall()
+    out: dict[str, Any] = {}
+    for flag, detail in rows:
+        try:
+            out[flag] = None if detail is None else json.loads(detail)
+        except json.JSONDecodeError:
+            out[flag] = detail
+    return out
+
+
+def find_item(store: Store, run_id: str, item_id: str) -> Item | None:
+    """Item ``item_id`` of run ``run_id``, or None."""
+    row = store.connection.execute(
+        "SELECT item_json FROM items WHERE run_id=? AND item_id=?", (run_id, item_id)
+    ).fetchone()
+    return None if row is None else Item.model_validate_json(row[0])
 
 
 # -- red-team discovery -------------------------------------------------------------------------

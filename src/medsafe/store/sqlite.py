@@ -8,6 +8,7 @@ keeps "database is locked" away under any concurrency.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,12 +50,19 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+def _can_read(path: Path) -> bool:
+    """Whether this process may read ``path`` (SQLite reports only "unable to open")."""
+    return os.access(path, os.R_OK)
+
+
 def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     if is_read_only(exc):
         return StoreError(
             f"{path}: cannot read the store: permission denied ({exc}); a store in WAL mode "
             f"needs write access to its folder (for {path.name}-shm) even to be read"
         )
+    if path.exists() and not _can_read(path):
+        return StoreError(f"{path}: cannot read the store: permission denied ({exc})")
     return StoreError(f"{path}: not a medsafe store ({exc})")
 
 
@@ -262,6 +270,51 @@ class Store:
             [(run_id, name, f"{name}.%") for name in scorer_names],
         )
 
+    def delete_run(self, run_id: str) -> dict[str, int]:
+        """Delete run ``run_id`` and all it stored, in one transaction; returns the rows removed
+        per table. Cached answers go too, except those another run's calls also used."""
+        self.require_run(run_id)
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_read_only(exc):
+                raise StoreError(
+                    f"{self.path}: cannot delete run {run_id!r}: permission denied ({exc})"
+                ) from exc
+            raise
+        try:
+            mine = _request_hashes(conn, "=", run_id)
+            others = _request_hashes(conn, "<>", run_id)
+            purge = sorted(mine - others)
+            removed = {"cache": 0}
+            for start in range(0, len(purge), 500):
+                chunk = purge[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = conn.execute(f"DELETE FROM cache WHERE request_hash IN ({marks})", chunk)
+                removed["cache"] += cur.rowcount
+            for table in ("dialogue_turns", "flags", "scores", "transcripts", "items", "runs"):
+                cur = conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+                removed[table] = cur.rowcount
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            if is_read_only(exc):
+                raise StoreError(
+                    f"{self.path}: cannot delete run {run_id!r}: permission denied ({exc})"
+                ) from exc
+            raise
+        return removed
+
+    def vacuum(self) -> None:
+        """Rewrite the file so that deleted rows leave no bytes behind; StoreError on failure."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: compacting the store failed ({exc})") from exc
+
     def scores_for(self, run_id: str, item_id: str) -> list[Score]:
         """Every score of one item."""
         rows = self._conn.execute(
@@ -270,6 +323,21 @@ class Store:
             (run_id, item_id),
         ).fetchall()
         return [Score.model_validate_json(blob) for (blob,) in rows]
+
+
+def _request_hashes(conn: sqlite3.Connection, op: str, run_id: str) -> set[str]:
+    """Request hashes of the model calls of run ``run_id`` (``op`` '='), or of every other run
+    (``op`` '<>'): transcripts' ``calls`` and dialogue exchanges' target and attacker calls."""
+    rows = conn.execute(
+        "SELECT json_extract(c.value, '$.request_hash') FROM transcripts t, "
+        f"json_each(t.transcript_json, '$.calls') c WHERE t.run_id {op} ? "
+        "UNION SELECT json_extract(d.record_json, '$.target.request_hash') FROM dialogue_turns d "
+        f"WHERE d.run_id {op} ? "
+        "UNION SELECT json_extract(d.record_json, '$.attacker.request_hash') FROM dialogue_turns d "
+        f"WHERE d.run_id {op} ?",
+        (run_id, run_id, run_id),
+    ).fetchall()
+    return {str(h) for (h,) in rows if h is not None}
 
 
 def iter_pairs(

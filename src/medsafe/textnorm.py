@@ -1,0 +1,75 @@
+"""Text normalisation shared by scorers, the injection detector and the guardian.
+
+Two forms of a text:
+
+* :func:`clean` is what a judge (or a person) may read: NUL and other control characters
+  removed (newlines and tabs kept), NFKC applied (full-width digits and letters fold to ASCII),
+  zero-width, bidi-control and other invisible format characters removed. It never changes a
+  visible letter, so Japanese and Chinese text reads exactly as written.
+* :func:`matching_copy` is for pattern matching only: the clean text with Cyrillic and Greek
+  look-alikes folded to Latin and spaced-out letters joined ("I G N O R E" -> "IGNORE",
+  "忽 略" -> "忽略"). Never show or score this copy: folding is lossy by design.
+
+Look-alikes are folded only from Cyrillic and Greek; Unicode's wider confusables table would
+also fold katakana and kanji (カ -> 力, ロ -> 口) and corrupt Japanese.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["CONFUSABLES", "clean", "matching_copy"]
+
+_KEEP = frozenset("\n\t")
+
+CONFUSABLES: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "і": "i", "ї": "i", "ј": "j", "к": "k",
+    "м": "m", "н": "h", "о": "o", "п": "n", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x",
+    "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ɡ": "g", "һ": "h", "ӏ": "l",
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "І": "I", "Ї": "I", "Ј": "J", "К": "K",
+    "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S",
+    "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W", "Һ": "H", "Ӏ": "I",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "γ": "y",
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}  # fmt: skip
+"""Cyrillic and Greek letters that look like Latin ones, and the Latin letter they fold to."""
+_FOLD = str.maketrans(CONFUSABLES)
+
+_SPACED = re.compile(r"(?<![A-Za-z])[A-Za-z](?:[ ._*\-]{1,2}[A-Za-z](?![A-Za-z])){2,}")
+"""Three or more single letters separated by a space, dot, dash, underscore or asterisk."""
+_SEPARATORS = re.compile(r"[ ._*\-]")
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f"
+_CJK_GAP = re.compile(rf"(?<=[{_CJK}])[ \t]+(?=[{_CJK}])")
+"""Spaces between two CJK characters (Chinese and Japanese do not separate words by spaces)."""
+
+
+def _visible(char: str) -> bool:
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return char in _KEEP
+    return category != "Cf"  # zero-width, bidi controls, soft hyphen, tag characters
+
+
+def clean(text: str) -> str:
+    """``text`` without control or invisible format characters, NFKC-normalised.
+
+    Carriage returns become newlines. Safe to show and to score: no visible letter changes.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    stripped = "".join(c for c in text if _visible(c))
+    normalised = unicodedata.normalize("NFKC", stripped)
+    # NFKC can itself produce format characters only in pathological input; strip again.
+    return "".join(c for c in normalised if _visible(c))
+
+
+def matching_copy(text: str) -> str:
+    """The :func:`clean` text with look-alikes folded and spaced letters joined: for pattern
+    matching only (never shown, scored or stored as the text)."""
+    folded = clean(text).translate(_FOLD)
+    joined = _SPACED.sub(lambda m: _SEPARATORS.sub("", m.group(0)), folded)
+    return _CJK_GAP.sub("", joined)
