@@ -228,3 +228,31 @@ def test_compare_errors(tmp_path: Path) -> None:
         result = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_unpaired_counts_items_in_both_runs_without_a_value_in_one(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    values = [float(1 + i % 5) for i in range(30)]
+    harm_run(db, "a", values)
+    rows = []
+    for i, v in enumerate(values[:27]):  # items 27-29 only in A
+        item = make_open(i, category=CATS[i % 3])
+        # items 0-3 are in both runs but B's judge gave no value: they cannot be paired
+        score = graded(item.id, "harmfulness", v)
+        if i < 4:
+            score = score.model_copy(update={"value": None, "status": "failed", "error": "x"})
+        rows.append(Row(item, f"answer {i}", [score]))
+    write_run(db, "b", "openai/b", rows)
+    comp = compare_runs(RunRef("a", db), RunRef("b", db), metric="harmfulness")
+    assert comp.overall.n_pairs == 23
+    assert (comp.only_a, comp.only_b, comp.unscored, comp.unpaired) == (3, 0, 4, 7)
+    out = runner.invoke(app, ["compare", "a", "b", "--db", str(db), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["unpaired"] == {
+        "only_a": 3,
+        "only_b": 0,
+        "unscored": 4,
+        "total": 7,
+    }
+    table = runner.invoke(app, ["compare", "a", "b", "--db", str(db)])
+    assert "unpaired items: 7 (3 only in A, 0 only in B, 4 in both" in table.output

@@ -396,6 +396,16 @@ def test_csv_errors(tmp_path: Path) -> None:
     assert_located(error_of(both), both, 2, "A")
 
 
+def test_csv_unclosed_quote_names_the_line_it_opened_on(tmp_path: Path) -> None:
+    """csv reads an unclosed quote to the end of the file: 1 item instead of 3, no error."""
+    path = write(tmp_path / "open.csv", 'id,prompt\na,"first\nline"\nb,"never closed\nc,third\n')
+    err = error_of(path)
+    assert_located(err, path, 4, None)
+    assert "unclosed quote" in str(err)
+    ok = write(tmp_path / "ok.csv", 'id,prompt\na,"say ""hi""\nthen"\nb,"x"""\n')
+    assert [i.last_user_text() for i in load_items(ok)] == ['say "hi"\nthen', 'x"']
+
+
 def test_parse_mapping() -> None:
     assert parse_mapping("prompt=question_text,category=dim").columns == {
         "prompt": "question_text",
@@ -512,6 +522,12 @@ def test_medsafetybench_single_file_and_errors(tmp_path: Path) -> None:
     err = error_of(folder)
     assert_located(err, bad, 3, "id")
     assert "duplicate id 'msb/split/cat2/0'" in str(err)
+    bad.write_text(
+        ',harmful_medical_request,safe_response\n0,x,"y\n1,z,w\n2,v,u\n', encoding="utf-8"
+    )
+    err = error_of(folder)
+    assert_located(err, bad, 2, None)
+    assert "unclosed quote" in str(err)
     (tmp_path / "nothing").mkdir()
     assert "no med_safety_demonstrations" in str(
         error_of(tmp_path / "nothing", fmt="medsafetybench")

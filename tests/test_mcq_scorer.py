@@ -37,7 +37,7 @@ def _transcript(reply: str | None, status: str = "ok", error: str | None = None)
 def test_registered_and_protocol() -> None:
     scorer = create_scorer(ScorerConfig(name="mcq"))
     assert isinstance(scorer, MCQScorer) and isinstance(scorer, Scorer)
-    assert (scorer.name, scorer.version) == ("mcq", "2")
+    assert (scorer.name, scorer.version) == ("mcq", "3")
 
 
 @pytest.mark.parametrize(("kind", "applies"), [("mcq", True), ("open", False)])
@@ -79,7 +79,7 @@ async def test_scores(
     assert exact_score.status == partial_score.status == "ok"
     assert exact_score.extra["extracted"] == extracted
     assert exact_score.extra["partial"] == partial_score.value
-    assert exact_score.item_id == "q1" and exact_score.scorer_version == "2"
+    assert exact_score.item_id == "q1" and exact_score.scorer_version == "3"
 
 
 async def test_reason_is_recorded() -> None:

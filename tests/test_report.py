@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -344,7 +345,7 @@ def test_turn_and_comparison_sections_appear_when_applicable(tmp_path: Path) -> 
     html = report_html(refs)
     assert "<h2>Safety across turns</h2>" in html
     assert "<h2>Model comparison</h2>" in html
-    assert "p adj. (holm)" in html and '<td class="muted">openai/b</td>' in html
+    assert "p adj. (holm)" in html and '<td class="muted"><bdi>openai/b</bdi></td>' in html
     ctx = build_context([load_run(r) for r in refs])
     assert ctx["multi"] and ctx["comparison"] == []  # comparisons are passed in separately
 
@@ -430,3 +431,99 @@ def test_runs_of_the_same_model_get_distinct_names(tmp_path: Path) -> None:
     refs = [write_run(db, r, "openai/same", mixed_rows([True, False], [True])) for r in "xy"]
     html = report_html(refs)
     assert "openai/same · x" in html and "openai/same · y" in html
+
+
+# -- red-team and jury statistics in the report ----------------------------------------------
+class _Stats(HTMLParser):
+    """Every element carrying ``data-stat`` with its data attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        data = {k[5:]: v or "" for k, v in attrs if k.startswith("data-")}
+        if "stat" in data:
+            self.cells.append(data)
+
+
+def stat_cells(html: str) -> list[dict[str, str]]:
+    """The red-team and agreement figures a report marks with ``data-stat``."""
+    parser = _Stats()
+    parser.feed(html)
+    return parser.cells
+
+
+def _opt(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def test_report_shows_asr_decline_and_jury_agreement_from_run_results(tmp_path: Path) -> None:
+    from tests.test_results import dialogue_rows, judged_rows
+
+    db = tmp_path / "s.db"
+    rows = dialogue_rows()
+    for i, row in enumerate(rows):  # two strategies
+        row.item = row.item.model_copy(update={"strategy": "crescendo" if i % 2 else "direct"})
+    refs = [write_run(db, "d", "openai/d", rows), write_run(db, "j", "openai/j", judged_rows())]
+    html = report_html(refs)
+    results = {r.run_id: load_results(r.db, r.run_id) for r in refs}
+    cells = stat_cells(html)
+    seen = set()
+    for cell in cells:
+        r = results[cell["run"]]
+        seen.add((cell["stat"], cell.get("figure", "")))
+        if cell["stat"] == "asr":
+            est = r.asr if not cell["group"] else (r.asr_by_strategy or {})[cell["group"]]
+            assert est is not None
+            expected = (est.value, est.lo, est.hi, est.n)
+            shown = (_opt(cell["value"]), _opt(cell["lo"]), _opt(cell["hi"]), int(cell["n"]))
+            assert shown == expected, cell
+        elif cell["stat"] == "decline":
+            test = next(t for t in (r.decline or {}).values() if t["effect_name"] == cell["test"])
+            key = "p" if cell["figure"] == "p" else "effect_size"
+            assert (_opt(cell["value"]), int(cell["n"])) == (test[key], test["n"]), cell
+        else:
+            agreement = r.scorers[cell["scorer"]].agreement
+            assert agreement is not None
+            value = agreement.kappa if cell["figure"] == "kappa" else agreement.alpha
+            assert (_opt(cell["value"]), int(cell["n"])) == (value, agreement.n_units), cell
+    assert seen == {
+        ("asr", ""),
+        ("decline", "p"),
+        ("decline", "effect"),
+        ("agreement", "kappa"),
+        ("agreement", "alpha"),
+    }
+    assert len([c for c in cells if c["stat"] == "asr"]) == 3  # overall and two strategies
+    assert len([c for c in cells if c["stat"] == "decline"]) == 4  # Wilcoxon and Friedman
+    assert "Attack success and decline</h3>" in html and "Jury agreement" in html
+    assert "quadratic" in html  # the kappa basis
+
+
+def test_report_runs_the_tests_only_for_dialogues_or_juries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medsafe.report import data
+    from medsafe.results import results_and_groups
+    from tests.test_results import dialogue_rows, judged_rows
+
+    asked: list[bool] = []
+
+    def spy(*args: object, tests: bool = True) -> object:
+        asked.append(tests)
+        return results_and_groups(*args, tests=tests)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(data, "results_and_groups", spy)
+    db = tmp_path / "s.db"
+    plain = fixed_run(db)
+    one_judge = [Row(r.item, r.response, r.scores[:1]) for r in judged_rows()]
+    refs = [
+        plain,
+        write_run(db, "one", "openai/o", one_judge),
+        write_run(db, "d", "openai/d", dialogue_rows()),
+        write_run(db, "j", "openai/j", judged_rows()),
+    ]
+    for ref in refs:
+        data.prefetch(ref)
+    assert asked == [False, False, True, True]

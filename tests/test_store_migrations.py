@@ -54,7 +54,7 @@ def _schema(path: Path) -> set[tuple[str, str]]:
 
 
 def test_the_fixture_is_a_010_store() -> None:
-    assert _inspect(FIXTURE) == (0, {"schema_version": "1"}, MEDSAFE_TABLES)
+    assert _inspect(FIXTURE) == (0, {"schema_version": "1"}, MEDSAFE_TABLES - {"leases"})
     assert FIXTURE.stat().st_size < 200_000
 
 
@@ -98,6 +98,29 @@ def test_fresh_and_migrated_stores_have_the_same_schema(old_store: Path, tmp_pat
         MEDSAFE_TABLES,
     )
     assert _schema(fresh) == _schema(old_store)
+
+
+def test_v2_store_gains_the_leases_table(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert migrate_to(conn, path, 2) == 0
+    finally:
+        conn.close()
+    assert _inspect(path) == (2, {"schema_version": "2"}, MEDSAFE_TABLES - {"leases"})
+    Store(path).close()
+    assert _inspect(path) == (3, {"schema_version": "3"}, MEDSAFE_TABLES)
+    assert CURRENT_VERSION == 3
+
+
+def migrate_to(conn: sqlite3.Connection, path: Path, version: int) -> int:
+    """Migrate with only the first ``version`` steps (a store of an older medsafe)."""
+    steps = migrations.MIGRATIONS
+    migrations.MIGRATIONS = steps[:version]
+    try:
+        return migrate(conn, path)
+    finally:
+        migrations.MIGRATIONS = steps
 
 
 def test_current_store_is_only_read(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ import asyncio
 import importlib
 import math
 import re
+import secrets
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ from medsafe.scoring import (
     scorers,
     with_scales,
 )
+from medsafe.store.lease import acquire
 from medsafe.store.sqlite import RunRecord, Store
 from medsafe.suites import ColumnMapping, SuiteSource, open_suite
 
@@ -92,6 +94,8 @@ class RunOptions:
     show_progress: bool = False
     notify: Callable[[str], None] | None = None
     """Called with a backend's notice (e.g. the embedded model is English-only)."""
+    force: bool = False
+    """Take over the run's lease when it is stale (a live lease is never taken over)."""
 
 
 @dataclass(frozen=True)
@@ -162,14 +166,15 @@ class _Target:
 
 
 def default_run_id(suite_name: str, model: str) -> str:
-    """``SUITE-MODEL-YYYYmmdd-HHMMSS`` with unsafe characters replaced."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    """``SUITE-MODEL-YYYYmmdd-HHMMSS-xxxx`` with unsafe characters replaced; the 4 random hex
+    digits keep two runs started in the same second apart."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     raw = f"{suite_name}-{model.rsplit('/', 1)[-1]}-{stamp}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
 
 
 def _free_run_id(store: Store, run_id: str) -> str:
-    """``run_id``, or ``run_id-2``, ``-3``... when a run started in the same second has it."""
+    """``run_id``, or ``run_id-2``, ``-3``... when a run already has it (a last guard)."""
     taken, n = run_id, 1
     while store.get_run(taken) is not None:
         n += 1
@@ -496,17 +501,56 @@ def _warm_imports() -> None:
     threading.Thread(target=load, name="medsafe-warm-imports", daemon=True).start()
 
 
+def _replay_preflight(plan: RunPlan, store: Store) -> str | None:
+    """For a replay backend: one line saying which items have no replayed answer (said once,
+    before the run, instead of as many failed calls)."""
+    from medsafe.models.replay import ReplayBackend
+
+    if not isinstance(plan.backend, ReplayBackend):
+        return None
+    if plan.suite is not None:
+        items: Iterable[Item] = plan.suite.items()
+    else:
+        items = store.iter_items(plan.spec.run_id, pending_only=True)
+    return plan.backend.preflight(items)
+
+
 async def execute(
     plan: RunPlan,
     store: Store,
     *,
     show_progress: bool = False,
     notify: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> RunOutcome:
-    """Carry out a plan: store it, generate what is missing, score, and summarise."""
+    """Carry out a plan: store it, generate what is missing, score, and summarise.
+
+    The run's lease (:mod:`medsafe.store.lease`) is held from before anything is stored until
+    scoring ends; LeaseError (exit 2) when another process holds it (``force``: unless stale).
+    """
     notice = getattr(plan.backend, "notice", None)
     if notice and notify is not None:
         notify(str(notice))
+    missing = _replay_preflight(plan, store)
+    if missing and notify is not None:
+        notify(missing)
+    spec = plan.spec
+    try:
+        lease = acquire(plan.db, spec.run_id, force=force)
+    except BaseException:
+        await _close(plan.backend, plan.scorers)
+        raise
+    with lease:
+        return await _execute_leased(plan, store, show_progress, notify)
+
+
+async def _execute_leased(
+    plan: RunPlan,
+    store: Store,
+    show_progress: bool,
+    notify: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """:func:`execute` once the run's lease is held."""
     spec = plan.spec
     try:
         suite = _begin(plan, store)
@@ -524,7 +568,10 @@ async def execute(
             raise
         if suite is not None:
             spec = suite.importing.spec  # as committed, with the suite's content hash
-    scoring = await score_run(spec.run_id, plan.db, plan.scorers, show_progress=show_progress)
+    announce = notify if plan.rescore else None  # says how many uncached judge calls it asks
+    scoring = await score_run(
+        spec.run_id, plan.db, plan.scorers, show_progress=show_progress, announce=announce
+    )
     from medsafe.results import compute_results
 
     results = compute_results(store.connection, store.require_run(spec.run_id))
@@ -538,7 +585,11 @@ async def run_options_async(options: RunOptions) -> RunOutcome:
     with Store(options.db) as store:
         plan = await plan_run(options, store)
         return await execute(
-            plan, store, show_progress=options.show_progress, notify=options.notify
+            plan,
+            store,
+            show_progress=options.show_progress,
+            notify=options.notify,
+            force=options.force,
         )
 
 

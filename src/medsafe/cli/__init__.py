@@ -37,7 +37,7 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
 RunStatus = Literal["complete", "partial", "failed", "running"]
-"""``running`` is reserved: it needs a lease on the run, which the store does not keep yet."""
+"""``running``: a live process holds the run's lease (it is being generated or scored now)."""
 
 
 def _show_version(value: bool) -> None:
@@ -166,6 +166,10 @@ def run(
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Take over a stale lease on the run (never a live one's)."),
+    ] = False,
 ) -> None:
     """Run (or resume) an evaluation: generate answers, score them, print a summary."""
     from medsafe.pipeline import RunOptions, run_evaluation
@@ -213,6 +217,7 @@ def run(
             attack_mode=attack_mode,
             show_progress=sys.stderr.isatty() if progress is None else progress,
             notify=lambda text: console.print(Text.assemble(("note:", "yellow"), " ", text)),
+            force=force,
         )
         # The modules loaded so far live as long as the process: moving them out of the cyclic
         # collector's reach keeps its collections short while answers stream in.
@@ -273,12 +278,12 @@ def results(
         print_results(out, results, f"run {run_id} · {results.run.spec.model}")
 
 
-def run_status(counts: dict[str, int]) -> RunStatus:
-    """A run's status from :meth:`Store.status_counts`: ``complete`` when every item has an ok
-    answer, ``failed`` when every item's call failed, else ``partial`` (items pending or failed).
-
-    ``running`` is never returned yet: telling a live run from an interrupted one needs a lease.
-    """
+def run_status(counts: dict[str, int], live: bool = False) -> RunStatus:
+    """A run's status from :meth:`Store.status_counts`: ``running`` when a live process holds
+    its lease, ``complete`` when every item has an ok answer, ``failed`` when every item's call
+    failed, else ``partial`` (items pending or failed: an interrupted run)."""
+    if live:
+        return "running"
     if counts["ok"] == counts["n"]:
         return "complete"
     if counts["failed"] == counts["n"]:
@@ -286,7 +291,7 @@ def run_status(counts: dict[str, int]) -> RunStatus:
     return "partial"
 
 
-def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
+def _run_row(record: RunRecord, counts: dict[str, int], live: bool) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "model": record.spec.model,
@@ -295,7 +300,7 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
         "ok": counts["ok"],
         "failed": counts["failed"],
         "pending": counts["pending"],
-        "status": run_status(counts),
+        "status": run_status(counts, live),
         "created": record.created,
         "updated": record.updated,
     }
@@ -308,12 +313,17 @@ def runs(
 ) -> None:
     """List a store's runs, oldest first: id, model, suite, items, status, created."""
     from medsafe.store import Store
+    from medsafe.store.lease import live_runs
 
     if not db.exists():
         raise fail(f"{db}: no such store")
     try:
         with Store(db) as store:
-            rows = [_run_row(r, store.status_counts(r.run_id)) for r in store.list_runs()]
+            live = live_runs(store.connection)
+            rows = [
+                _run_row(r, store.status_counts(r.run_id), r.run_id in live)
+                for r in store.list_runs()
+            ]
     except MedsafeError as exc:
         raise fail(exc) from None
     if as_json:

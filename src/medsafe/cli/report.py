@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
@@ -123,18 +124,23 @@ def comparison_table(comparison: Comparison) -> Table:
     data = comparison.to_dict()
     pct = comparison.binary or comparison.metric.is_mcq
     table = Table(
-        title=f"{data['metric']}: {comparison.run_b} vs {comparison.run_a} (paired by item)",
+        title=Text(f"{data['metric']}: {comparison.run_b} vs {comparison.run_a} (paired by item)"),
         title_justify="left",
+        caption=(
+            f"unpaired items: {comparison.unpaired} ({comparison.only_a} only in A, "
+            f"{comparison.only_b} only in B, {comparison.unscored} in both but unscored in one)"
+        ),
+        caption_justify="left",
     )
     for name in ("category", "n", "A", "B", "Δ = B − A [95% CI]", "test", "p", "p adj."):
         table.add_column(name, justify="left" if name in ("category", "test") else "right")
-    rows: list[tuple[str, dict[str, Any]]] = [
-        (f"{category_label(c, 'en')} ({c})", r) for c, r in data["by_category"].items()
+    rows: list[tuple[str | Text, dict[str, Any]]] = [
+        (Text(f"{category_label(c, 'en')} ({c})"), r) for c, r in data["by_category"].items()
     ]
     rows.append(("overall", data["overall"]))
-    for i, (name, r) in enumerate(rows):
+    for i, (label, r) in enumerate(rows):
         table.add_row(
-            name,
+            label,
             str(r["n_pairs"]),
             _fmt(r["a"], pct),
             _fmt(r["b"], pct),
@@ -180,5 +186,3 @@ def compare_command(
         f"{_fmt(mde.get('effect'), pct)} with {mde.get('n')} pairs ({mde.get('design')}); "
         f"p adjusted across categories with {method}"
     )
-    if comparison.only_a or comparison.only_b:
-        _out.print(f"unpaired items: {comparison.only_a} only in A, {comparison.only_b} only in B")

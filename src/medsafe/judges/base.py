@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from medsafe.errors import ConfigError
-from medsafe.judges.client import JudgeClient, JudgeFailed
+from medsafe.judges.client import ASKED, JudgeClient, JudgeFailed
 from medsafe.judges.jury import JURY, Method, combine, spread
 from medsafe.judges.prompts import Unit
 from medsafe.scale import Scale
@@ -113,13 +113,21 @@ class JudgedScorer(BaseScorer):
         return [*names, JURY] if len(names) > 1 else names
 
     async def _one(self, client: JudgeClient, unit: Unit) -> Verdict | JudgeFailed:
+        keys: list[str] = []
+        token = ASKED.set(keys)  # the request hashes of this unit's judge calls
         try:
             verdict, details = await self.judge(client, unit)
         except JudgeFailed as exc:
+            exc.request_hashes = keys
             return exc
         except Exception as exc:  # a scorer bug fails the score with its cause, not the run
-            return JudgeFailed(f"judge scoring error: {type(exc).__name__}: {exc}", [])
-        return Verdict(verdict.value, verdict.label, verdict.reason, {**verdict.extra, **details})
+            failed = JudgeFailed(f"judge scoring error: {type(exc).__name__}: {exc}", [])
+            failed.request_hashes = keys
+            return failed
+        finally:
+            ASKED.reset(token)
+        extra = {**verdict.extra, **details, "request_hashes": keys}
+        return Verdict(verdict.value, verdict.label, verdict.reason, extra)
 
     async def score(self, item: Item, transcript: Transcript) -> list[Score]:
         """Every judge's score of every unit, plus the jury's when there are 2+ judges."""
@@ -161,7 +169,10 @@ class JudgedScorer(BaseScorer):
                 unit.turn,
                 status="failed",
                 error=outcome.cause,
-                extra={"raw_replies": outcome.raw_replies},
+                extra={
+                    "raw_replies": outcome.raw_replies,
+                    "request_hashes": outcome.request_hashes,
+                },
             )
         return self._score(
             item,

@@ -75,10 +75,14 @@ async def call_with_retries(
                 finish_reason=answer.finish_reason,
             )
         if not retryable or attempts > policy.retries:
+            # "attempt k of n" only where a retry was possible: a final, non-retryable cause
+            # (a replay file with no answer, an HTTP 400) is reported as it is
+            total = policy.retries + 1
+            tried = f" (attempt {attempts} of {total})" if retryable or attempts > 1 else ""
             return CallRecord(
                 request_hash=request_hash,
                 status="failed",
-                error=f"{error} (attempt {attempts} of {policy.retries + 1})",
+                error=f"{error}{tried}",
                 latency_s=time.perf_counter() - started,
                 attempts=attempts,
             )

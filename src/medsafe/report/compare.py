@@ -87,6 +87,13 @@ class Comparison:
     only_b: int
     estimates: tuple[Estimate, Estimate] | None = None
     """Each run's own mean with its interval (RunResults), over all of its items."""
+    unscored: int = 0
+    """Items in both runs left out of the pairs: no value for the metric in one of them."""
+
+    @property
+    def unpaired(self) -> int:
+        """Items of either run not in the pairs: only in A, only in B, or unscored."""
+        return self.only_a + self.only_b + self.unscored
 
     def to_dict(self) -> dict[str, Any]:
         """The ``medsafe compare --json`` object."""
@@ -106,7 +113,12 @@ class Comparison:
             "overall": self.overall.to_dict(),
             "by_category": {c: r.to_dict(adjusted=True) for c, r in self.by_category.items()},
             "mde": self.mde,
-            "unpaired": {"only_a": self.only_a, "only_b": self.only_b},
+            "unpaired": {
+                "only_a": self.only_a,
+                "only_b": self.only_b,
+                "unscored": self.unscored,
+                "total": self.unpaired,
+            },
         }
 
 
@@ -168,6 +180,8 @@ class Pairs:
     b: FloatArray
     only_a: int
     only_b: int
+    unscored: int = 0
+    """Items in both runs without a value for the metric in one of them (not paired)."""
 
 
 def _keys(results: RunResults) -> dict[str, MetricKey]:
@@ -242,12 +256,14 @@ class PairedConnection:
         rows = self.stores.pairs(self.ref_a.run_id, self.ref_b.run_id, key.scorer, key.judge, nulls)
         categories, va, vb = zip(*rows, strict=True) if rows else ((), (), ())
         only_a, only_b = self.unpaired()
+        in_both = self.results_a.n - only_a
         return Pairs(
             categories=list(categories),
             a=np.array(va, dtype=np.float64),
             b=np.array(vb, dtype=np.float64),
             only_a=only_a,
             only_b=only_b,
+            unscored=max(0, in_both - len(rows)),
         )
 
     def close(self) -> None:
@@ -300,6 +316,7 @@ def compare_pairs(
         only_a=pairs.only_a,
         only_b=pairs.only_b,
         estimates=estimates,
+        unscored=pairs.unscored,
     )
 
 

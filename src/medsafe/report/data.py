@@ -9,6 +9,8 @@ worst-scored answers to show.
 from __future__ import annotations
 
 import math
+import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -332,14 +334,23 @@ class Prefetched:
     causes: list[tuple[str, int]]
 
 
+def _has_jury(conn: sqlite3.Connection, run_id: str) -> bool:
+    """Whether some scorer of the run has two or more judges (its agreement is shown)."""
+    from medsafe.judges.jury import JURY
+
+    judges = Counter(s for s, j in sql.score_keys(conn, run_id) if j not in ("", s, JURY))
+    return any(n >= 2 for n in judges.values())
+
+
 def prefetch(ref: RunRef) -> Prefetched:
     """Compute ``ref``'s results on a connection of its own (safe in a worker thread: SQLite
     releases the GIL while it scans, so the caller can import the renderer meanwhile)."""
     with open_store(ref.db) as store:
         record = store.require_run(ref.run_id)
         conn = store.connection
-        # the report shows no judge-agreement or decline test yet: spare scipy.stats/sklearn
-        results, groups = results_and_groups(conn, record, tests=False)
+        # the decline tests and jury agreement need scipy.stats/sklearn: only when shown
+        tests = sql.has_kind(conn, ref.run_id, "dialogue") or _has_jury(conn, ref.run_id)
+        results, groups = results_and_groups(conn, record, tests=tests)
         return Prefetched(record, results, groups, sql.failure_causes(conn, ref.run_id))
 
 

@@ -10,6 +10,7 @@ import base64
 import io
 import logging
 import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -56,6 +57,9 @@ def rc() -> dict[Any, Any]:
         "svg.fonttype": "path",
         "svg.hashsalt": "medsafe",
         "axes.unicode_minus": False,
+        # labels are user text: "$x$" is a dollar sign and an x, never mathtext or TeX
+        "text.usetex": False,
+        "text.parse_math": False,
     }
 
 
@@ -97,7 +101,18 @@ def _data_uri(fig: Any) -> str:
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def plain(text: str) -> str:
+    """A label as plain text for a figure: control characters (NUL, C0/C1) and bidi
+    embedding, override and isolate controls (U+202A-E, U+2066-9) left out, so the SVG stays
+    well-formed and no label reorders its neighbours."""
+    return "".join(ch for ch in text if not _CONTROL.match(ch))
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _clip(text: str, width: int = 34) -> str:
+    text = plain(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -147,7 +162,8 @@ def _bar_panel(ax: Any, panel: Panel, n_rows: int, n_runs: int) -> None:
         rows = [r for r, m in enumerate(s.mean) if m is not None]
         ys = [r - 0.4 + bar * (j + 0.5) for r in rows]
         xs = [scale * (s.mean[r] or 0.0) - base for r in rows]
-        ax.barh(ys, xs, left=base, height=bar * 0.88, color=PALETTE[j % len(PALETTE)], label=s.name)
+        color = PALETTE[j % len(PALETTE)]
+        ax.barh(ys, xs, left=base, height=bar * 0.88, color=color, label=plain(s.name))
         ci = [(y, s.lo[r], s.hi[r]) for y, r in zip(ys, rows, strict=True)]
         ci = [c for c in ci if c[1] is not None and c[2] is not None]
         if ci:
@@ -235,7 +251,7 @@ def ethics_safety(points: Sequence[Point], x_label: str, y_label: str) -> str:
                 fmt="o",
                 color=PALETTE[j % len(PALETTE)],
                 capsize=3,
-                label=p.name,
+                label=plain(p.name),
             )
             ax.annotate(
                 _clip(p.name, 28), (100 * p.x, 100 * p.y), xytext=(5, 5),
@@ -243,8 +259,8 @@ def ethics_safety(points: Sequence[Point], x_label: str, y_label: str) -> str:
             )  # fmt: skip
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
-        ax.set_xlabel(f"{x_label} (%)")
-        ax.set_ylabel(f"{y_label} (%)")
+        ax.set_xlabel(plain(f"{x_label} (%)"))
+        ax.set_ylabel(plain(f"{y_label} (%)"))
         ax.grid(color="#ddd", lw=0.5)
         return _data_uri(fig)
 
@@ -266,7 +282,7 @@ def turn_curves(
                 if m is not None
             ]
             xs = [p[0] for p in pts]
-            ax.plot(xs, [p[1] for p in pts], marker="o", color=color, label=s.name)
+            ax.plot(xs, [p[1] for p in pts], marker="o", color=color, label=plain(s.name))
             band = [(p[0], p[2], p[3]) for p in pts if p[2] is not None and p[3] is not None]
             if band:
                 ax.fill_between(
@@ -281,7 +297,7 @@ def turn_curves(
         if axis is not None:
             ax.set_ylim(*axis)
         ax.set_xlabel("turn")
-        ax.set_ylabel(y_label)
+        ax.set_ylabel(plain(y_label))
         ax.grid(color="#ddd", lw=0.5)
         if len(series) > 1:
             ax.legend(fontsize=7)
@@ -329,7 +345,7 @@ def delta_heatmap(
                         j, i, f"{value:+.1f}{mark}" if percent else f"{value:+.2f}{mark}",
                         ha="center", va="center", fontsize=7, color="white" if dark else "black",
                     )  # fmt: skip
-        ax.set_title(title, fontsize=9)
+        ax.set_title(plain(title), fontsize=9)
         ax.spines[:].set_visible(False)
         fig.colorbar(image, ax=ax, label="Δ (pp)" if percent else "Δ", shrink=0.8)
         return _data_uri(fig)

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from medsafe._version import __version__
 from medsafe.formatting import with_ci
 from medsafe.report import plots
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
-from medsafe.results import ScorerResults
+from medsafe.results import Estimate, RunResults, ScorerResults
 from medsafe.schema import LANGUAGES, Language
 from medsafe.taxonomy import find_category, framework_of, frameworks
 
@@ -526,6 +528,7 @@ def _overview(run: RunData) -> dict[str, Any]:
         "languages": ", ".join(f"{k}: {v}" for k, v in c.languages.items()),
         "failure_causes": c.failure_causes,
         "scorers": scorers,
+        "agreement": _agreement(run.results),
         "overall": [
             {
                 "metric": metric_title(key),
@@ -541,6 +544,84 @@ def _overview(run: RunData) -> dict[str, Any]:
             for key, m in run.metrics.items()
         ],
     }
+
+
+def _estimate_text(estimate: Estimate) -> dict[str, str]:
+    """A Wilson-interval share as the report shows it, with its exact numbers."""
+    return {
+        "value": fmt_value(estimate.value, True),
+        "ci": fmt_ci(estimate.lo, estimate.hi, True),
+        "n": str(estimate.n),
+        "raw": _raw(estimate.value),
+        "raw_lo": _raw(estimate.lo),
+        "raw_hi": _raw(estimate.hi),
+    }
+
+
+_EFFECTS = {"rank_biserial_r": "rank-biserial r", "kendall_w": "Kendall's W"}
+
+
+def _test_text(block: dict[str, Any] | None, name: str) -> dict[str, str] | None:
+    """A decline test (Wilcoxon or Friedman) from RunResults: p, effect size and n."""
+    if not block:
+        return None
+    p, effect = block.get("p"), block.get("effect_size")
+    return {
+        "name": name,
+        "comparison": str(block.get("comparison", "")),
+        "p": fmt_p(p),
+        "effect": "-" if effect is None else f"{effect:.3g}",
+        "effect_name": str(block.get("effect_name", "")),
+        "effect_label": _EFFECTS.get(str(block.get("effect_name")), ""),
+        "n": str(block.get("n", "")),
+        "raw_p": _raw(p),
+        "raw_effect": _raw(effect),
+    }
+
+
+def _redteam(results: RunResults) -> dict[str, Any] | None:
+    """Attack success (overall and by strategy) and the decline tests of a dialogue run."""
+    if results.asr is None:
+        return None
+    decline = results.decline or {}
+    tests = [
+        _test_text(decline.get("first_vs_last"), "Wilcoxon signed-rank, first vs last turn"),
+        _test_text(decline.get("across_turns"), "Friedman"),
+    ]
+    return {
+        "run": results.run_id,
+        "model": results.model,
+        "metric": results.turn_metric or "",
+        "asr": _estimate_text(results.asr),
+        "by_strategy": [
+            {"strategy": k or "(none)", "key": k, **_estimate_text(e)}
+            for k, e in (results.asr_by_strategy or {}).items()
+        ],
+        "decline": [t for t in tests if t is not None],
+    }
+
+
+def _agreement(results: RunResults) -> list[dict[str, str]]:
+    """Judge agreement of every judged scorer with two or more judges (kappa, alpha, n)."""
+    out = []
+    for name, block in results.scorers.items():
+        agreement = block.agreement
+        if agreement is None or ":" in name or len(agreement.judges) < 2:
+            continue
+        out.append(
+            {
+                "scorer": name,
+                "judges": ", ".join(agreement.judges),
+                "kappa": "-" if agreement.kappa is None else f"{agreement.kappa:.3f}",
+                "alpha": "-" if agreement.alpha is None else f"{agreement.alpha:.3f}",
+                "basis": agreement.kappa_basis,
+                "alpha_level": agreement.alpha_level,
+                "n": str(agreement.n_units),
+                "raw_kappa": _raw(agreement.kappa),
+                "raw_alpha": _raw(agreement.alpha),
+            }
+        )
+    return out
 
 
 def _worst(runs: Sequence[RunData]) -> list[dict[str, Any]]:
@@ -602,11 +683,23 @@ def build_context(
         "duplicates": duplicates,
         "ethics_safety": _ethics_safety(runs),
         "turns": _turn_sections(runs),
+        "redteam": [x for x in (_redteam(r.results) for r in runs) if x is not None],
         "comparison": _comparison_sections(runs, comparisons),
         "multi": len(runs) > 1,
         "worst": _worst(runs),
         "provenance": [_provenance(r) for r in runs],
     }
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_controls(value: object) -> object:
+    """Every string the template prints, without C0 control characters (NUL, ESC...): HTML
+    forbids them, and a run's text must not carry them into the report."""
+    if isinstance(value, Markup):
+        return Markup(_CONTROLS.sub("", value))
+    return _CONTROLS.sub("", value) if isinstance(value, str) else value
 
 
 def _environment() -> Environment:
@@ -616,6 +709,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_no_controls,
     )
     env.filters["clip"] = lambda text, n=600: (
         text if text is None or len(text) <= n else text[:n] + f" … [{len(text) - n} more]"

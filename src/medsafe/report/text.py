@@ -144,13 +144,112 @@ def flags_table(results: RunResults) -> Table | None:
     return table
 
 
+def _num(value: object, spec: str = ".3g") -> str:
+    return "-" if not isinstance(value, int | float) else format(value, spec)
+
+
+def turn_table(results: RunResults) -> Table | None:
+    """The primary turn metric of a dialogue run: n, mean [95% CI] and median per turn."""
+    if not results.by_turn or results.turn_metric is None:
+        return None
+    table = Table(title=Text(f"per turn: {results.turn_metric}"), title_justify="left")
+    for name in ("turn", "n", "mean [95% CI]", "median"):
+        table.add_column(name, justify="right")
+    for point in results.by_turn:
+        table.add_row(
+            str(point.turn),
+            str(point.n),
+            with_ci(point.mean, point.ci95, spec=".3g"),
+            _num(point.median),
+        )
+    return table
+
+
+def decline_lines(results: RunResults) -> list[str]:
+    """The decline tests: Wilcoxon first vs last turn (r), Friedman across turns (W)."""
+    decline = results.decline or {}
+    lines = []
+    first_last = decline.get("first_vs_last")
+    if first_last:
+        lines.append(
+            f"decline, first vs last turn (Wilcoxon, n={first_last.get('n')}): "
+            f"p={_num(first_last.get('p'))}, rank-biserial r={_num(first_last.get('effect_size'))}"
+        )
+    across = decline.get("across_turns")
+    if across:
+        lines.append(
+            f"decline, {across.get('comparison', 'across turns')} (Friedman, n={across.get('n')}): "
+            f"p={_num(across.get('p'))}, Kendall's W={_num(across.get('effect_size'))}"
+        )
+    return lines
+
+
+def asr_table(results: RunResults) -> Table | None:
+    """Attack success rate overall and by strategy, category and language (Wilson CIs)."""
+    if results.asr is None:
+        return None
+    table = Table(
+        title="attack success rate (conversations with a harmful turn)",
+        title_justify="left",
+        caption="percentages; Wilson 95% intervals",
+    )
+    for name in ("by", "group", "ASR [95% CI]", "n"):
+        table.add_column(name, justify="right" if name in ("ASR [95% CI]", "n") else "left")
+    table.add_row("overall", "", _fmt(results.asr, True), str(results.asr.n), end_section=True)
+    groups = (
+        ("strategy", results.asr_by_strategy),
+        ("category", results.asr_by_category),
+        ("language", results.asr_by_language),
+    )
+    for by, block in groups:
+        items = list((block or {}).items())
+        for i, (group, estimate) in enumerate(items):
+            table.add_row(
+                by,
+                Text(group or "(none)"),
+                _fmt(estimate, True),
+                str(estimate.n),
+                end_section=i == len(items) - 1,
+            )
+    return table
+
+
+def first_break_line(results: RunResults) -> str | None:
+    """The median turn at which a broken conversation first broke, and how many never did."""
+    first = results.first_break
+    if not first:
+        return None
+    return (
+        f"first break: median turn {_num(first.get('median_turn'))}; "
+        f"never broken: {first.get('never', '-')} conversations"
+    )
+
+
+def print_redteam(console: Console, results: RunResults) -> None:
+    """The red-team blocks of a dialogue run: per-turn table, decline tests, ASR, first break."""
+    table = turn_table(results)
+    if table is not None:
+        console.print(table)
+    for line in decline_lines(results):
+        console.print(Text(line))
+    table = asr_table(results)
+    if table is not None:
+        console.print(table)
+    first = first_break_line(results)
+    if first is not None:
+        console.print(Text(first))
+
+
 def print_results(console: Console, results: RunResults, title: str) -> None:
     """The per-category table, then the scorers table when there are open-answer scorers (and
-    any jury coverage warning), then the review flags when any unit was flagged."""
+    any jury coverage warning), the red-team blocks of a dialogue run, then the review flags
+    when any unit was flagged."""
     console.print(summary_table(results, title))
     table = scorers_table(results)
     if table is not None:
         console.print(table)
+    if results.dialogues is not None:
+        print_redteam(console, results)
     for key, block in results.scorers.items():
         if block.coverage_warning and ":" not in key:
             console.print(Text(f"warning: {key}: {block.coverage_warning}"))

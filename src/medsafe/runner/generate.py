@@ -15,6 +15,7 @@ from medsafe.models.retry import RetryPolicy, call_with_retries
 from medsafe.runner.progress import Counters, live_progress
 from medsafe.schema import CallRecord, Item, Message, RunSpec, Transcript, request_hash
 from medsafe.scoring import Scorer, stamp
+from medsafe.store.journal import Journal, fold, journal_path
 from medsafe.store.run_import import RunImport
 from medsafe.store.sqlite import CachedAnswer, Store
 from medsafe.store.writer import StoreWriter
@@ -177,12 +178,24 @@ async def generate(
     are played turn by turn by :class:`~medsafe.runner.dialogue.DialoguePlayer`, with the
     ``attacker`` model writing the user turns when one is given (else the scripted turns).
 
+    Each fresh answer is also appended to the run's journal (:mod:`medsafe.store.journal`) as
+    it arrives; a journal left by a killed process is folded into the store first.
+
     For a new run, ``suite`` is the import in progress: generation starts on its first items
     while the rest is read, and the run is committed (or, on bad input, rolled back with
     nothing of it stored) before any later item is asked.
     """
     reader = Store(store_path)
     writer = StoreWriter(store_path)
+    journal_file = journal_path(store_path, spec.run_id)
+    try:
+        if journal_file.exists():  # answers a killed process received but had not committed
+            fold(journal_file, reader.connection, writer, spec.run_id, run_exists=suite is None)
+        journal = Journal(journal_file)
+    except BaseException:
+        writer.close()
+        reader.close()
+        raise
     counts = reader.status_counts(spec.run_id)
     counters = Counters(total=counts["n"] - counts["ok"])
     concurrency = max(1, spec.concurrency)
@@ -224,9 +237,12 @@ async def generate(
                 call = await call_with_retries(
                     backend, request, key, timeout_s=spec.timeout_s, policy=policy, rng=rng
                 )
+            blob = None
             if item.kind != "dialogue":
                 transcript = _transcript(spec, item, sent, call)
-            writer.put_transcript(transcript)
+                if hit is None and transcript.status == "ok":
+                    blob = journal.append(transcript)  # survives a kill before the writer commits
+            writer.put_transcript(transcript, blob)
             for scorer in inline_scorers:
                 if scorer.applies_to(item):
                     writer.put_scores(
@@ -259,7 +275,9 @@ async def generate(
                     await asyncio.gather(*tasks, return_exceptions=True)
                     writer.discard()
         writer.flush()
+        journal.delete()  # everything it holds is committed
     finally:
+        journal.close()
         writer.close()
         reader.close()
     return GenerationStats(

@@ -1,11 +1,12 @@
 """Find the option letters a model chose in its free-text reply (zh/ja/en), or say why not.
 
 The reply is NFKC-normalised (full-width ``Ｂ``/``：``/``（）`` become ASCII), then an ordered
-table of named regexes is tried. *Marker* rules (``答案：C``, ``正解はCです``, ``Answer: ACD``,
-``\\boxed{C}``...) may match anywhere and the LAST match in the text wins. Only when no marker
-matches is the reply checked for a refusal, and then *tail* rules (a last line that is just
-``B`` / ``(B)`` / ``**C**`` / ``A、C、E`` / ``Option B``) are tried, and last, when the option
-texts are given, a reply that is nothing but one option restated (``B. Tell the patient``).
+table of named regexes is tried. *Marker* rules (``答案：C``, ``正解はCです``, ``最終回答：C``,
+``選択肢Bが正しい``, ``Answer: ACD``, ``\\boxed{C}``...) may match anywhere and the LAST
+match in the text wins. Only when no marker matches is the reply checked for a refusal, and
+then *tail* rules (a last line that is just ``B`` / ``(B)`` / ``**C**`` / ``A、C、E`` /
+``Option B``, or ends ``So: C``) are tried, and last, when the option texts are given, a
+reply that is nothing but one option restated (``B. Tell the patient``).
 Anything else is ``unextracted``: the extractor never guesses.
 """
 
@@ -80,7 +81,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         "answer marker",
-        rf"(?<!不)(?:正解|答え|正答)】?\s*(?:は|:)\s*:?\s*{_EMPH}\s*(?:選択肢\s*)?"
+        rf"(?<!不)(?:正解|答え|正答|解答|回答)】?\s*(?:は|:)\s*:?\s*{_EMPH}\s*(?:選択肢\s*)?"
         rf"{_SPAN}{_SPAN_END}",
     ),
     _rule(
@@ -101,6 +102,11 @@ RULES: tuple[Rule, ...] = (
         rf"|が(?:正解|正しい答え)|を選[びぶ択])",
     ),
     _rule(
+        "letter-first marker",
+        # "選択肢Bが正しい", but not "...正しいとは言えない" / "...正しいか" / "...正しいでしょうか"
+        rf"選択肢\s*{_SPAN}{_EMPH}\s*が正しい(?!\s*(?:と|か|でしょうか|ですか))",
+    ),
+    _rule(
         "bare letters",
         rf"^\s*{_EMPH}\s*(?:(?i:options?|choices?)\s*)?{_SPAN}\s*{_EMPH}\s*[.。!]?\s*{_EMPH}\s*$",
         tail=True,
@@ -108,6 +114,12 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "option tail",
         rf"(?:[:,]|\b(?i:is|choose|select|pick|with))\s*{_EMPH}\s*(?i:options?|choices?)\s+"
+        rf"{_SPAN}\s*{_EMPH}\s*[.。!]?\s*{_EMPH}\s*$",
+        tail=True,
+    ),
+    _rule(
+        "conclusion tail",
+        rf"\b(?i:so|thus|hence|therefore)\s*[:,]\s*{_EMPH}\s*(?:(?i:options?|choices?)\s+)?"
         rf"{_SPAN}\s*{_EMPH}\s*[.。!]?\s*{_EMPH}\s*$",
         tail=True,
     ),

@@ -16,8 +16,9 @@ from medsafe.scoring import BaseScorer, ScorerConfig, register_scorer
 
 NAME = "mcq"
 PARTIAL = "mcq.partial"
-VERSION = "2"
-"""2: adds the ``restated option`` rule (a reply that is one option, restated)."""
+VERSION = "3"
+"""2: adds the ``restated option`` rule (a reply that is one option, restated); 3: Japanese
+answer labels (解答/最終回答), 選択肢X, letters listed with 、, and short conclusions ("So: C")."""
 SCALE = Scale(
     kind="binary",
     title="MCQ accuracy",

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsafe.errors import StoreError
-from medsafe.store.schema_sql import CALIBRATIONS_DDL, MEDSAFE_TABLES, V1_DDL, statements
+from medsafe.store.schema_sql import (
+    CALIBRATIONS_DDL,
+    LEASES_DDL,
+    MEDSAFE_TABLES,
+    V1_DDL,
+    statements,
+)
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -39,6 +45,11 @@ def add_calibrations(conn: sqlite3.Connection) -> None:
     _run_script(conn, CALIBRATIONS_DDL)
 
 
+def add_leases(conn: sqlite3.Connection) -> None:
+    """2 -> 3: create the ``leases`` table (the process generating each run)."""
+    _run_script(conn, LEASES_DDL)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step: ``apply`` turns a store of version ``to - 1`` into version ``to``.
@@ -54,6 +65,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, create_v1),
     Migration(2, add_calibrations),
+    Migration(3, add_leases),
 )
 """Every step, in order: ``MIGRATIONS[i]`` migrates version ``i`` to ``i + 1``."""
 

@@ -103,9 +103,22 @@ CREATE TABLE IF NOT EXISTS calibrations (
 """
 """Added by schema v2 (medsafe 0.1.0 created it on the first ``medsafe calibrate --db``)."""
 
+LEASES_DDL = """
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+) WITHOUT ROWID;
+"""
+"""Added by schema v3: who is generating a run (``heartbeat`` in Unix seconds; see
+:mod:`medsafe.store.lease`)."""
+
 MEDSAFE_TABLES = frozenset(
     {"meta", "runs", "items", "cache", "transcripts", "scores", "dialogue_turns", "flags"}
-    | {"calibrations"}
+    | {"calibrations", "leases"}
 )
 """Every table a store of any version may hold."""
 

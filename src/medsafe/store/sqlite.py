@@ -327,15 +327,18 @@ class Store:
 
 def _request_hashes(conn: sqlite3.Connection, op: str, run_id: str) -> set[str]:
     """Request hashes of the model calls of run ``run_id`` (``op`` '='), or of every other run
-    (``op`` '<>'): transcripts' ``calls`` and dialogue exchanges' target and attacker calls."""
+    (``op`` '<>'): transcripts' ``calls``, dialogue exchanges' target and attacker calls, and
+    the judge calls a score rests on (its ``extra.request_hashes``)."""
     rows = conn.execute(
         "SELECT json_extract(c.value, '$.request_hash') FROM transcripts t, "
         f"json_each(t.transcript_json, '$.calls') c WHERE t.run_id {op} ? "
         "UNION SELECT json_extract(d.record_json, '$.target.request_hash') FROM dialogue_turns d "
         f"WHERE d.run_id {op} ? "
         "UNION SELECT json_extract(d.record_json, '$.attacker.request_hash') FROM dialogue_turns d "
-        f"WHERE d.run_id {op} ?",
-        (run_id, run_id, run_id),
+        f"WHERE d.run_id {op} ? "
+        "UNION SELECT h.value FROM scores s, json_each(s.score_json, '$.extra.request_hashes') h "
+        f"WHERE s.run_id {op} ? AND instr(s.score_json, 'request_hashes')",
+        (run_id, run_id, run_id, run_id),
     ).fetchall()
     return {str(h) for (h,) in rows if h is not None}
 

@@ -4,7 +4,8 @@ Producers (runner workers, scorers) enqueue operations without blocking; the wri
 queue into transactions of whatever arrives within ``linger_s`` of the first operation (up to
 ``batch`` operations each), so that a busy run commits a few times a second rather than once
 per answer. A crash loses at most the last uncommitted batch (``linger_s`` of work), never
-corrupts the store, and nothing that was committed is ever asked of a model again.
+corrupts the store, and nothing that was committed is ever asked of a model again (the answer
+journal, :mod:`medsafe.store.journal`, keeps that last batch too).
 
 While a new run's suite is still being imported, :meth:`StoreWriter.hold` keeps operations back
 (the run does not exist yet); :meth:`StoreWriter.release` queues them once it does, and
@@ -13,6 +14,8 @@ While a new run's suite is still being imported, :meth:`StoreWriter.hold` keeps 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -21,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medsafe.schema import Score, Transcript
+from medsafe.schema import Score, Transcript, Usage
 from medsafe.store.batching import ClearScores, Op, Sql, Upsert, execute_batch
 from medsafe.store.sqlite import connect, now_iso, score_row
 
@@ -31,6 +34,25 @@ class _Barrier:
         self.done = threading.Event()
 
 
+class _LoopEvent(threading.Event):
+    """A barrier's event that also resolves an asyncio future, in its loop, when set."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        super().__init__()
+        self._loop = loop
+        self._future = future
+
+    def set(self) -> None:
+        super().set()
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(_resolve, self._future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 _STOP = object()
 TABLES = frozenset({"transcripts", "cache", "scores", "flags", "dialogue_turns"})
 """Tables the writer upserts into (``upsert`` refuses any other name)."""
@@ -38,6 +60,23 @@ TABLES = frozenset({"transcripts", "cache", "scores", "flags", "dialogue_turns"}
 
 def _is_cache_write(op: Op) -> bool:
     return isinstance(op, Upsert) and op.table == "cache"
+
+
+def _cache_rows(transcript: Transcript) -> list[tuple[Any, ...]]:
+    """The ``cache`` rows of a transcript's fresh (not cached) successful calls."""
+    stamp = now_iso()
+    return [
+        (
+            c.request_hash,
+            transcript.model,
+            c.text,
+            c.usage.model_dump_json(),
+            c.finish_reason,
+            stamp,
+        )
+        for c in transcript.calls
+        if c.status == "ok" and not c.cached and c.text is not None
+    ]
 
 
 class StoreWriter:
@@ -56,8 +95,11 @@ class StoreWriter:
         self._thread.start()
 
     # -- producer side --------------------------------------------------------------------
-    def put_transcript(self, transcript: Transcript) -> None:
-        """Store (or replace) a transcript; an ``ok`` answer also enters the request cache."""
+    def put_transcript(self, transcript: Transcript, blob: str | None = None) -> None:
+        """Store (or replace) a transcript; an ``ok`` answer also enters the request cache.
+
+        ``blob`` is the transcript's ``model_dump_json(exclude_defaults=True)`` if the caller
+        has it already (the journal does)."""
         self._check()
         response = transcript.response if transcript.status == "ok" else None
         prompt_tokens = sum(c.usage.prompt_tokens for c in transcript.calls)
@@ -78,32 +120,34 @@ class StoreWriter:
                         latency,
                         prompt_tokens,
                         completion_tokens,
-                        transcript.model_dump_json(exclude_defaults=True),
+                        blob or transcript.model_dump_json(exclude_defaults=True),
                     )
                 ],
             )
         )
-        fresh = [
-            c for c in transcript.calls if c.status == "ok" and not c.cached and c.text is not None
-        ]
-        if fresh:
-            stamp = now_iso()
-            self._put(
-                Upsert(
-                    "cache",
-                    [
-                        (
-                            c.request_hash,
-                            transcript.model,
-                            c.text,
-                            c.usage.model_dump_json(),
-                            c.finish_reason,
-                            stamp,
-                        )
-                        for c in fresh
-                    ],
-                )
-            )
+        rows = _cache_rows(transcript)
+        if rows:
+            self._put(Upsert("cache", rows))
+
+    def put_cache(self, transcripts: Sequence[Transcript]) -> None:
+        """Store only the request-cache rows of ``transcripts``' fresh answers."""
+        self._check()
+        rows = [row for transcript in transcripts for row in _cache_rows(transcript)]
+        if rows:
+            self._put(Upsert("cache", rows))
+
+    def put_cached(
+        self,
+        request_hash: str,
+        model: str,
+        text: str,
+        usage: Usage,
+        finish_reason: str | None,
+    ) -> None:
+        """Store one successful model reply in the request cache (a judge's, for instance)."""
+        self._check()
+        row = (request_hash, model, text, usage.model_dump_json(), finish_reason, now_iso())
+        self._put(Upsert("cache", [row]))
 
     def put_scores(self, run_id: str, scores: Sequence[Score]) -> None:
         """Store (or replace) scores."""
@@ -179,6 +223,21 @@ class StoreWriter:
         while not barrier.done.wait(0.5):
             if not self._thread.is_alive():
                 break
+        self._check()
+
+    async def committed(self) -> None:
+        """Wait, without blocking the event loop, until everything queued so far is committed.
+
+        The writer commits at once rather than after its linger: someone is waiting.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        barrier = _Barrier()
+        barrier.done = _LoopEvent(loop, future)
+        self._queue.put(barrier)
+        self._wake.set()
+        while not future.done() and self._thread.is_alive():
+            await asyncio.wait({future}, timeout=0.5)
         self._check()
 
     def close(self) -> None:

@@ -89,15 +89,23 @@ def open_csv(path: Path) -> CsvTable:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Records with the physical line each starts on; blank lines are skipped."""
+    """Records with the physical line each starts on; blank lines are skipped.
+
+    A quote left open at the end of the file (which ``csv`` silently reads to the end, taking
+    every later record into one cell) is an error naming the line where it opened.
+    """
     numbered = text_lines(path)
     current = 0
+    ended = False
+    raw: list[tuple[int, str]] = []
 
     def lines() -> Iterator[str]:
-        nonlocal current
+        nonlocal current, ended
         for number, text in numbered:
             current = number
+            raw.append((number, text))
             yield text
+        ended = True
 
     reader = csv.reader(lines())
     start = 1
@@ -108,9 +116,37 @@ def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
             return
         except csv.Error as exc:
             raise SuiteError(f"malformed CSV: {exc}", path=path, line=start) from None
+        if ended and (opened := _unclosed_quote(raw)) is not None:
+            raise SuiteError(
+                "malformed CSV: unclosed quote (the quoted cell that opens on this line never "
+                "closes, so every later line would be read into it)",
+                path=path,
+                line=opened,
+            )
         if cells:
             yield start, cells
         start = current + 1
+        raw.clear()
+
+
+def _unclosed_quote(lines: list[tuple[int, str]]) -> int | None:
+    """The line on which a quoted cell opens and is still open at the end of ``lines`` (one
+    record's physical lines, read as ``csv`` does by default), or None."""
+    at_start, quoted, after_quote, opened = True, False, False, 0
+    for number, text in lines:
+        for ch in text:
+            if quoted:
+                if ch == '"':
+                    quoted, after_quote = False, True
+                continue
+            if after_quote and ch == '"':  # a doubled quote inside a quoted cell
+                quoted, after_quote = True, False
+                continue
+            after_quote = False
+            if ch == '"' and at_start:
+                quoted, opened = True, number
+            at_start = ch in ",\r\n"
+    return opened if quoted else None
 
 
 def csv_header(path: Path) -> list[str] | None:
