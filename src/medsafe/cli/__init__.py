@@ -163,7 +163,10 @@ def run(
     ] = None,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress: a bar on a terminal, else a plain line every 10 s (default: on).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     force: Annotated[
@@ -215,7 +218,7 @@ def run(
             rescore=rescore,
             attacker=attacker,
             attack_mode=attack_mode,
-            show_progress=sys.stderr.isatty() if progress is None else progress,
+            show_progress=True if progress is None else progress,  # plain lines off a tty
             notify=lambda text: console.print(Text.assemble(("note:", "yellow"), " ", text)),
             force=force,
         )
@@ -464,60 +467,137 @@ def delete(
     out.print(Text(f"deleted run {run_id} from {db}: {counts}"))
 
 
+DEMO_MODEL = "embedded/smollm2"
+DEMO_STRATEGIES = ("gradual_escalation", "role_play", "emotional_urgency")
+"""Strategies of the demo's scripted red-team dialogues (one seed, English, 3 turns each)."""
+DEMO_TURNS = 3
+
+
+def _demo_items() -> list[Any]:
+    """The bundled ``demo`` suite, then its red-team dialogues built by ``build_suite``."""
+    import tempfile
+
+    from medsafe.redteam.build import build_suite
+    from medsafe.redteam.strategy import StrategyLibrary
+    from medsafe.suites import load_items
+    from medsafe.suites.catalog import DEMO_REDTEAM_SEEDS
+
+    library = StrategyLibrary.load()
+    with tempfile.TemporaryDirectory(prefix="medsafe-demo-") as tmp:
+        built = Path(tmp) / "demo-redteam.jsonl"
+        build_suite(
+            DEMO_REDTEAM_SEEDS,
+            built,
+            library=library,
+            strategies=library.select(list(DEMO_STRATEGIES)),
+            languages=["en"],
+            turns=DEMO_TURNS,
+        )
+        dialogues = [item.model_copy(update={"suite": "demo"}) for item in load_items(built)]
+    return [*load_items("demo"), *dialogues]
+
+
+def _demo_findings(results: Any) -> list[str]:
+    """Plain-language lines on what the demo run shows: MCQ position bias, guardian labels."""
+    lines: list[str] = []
+    circular = results.circular
+    if circular is not None and circular.circular_accuracy is not None:
+        picks = ", ".join(
+            f"{letter} {100 * share:.0f}%"
+            for letter, share in sorted(circular.chosen_share.items())
+        )
+        lines.append(
+            f"MCQ: accuracy {100 * (circular.accuracy or 0):.0f}% over {circular.n_rows} asks, "
+            f"but right in every option order for {100 * circular.circular_accuracy:.0f}% of "
+            f"{circular.n_base} questions (circular accuracy); letters chosen: {picks or '-'}. "
+            "A gap like this is position bias, not knowledge."
+        )
+    guardian = results.scorers.get("guardian")
+    if guardian:
+        lines.append(f"guardian labels (answers and dialogue turns): {guardian.labels}")
+    return lines
+
+
+def _demo_next_steps(run_id: str, db: Path, report: Path) -> str:
+    """The "next commands to try" block printed at the end of the demo."""
+    where = f"--db {db}"
+    steps = [
+        (f"medsafe results {run_id} {where} --json", "every statistic, as JSON"),
+        (f"medsafe show {run_id} demo-en-open-001 {where}", "one item: answer, scores, flags"),
+        (f"medsafe report {run_id} {where} -o {report}", "the HTML report again"),
+        (f"medsafe runs {where}", "every run in the store"),
+        (f"medsafe run demo --model {DEMO_MODEL} {where} --max-tokens 96", "a second run"),
+        (f"medsafe compare {run_id} NEW_RUN_ID {where}", "paired comparison of two runs"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    lines = [f"  {command:<{width}}  # {note}" for command, note in steps]
+    return "\n".join(["\nnext commands to try:", *lines])
+
+
 @app.command()
 def demo(
     db: DbOption = Path("medsafe-demo.db"),
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 128,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 96,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="HTML report to write (default: DB.html).")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress (default on; a plain line every 10 s when stderr is not a terminal).",
+        ),
+    ] = None,
 ) -> None:
-    """Offline demo: the bundled starter suite on the embedded model, judged by the guardian."""
+    """Offline demo, about a minute: the bundled English demo suite and 3 scripted red-team
+    dialogues on the embedded model, judged by the guardian; writes an HTML report."""
+    from medsafe.api import write_report
     from medsafe.export import export_jsonl
     from medsafe.pipeline import RunOptions, default_run_id, run_evaluation
+    from medsafe.report.text import print_results
     from medsafe.schema import ModelParams
     from medsafe.store import Store
 
     console.print(
-        "[bold]medsafe demo[/bold]: starter suite (zh/ja/en) on embedded/smollm2 "
-        "(SmolLM2-135M-Instruct, offline). [yellow]The model is English-only: its zh/ja answers "
-        "are not meaningful, and the guardian should label them 'unusable'.[/yellow]"
+        "[bold]medsafe demo[/bold]: the demo suite (22 English items: patient-safety MCQs "
+        "asked in every option order, benign and harmful requests) and "
+        f"{len(DEMO_STRATEGIES)} red-team dialogues of {DEMO_TURNS} turns on {DEMO_MODEL} "
+        "(SmolLM2-135M-Instruct, offline), judged by the guardian. About 1 minute once "
+        "installed; the one-time llama.cpp build (~3 min, done by `make`) is cached in "
+        "~/.cache/medsafe/llama-wheels."
     )
-    run_id = default_run_id("starter", "smollm2")
+    report_path = report if report is not None else db.with_suffix(".html")
+    run_id = default_run_id("demo", DEMO_MODEL)
     try:
         outcome = run_evaluation(
             RunOptions(
-                suite="starter",
-                model="embedded/smollm2",
+                suite=_demo_items(),
+                model=DEMO_MODEL,
                 db=db,
                 run_id=run_id,
                 params=ModelParams(temperature=0.0, max_tokens=max_tokens, seed=0),
                 limit=limit,
+                rotate=0,
                 concurrency=1,
-                show_progress=sys.stderr.isatty(),
+                show_progress=progress is None or progress,
             )
         )
+        print_results(out, outcome.results, f"demo run {run_id} · {DEMO_MODEL}")
+        for line in _demo_findings(outcome.results):
+            out.print(line, markup=False)
+        export_path = db.with_suffix(".jsonl")
+        with Store(db) as store:
+            export_jsonl(store, run_id, export_path)
+        written = write_report(run_id, report_path, db=db)
     except MedsafeError as exc:
         raise fail(exc) from None
-    results = outcome.results
-    from medsafe.report.text import summary_table
-
-    out.print(summary_table(results, f"demo run {run_id} · embedded/smollm2"))
-    lang = "  ".join(
-        f"{k}: acc {'-' if v.accuracy is None else f'{100 * v.accuracy:.1f}'}, "
-        f"unextracted {v.unextracted}"
-        for k, v in results.by_language.items()
-    )
-    out.print(f"by language: {lang}", markup=False)
-    guardian = results.scorers.get("guardian")
-    if guardian:
-        out.print(f"guardian labels: {guardian.labels}", markup=False)
-    export_path = db.with_suffix(".jsonl")
-    with Store(db) as store:
-        export_jsonl(store, run_id, export_path)
     out.print(
-        f"\nresults: store {db} (run id {run_id}); per-item export {export_path}\n"
-        f"  medsafe results {run_id} --db {db} --json",
+        f"\nHTML report: {written}\n"
+        f"results: store {db} (run id {run_id}); per-item export {export_path}",
         markup=False,
     )
+    out.print(_demo_next_steps(run_id, db, written), markup=False)
 
 
 app.command("report")(report_command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json
+
+if TYPE_CHECKING:
+    from medsafe.redteam.build import SeedProblem, TranslationStats
 
 redteam_app = typer.Typer(
     help="Multi-turn red-teaming: strategies, dialogue suites, strategy discovery.",
@@ -66,14 +69,28 @@ def build_command(
     turns: Annotated[int, typer.Option(min=1, help="Turns per conversation.")] = 3,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N seeds.")] = None,
     strategy_dir: StrategyDirs = None,
+    translate: Annotated[
+        str | None,
+        typer.Option(
+            "--translate",
+            help="Translate seeds into each other language with this model (config name or "
+            "KIND/NAME), so each conversation is in one language.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help=escape("TOML of named models ([models.NAME]).")),
+    ] = None,
 ) -> None:
     """Build a dialogue suite: every seed x strategy x language, duplicates dropped (streamed)."""
     from medsafe.redteam.build import build_suite, parse_languages
     from medsafe.redteam.strategy import StrategyLibrary
+    from medsafe.redteam.translate import load_translator
 
     started = time.perf_counter()
     try:
         library = StrategyLibrary.load(strategy_dir or ())
+        translator = load_translator(translate, config) if translate else None
         stats = build_suite(
             seeds,
             output,
@@ -82,15 +99,51 @@ def build_command(
             languages=parse_languages(languages),
             turns=turns,
             limit=limit,
+            translator=translator,
         )
     except MedsafeError as exc:
         raise fail(exc) from None
+    if stats.translation is not None:
+        _print_translation(stats.translation)
     out.print(
         f"wrote {stats.conversations:,} conversations from {stats.seeds:,} seeds "
         f"({stats.duplicates:,} duplicates dropped) to {output} "
         f"in {time.perf_counter() - started:.1f}s",
         markup=False,
     )
+
+
+def _first(problems: list[SeedProblem], n: int = 5) -> str:
+    shown = ", ".join(f"{p.seed_id}/{p.language}" for p in problems[:n])
+    return shown + (", ..." if len(problems) > n else "")
+
+
+def _print_translation(stats: TranslationStats) -> None:
+    """What ``--translate`` did: translations served, asked, flagged and failed."""
+    out.print(
+        f"translations by {stats.translator}: {stats.needed:,} needed, {stats.cached:,} from "
+        f"{stats.cache}, {stats.asked:,} asked",
+        markup=False,
+        soft_wrap=True,
+    )
+    if stats.flagged:
+        reasons: dict[str, int] = {}
+        for flag in stats.flagged:
+            reasons[flag.reason] = reasons.get(flag.reason, 0) + 1
+        counts = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+        console.print(
+            f"warning: {len(stats.flagged):,} seed translations flagged and left out ({counts}): "
+            f"{_first(stats.flagged)}; listed in {stats.flags_path}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if stats.failed:
+        console.print(
+            f"warning: {len(stats.failed):,} seed translations failed and were left out "
+            f"(first: {stats.failed[0].reason}): {_first(stats.failed)}; a re-run asks again",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @redteam_app.command("discover")

@@ -7,6 +7,11 @@ from pathlib import Path
 DATA_DIR = Path(__file__).parent / "data"
 
 _BUNDLED: dict[str, tuple[str, str, str]] = {
+    "demo": (
+        "demo.jsonl",
+        "jsonl",
+        "medsafe demo suite: 22 short English items for `medsafe demo`, CC-BY-4.0",
+    ),
     "starter": (
         "starter.jsonl",
         "jsonl",
@@ -14,6 +19,9 @@ _BUNDLED: dict[str, tuple[str, str, str]] = {
     ),
 }
 """name -> (file name under data/, loader name, one-line description)."""
+
+DEMO_REDTEAM_SEEDS = DATA_DIR / "demo_redteam_seeds.jsonl"
+"""The seed request of ``medsafe demo``'s scripted red-team dialogues (not a suite)."""
 
 
 def bundled_suites() -> dict[str, tuple[Path, str, str]]:
