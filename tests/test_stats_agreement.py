@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -71,3 +72,18 @@ def test_disagreements() -> None:
     assert res.n == 4 and res.share == pytest.approx(0.5)
     assert res.to_dict()["indices"] == [1, 4]
     assert math.isnan(disagreements([NAN], [1.0], 0).share)
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cohen_kappa_matches_sklearn_on_random_ordinal_labels(
+    weights: Literal["linear", "quadratic"] | None, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 6, 60)
+    b = np.clip(a + rng.integers(-2, 3, 60), 1, 5)
+    labels = [1, 2, 3, 4, 5]
+    ours = cohen_kappa(a, b, weights, labels)
+    assert ours == pytest.approx(cohen_kappa_score(a, b, labels=labels, weights=weights))
+    strings = cohen_kappa([str(v) for v in a], [str(v) for v in b])
+    assert strings == pytest.approx(cohen_kappa_score(a.astype(str), b.astype(str)))

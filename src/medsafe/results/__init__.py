@@ -80,7 +80,6 @@ class _Side:
 
     groups: list[GroupRow]
     circular: Circular | None
-    dialogue: dict[str, Any]
     judged: JudgedExtras
     flags: Flags
 
@@ -93,21 +92,43 @@ def _side_blocks(
     specs: dict[str, ScorerSpec],
     tests: bool,
 ) -> _Side:
-    """Item groups, judge agreement and quality, circular evaluation, the red-team fields and
-    the review flags."""
+    """Item groups, judge agreement and quality, circular evaluation and the review flags."""
     from medsafe.results.circular import circular_block
     from medsafe.results.flags import flags_block
     from medsafe.store import aggregates as sql
 
     rows = sql.group_rows(conn, run_id)
     judged = judged_extras(conn, run_id, keys, scales, specs, tests=tests)
-    dialogue: dict[str, Any] = {}
-    if sql.has_kind(conn, run_id, "dialogue"):  # numpy and the dialogue statistics only then
-        from medsafe.results.redteam import redteam_blocks
-
-        dialogue = redteam_blocks(conn, run_id, scales, tests=tests)
     flags = flags_block(conn, run_id)
-    return _Side(rows, circular_block(conn, run_id), dialogue, judged, flags)
+    return _Side(rows, circular_block(conn, run_id), judged, flags)
+
+
+def _dialogue_blocks(
+    conn: sqlite3.Connection, run_id: str, scales: dict[str, Scale], tests: bool
+) -> dict[str, Any]:
+    """The red-team fields ({} without dialogues: then no numpy or dialogue statistics)."""
+    from medsafe.store import aggregates as sql
+
+    if not sql.has_kind(conn, run_id, "dialogue"):
+        return {}
+    from medsafe.results.redteam import redteam_blocks
+
+    return redteam_blocks(conn, run_id, scales, tests=tests)
+
+
+def _beside(
+    conn: sqlite3.Connection,
+    run_id: str,
+    keys: set[tuple[str, str]],
+    scales: dict[str, Scale],
+    specs: dict[str, ScorerSpec],
+    tests: bool,
+) -> tuple[_Side, dict[str, Any]]:
+    """Everything but the scorer blocks (one worker: a third thread only adds GIL contention)."""
+    return (
+        _side_blocks(conn, run_id, keys, scales, specs, tests),
+        _dialogue_blocks(conn, run_id, scales, tests),
+    )
 
 
 def compute_results(conn: sqlite3.Connection, record: RunRecord) -> RunResults:
@@ -139,17 +160,17 @@ def results_and_groups(
     # SQLite releases the GIL while it scans, so the two halves overlap on two cores.
     reader = sql.second_reader(conn)
     if reader is None:
-        side = _side_blocks(conn, run_id, keys, scales, specs, tests)
+        side, dialogue = _beside(conn, run_id, keys, scales, specs, tests)
         blocks = scorer_blocks(conn, run_id, scales)
     else:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(_side_blocks, reader, run_id, keys, scales, specs, tests)
+        with reader, ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(_beside, reader, run_id, keys, scales, specs, tests)
             try:
                 blocks = scorer_blocks(conn, run_id, scales)
             finally:
                 wait([future])  # its connection closes only after the worker is done
-                reader.close()
-            side = future.result()
+            side, dialogue = future.result()
+        reader.close()
     blocks = with_calibrations(conn, run_id, judged_blocks(blocks, side.judged, specs))
     total, by_category, by_language = group_counts(side.groups)
     results = RunResults(
@@ -163,7 +184,7 @@ def results_and_groups(
         scorers=blocks,
         circular=side.circular,
         flags=side.flags,
-        **side.dialogue,
+        **dialogue,
     )
     return results, side.groups
 

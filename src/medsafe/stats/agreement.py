@@ -9,9 +9,9 @@ import krippendorff
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
-from sklearn.metrics import cohen_kappa_score
 
 from medsafe.stats._resample import as_float_1d
+from medsafe.stats.calibration import weighted_kappa
 from medsafe.stats.results import Disagreements, TestResult
 
 
@@ -21,11 +21,28 @@ def cohen_kappa(
     weights: Literal["linear", "quadratic"] | None = None,
     labels: Sequence[Any] | None = None,
 ) -> float:
-    """Cohen's kappa (1960), or weighted kappa (1968) for ordinal labels (sklearn)."""
+    """Cohen's kappa (1960), or weighted kappa (1968) with linear or quadratic weights on the
+    label positions (as scikit-learn's ``cohen_kappa_score``, checked against it in tests).
+
+    ``labels`` fixes the label order (default: the sorted union); pairs with a label outside it
+    are left out. NaN when kappa is undefined (no pairs, or chance agreement is perfect).
+    """
     x, y = np.asarray(a), np.asarray(b)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError("a and b must be 1-D and equally long")
-    return float(cohen_kappa_score(x, y, labels=labels, weights=weights))
+    labs = list(np.unique(np.concatenate([x, y]))) if labels is None else list(labels)
+    index = {label: i for i, label in enumerate(labs)}
+    pairs = [(index[u], index[v]) for u, v in zip(x.tolist(), y.tolist(), strict=True)
+             if u in index and v in index]  # fmt: skip
+    k = len(labs)
+    if not pairs or k == 0:
+        return float("nan")
+    codes = np.asarray(pairs, dtype=np.intp)
+    cm = np.bincount(codes[:, 0] * k + codes[:, 1], minlength=k * k).reshape(k, k)
+    pos = np.arange(k, dtype=np.float64)
+    gap = np.abs(pos[:, None] - pos[None, :])
+    w = {None: 1.0 - np.eye(k), "linear": gap, "quadratic": gap**2}[weights]
+    return float(weighted_kappa(cm.astype(np.float64), w))
 
 
 def krippendorff_alpha(

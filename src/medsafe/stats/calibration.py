@@ -72,7 +72,7 @@ def _div(num: FloatArray, den: FloatArray) -> FloatArray:
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
-def _kappa(cm: FloatArray, weights: FloatArray) -> FloatArray:
+def weighted_kappa(cm: FloatArray, weights: FloatArray) -> FloatArray:
     """Weighted kappa ``1 - sum(w*O) / sum(w*E)`` over the last two axes (Cohen 1968)."""
     n = cm.sum(axis=(-2, -1))
     expected = cm.sum(axis=-1)[..., :, None] * cm.sum(axis=-2)[..., None, :] / n[..., None, None]
@@ -94,7 +94,7 @@ def metrics(cm: NDArray[Any], values: FloatArray | None) -> dict[str, FloatArray
     pos = np.arange(k, dtype=np.float64)
     out = {
         "accuracy": tp.sum(axis=-1) / n,
-        "kappa": _kappa(c, 1.0 - np.eye(k)),
+        "kappa": weighted_kappa(c, 1.0 - np.eye(k)),
         "precision": _div(tp, cols),
         "recall": _div(tp, rows),
         "f1": f1,
@@ -103,7 +103,7 @@ def metrics(cm: NDArray[Any], values: FloatArray | None) -> dict[str, FloatArray
     if values is not None:
         out["mae"] = (c * np.abs(values[:, None] - values[None, :])).sum(axis=(-2, -1)) / n
         quad = (pos[:, None] - pos[None, :]) ** 2 / max(k - 1, 1) ** 2
-        out["weighted_kappa_quadratic"] = _kappa(c, quad)
+        out["weighted_kappa_quadratic"] = weighted_kappa(c, quad)
     return out
 
 

@@ -7,7 +7,6 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
-from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
 from medsafe.stats._resample import (
     FloatArray,
@@ -57,6 +56,8 @@ def mcnemar(a_correct: ArrayLike, b_correct: ArrayLike) -> TestResult:
     accuracy difference ``acc(B) - acc(A)``; ``extra`` holds the discordant counts and
     their odds ratio ``b_only / a_only``.
     """
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar  # ~0.3 s import
+
     a = _as_binary(a_correct, "a_correct")
     b = _as_binary(b_correct, "b_correct")
     if a.shape != b.shape:
