@@ -3,9 +3,7 @@ run whose every call failed reports (issue: security review)."""
 
 from __future__ import annotations
 
-import json
 import socket
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from medsafe.exits import ExitCode
 from medsafe.models.base import BackendOptions
 from medsafe.models.openai_compat import PUBLIC_BASE_URL, OpenAICompatBackend
 from medsafe.testing.mock_openai import MockOpenAIServer
+from tests.test_secrets import stored_runs, write_suite
 
 runner = CliRunner()
 LOOPBACK = "http://127.0.0.1:9/v1"
@@ -27,23 +26,6 @@ LOOPBACK = "http://127.0.0.1:9/v1"
 @pytest.fixture(autouse=True)
 def _no_base_url_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-
-
-def write_suite(path: Path, n: int = 2) -> Path:
-    rows = (
-        {"id": f"q{i}", "question": f"Case {i}?", "options": {"A": "a", "B": "b"}, "answer": "A"}
-        for i in range(n)
-    )
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
-def stored_runs(db: Path) -> int:
-    """How many runs the store holds (0 when it was never created)."""
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str, Path]:

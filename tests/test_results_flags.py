@@ -78,3 +78,14 @@ def test_results_text_shows_a_flags_table(db: Path) -> None:
     assert " 1 " in row and "i001#2" in row
     data = CliRunner().invoke(app, ["results", "r", "--db", str(db), "--json"])
     assert '"suspected_injection": 1' in data.stdout
+
+
+def test_the_html_report_shows_the_flags(db: Path) -> None:
+    from medsafe.report.data import RunRef
+    from medsafe.report.render import report_html
+
+    _run(db, 2, {"i001": {"suspected_injection": {"rules": ["en.ignore"], "turns": [1]}}})
+    html = report_html([RunRef("r", db)])
+    assert "Flagged for human review" in html
+    assert 'data-stat="flags" data-flag="suspected_injection" data-value="1"' in html
+    assert "<bdi>i001</bdi>" in html

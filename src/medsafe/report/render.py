@@ -527,6 +527,18 @@ def _overview(run: RunData) -> dict[str, Any]:
         else "-",
         "languages": ", ".join(f"{k}: {v}" for k, v in c.languages.items()),
         "failure_causes": c.failure_causes,
+        "flags": {
+            "counts": sorted(run.results.flags.counts.items()),
+            "units": [
+                {
+                    "item_id": u.item_id,
+                    "turn": "-" if u.turn is None else str(u.turn),
+                    "flag": u.flag,
+                }
+                for u in run.results.flags.units[:20]
+            ],
+            "more": len(run.results.flags.units) > 20 or run.results.flags.truncated,
+        },
         "scorers": scorers,
         "agreement": _agreement(run.results),
         "overall": [
