@@ -20,6 +20,15 @@ from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMo
 runner = CliRunner()
 
 
+def run_argv(suite: Path, db: Path, base_url: str, *, run_id: str, concurrency: int) -> list[str]:
+    """``medsafe run`` of an MCQ suite against a mock server, as a child process's argv."""
+    return [
+        sys.executable, "-m", "medsafe.cli", "run", str(suite), "--model", "openai/mock",
+        "--base-url", base_url, "--db", str(db), "--run-id", run_id,
+        "--concurrency", str(concurrency), "--scorer", "mcq", "--no-progress",
+    ]  # fmt: skip
+
+
 def write_suite(path: Path, n: int) -> Path:
     with path.open("w", encoding="utf-8") as handle:
         for i in range(n):
@@ -216,26 +225,7 @@ def test_kill_minus_nine_then_resume(tmp_path: Path) -> None:
 
     prompt_of = {item.id: item.last_user_text() for item in load_items(str(suite))}
     with ThreadedMockServer(MockConfig(latency_s=0.05)) as server:
-        argv = [
-            sys.executable,
-            "-m",
-            "medsafe.cli",
-            "run",
-            str(suite),
-            "--model",
-            "openai/mock",
-            "--base-url",
-            server.base_url,
-            "--db",
-            str(db),
-            "--run-id",
-            "k",
-            "--concurrency",
-            "4",
-            "--scorer",
-            "mcq",
-            "--no-progress",
-        ]
+        argv = run_argv(suite, db, server.base_url, run_id="k", concurrency=4)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:

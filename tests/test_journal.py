@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,30 +16,7 @@ from medsafe.store.journal import Journal, fold, journal_path
 from medsafe.store.writer import StoreWriter
 from medsafe.testing.mock_openai import MockConfig, ThreadedMockServer
 from tests.conftest import create_run, make_mcq, make_spec
-from tests.test_cli import write_suite
-
-
-def _argv(suite: Path, db: Path, base_url: str, concurrency: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "medsafe.cli",
-        "run",
-        str(suite),
-        "--model",
-        "openai/mock",
-        "--base-url",
-        base_url,
-        "--db",
-        str(db),
-        "--run-id",
-        "k",
-        "--concurrency",
-        str(concurrency),
-        "--scorer",
-        "mcq",
-        "--no-progress",
-    ]
+from tests.test_cli import run_argv, write_suite
 
 
 def test_kill_minus_nine_repeats_only_the_calls_in_flight(tmp_path: Path) -> None:
@@ -48,7 +24,7 @@ def test_kill_minus_nine_repeats_only_the_calls_in_flight(tmp_path: Path) -> Non
     suite = write_suite(tmp_path / "suite.jsonl", n)
     db = tmp_path / "kill.db"
     with ThreadedMockServer(MockConfig(latency_s=0.05)) as server:
-        argv = _argv(suite, db, server.base_url, concurrency)
+        argv = run_argv(suite, db, server.base_url, run_id="k", concurrency=concurrency)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while len(server.state.answered) < 200 and time.time() < deadline:

@@ -23,7 +23,7 @@ from medsafe.cli import app
 from medsafe.store import Store
 from medsafe.store.lease import LeaseError, LeaseOwner, acquire, write_lease
 from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
-from tests.test_cli import write_suite
+from tests.test_cli import run_argv, write_suite
 
 runner = CliRunner()
 
@@ -86,26 +86,7 @@ def test_a_live_owner_is_refused_naming_it(tmp_path: Path, mock_server: MockOpen
 def test_a_second_process_on_the_same_run_exits_2(tmp_path: Path) -> None:
     db, suite = tmp_path / "s.db", write_suite(tmp_path / "suite.jsonl", 300)
     with ThreadedMockServer(MockConfig(latency_s=0.05)) as server:
-        argv = [
-            sys.executable,
-            "-m",
-            "medsafe.cli",
-            "run",
-            str(suite),
-            "--model",
-            "openai/mock",
-            "--base-url",
-            server.base_url,
-            "--db",
-            str(db),
-            "--run-id",
-            "r",
-            "--concurrency",
-            "2",
-            "--scorer",
-            "mcq",
-            "--no-progress",
-        ]
+        argv = run_argv(suite, db, server.base_url, run_id="r", concurrency=2)
         first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.time() + 60

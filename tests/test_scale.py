@@ -66,3 +66,17 @@ def test_scores_stored_by_0_1_0_with_a_text_scale_still_load() -> None:
     assert Score.model_validate_json(blob).scorer == "mcq"
     with pytest.raises(ValidationError):
         Score.model_validate_json(blob.replace('"scale"', '"unknown_field"'))
+
+
+def test_stamp_sets_the_scorer_version_on_its_own_score_names_only() -> None:
+    from medsafe.scorers.mcq import MCQScorer
+    from medsafe.scoring import stamp
+
+    scorer = MCQScorer()
+    fresh = Score(item_id="i", scorer="mcq", scorer_version=scorer.version)
+    assert stamp(scorer, [fresh]) == [fresh]
+    old = [
+        Score(item_id="i", scorer="mcq.partial", scorer_version="0"),
+        Score(item_id="i", scorer="other", scorer_version="0"),
+    ]
+    assert [s.scorer_version for s in stamp(scorer, old)] == [scorer.version, "0"]

@@ -167,7 +167,13 @@ def with_scales(spec: ScorerSpec, scorer: Scorer) -> ScorerSpec:
 
 
 def stamp(scorer: Scorer, scores: Sequence[Score]) -> list[Score]:
-    """Scores with the scorer's version stamped on every score name it declares."""
+    """Scores with the scorer's version stamped on every score name it declares.
+
+    On the hot path (every inline score): nothing is built when every version already matches.
+    """
+    version = scorer.version
+    if all(s.scorer_version == version for s in scores):
+        return list(scores)
     names = scorer.scales()
     return [
         s.model_copy(update={"scorer_version": scorer.version})
