@@ -50,3 +50,13 @@ def test_plain_strips_controls_and_bidi_overrides() -> None:
     assert plots.plain("c\x00d\x1b[31m\u202ex\u2066y\u2069") == "cd[31mxy"
     assert plots.plain(MATH) == MATH
     assert plots.rc()["text.parse_math"] is False
+
+
+def test_plot_panels_keep_the_judge_in_a_short_title() -> None:
+    from medsafe.judges.scales import HARMFULNESS
+    from medsafe.report.data import MetricKey
+    from medsafe.report.render import panel_title
+
+    assert panel_title(MetricKey("harmfulness", "judge-a", HARMFULNESS)) == "Harmfulness · judge-a"
+    assert panel_title(MetricKey("harmfulness", "jury", HARMFULNESS)) == "Harmfulness · jury"
+    assert panel_title(MetricKey("x")) == "x"

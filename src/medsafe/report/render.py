@@ -37,6 +37,13 @@ def metric_title(key: MetricKey) -> str:
     return key.title
 
 
+def panel_title(key: MetricKey) -> str:
+    """A short name for a small plot panel: the scale's title without its parenthesis (the
+    axis label gives range and direction), and the judge, which tells panels apart."""
+    base = key.title if key.scale is None else key.scale.title.split(" (", 1)[0]
+    return base if key.judge in ("", key.scorer) else f"{base} · {key.judge}"
+
+
 def category_label(category_id: str, language: str) -> str:
     """The taxonomy name of a category in ``language`` (the id when it is not in a taxonomy)."""
     found = find_category(category_id)
@@ -208,7 +215,7 @@ def _framework_sections(runs: Sequence[RunData], keys: Sequence[MetricKey]) -> l
         percent = {k: _is_percent(runs, k) for k in used}
         panels = [
             plots.Panel(
-                metric_title(k),
+                panel_title(k),
                 _series(runs, k, cats),
                 percent[k],
                 axis=_axis(k),
