@@ -16,7 +16,14 @@ from medsafe.store import Store, migrations
 from medsafe.store.calibrations import latest_calibrations, save_calibration
 from medsafe.store.migrations import CURRENT_VERSION, Migration, migrate
 from medsafe.store.queries import item_scores
+from medsafe.store.schema_audit import AUDIT_TABLES
+from medsafe.store.schema_gate import GATE_TABLES
+from medsafe.store.schema_review import REVIEW_TABLES
 from medsafe.store.schema_sql import CALIBRATIONS_DDL, MEDSAFE_TABLES
+from medsafe.store.schema_web import WEB_TABLES
+
+V3_TABLES = MEDSAFE_TABLES - AUDIT_TABLES - REVIEW_TABLES - WEB_TABLES - GATE_TABLES
+"""The tables of a v3 store (medsafe 0.2.0 before the governance tables)."""
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-0.1.0.db"
 """Made by medsafe 0.1.0: run ``r010`` (3 MCQ + 2 open items; mcq and harmfulness:judge-a)
@@ -54,7 +61,7 @@ def _schema(path: Path) -> set[tuple[str, str]]:
 
 
 def test_the_fixture_is_a_010_store() -> None:
-    assert _inspect(FIXTURE) == (0, {"schema_version": "1"}, MEDSAFE_TABLES - {"leases"})
+    assert _inspect(FIXTURE) == (0, {"schema_version": "1"}, V3_TABLES - {"leases"})
     assert FIXTURE.stat().st_size < 200_000
 
 
@@ -107,10 +114,11 @@ def test_v2_store_gains_the_leases_table(tmp_path: Path) -> None:
         assert migrate_to(conn, path, 2) == 0
     finally:
         conn.close()
-    assert _inspect(path) == (2, {"schema_version": "2"}, MEDSAFE_TABLES - {"leases"})
+    assert _inspect(path) == (2, {"schema_version": "2"}, V3_TABLES - {"leases"})
     Store(path).close()
-    assert _inspect(path) == (3, {"schema_version": "3"}, MEDSAFE_TABLES)
-    assert CURRENT_VERSION == 3
+    version = str(CURRENT_VERSION)
+    assert _inspect(path) == (CURRENT_VERSION, {"schema_version": version}, MEDSAFE_TABLES)
+    assert CURRENT_VERSION == 7
 
 
 def migrate_to(conn: sqlite3.Connection, path: Path, version: int) -> int:

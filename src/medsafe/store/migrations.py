@@ -26,6 +26,10 @@ from medsafe.store.schema_sql import (
     V1_DDL,
     statements,
 )
+from medsafe.store.schema_audit import AUDIT_DDL
+from medsafe.store.schema_gate import GATE_DDL
+from medsafe.store.schema_review import REVIEW_DDL
+from medsafe.store.schema_web import WEB_DDL
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -50,6 +54,26 @@ def add_leases(conn: sqlite3.Connection) -> None:
     _run_script(conn, LEASES_DDL)
 
 
+def add_audit(conn: sqlite3.Connection) -> None:
+    """3 -> 4: the hash-chained ``audit_log`` and the ``signoffs`` of runs."""
+    _run_script(conn, AUDIT_DDL)
+
+
+def add_review(conn: sqlite3.Connection) -> None:
+    """4 -> 5: review tasks, reviewers' labels and adjudications."""
+    _run_script(conn, REVIEW_DDL)
+
+
+def add_web(conn: sqlite3.Connection) -> None:
+    """5 -> 6: the workbench's users and sessions."""
+    _run_script(conn, WEB_DDL)
+
+
+def add_gate(conn: sqlite3.Connection) -> None:
+    """6 -> 7: the decisions of ``medsafe gate``."""
+    _run_script(conn, GATE_DDL)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step: ``apply`` turns a store of version ``to - 1`` into version ``to``.
@@ -66,6 +90,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, create_v1),
     Migration(2, add_calibrations),
     Migration(3, add_leases),
+    Migration(4, add_audit),
+    Migration(5, add_review),
+    Migration(6, add_web),
+    Migration(7, add_gate),
 )
 """Every step, in order: ``MIGRATIONS[i]`` migrates version ``i`` to ``i + 1``."""
 

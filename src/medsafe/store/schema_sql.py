@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from medsafe.store.schema_audit import AUDIT_TABLES
+from medsafe.store.schema_gate import GATE_TABLES
+from medsafe.store.schema_review import REVIEW_TABLES
+from medsafe.store.schema_web import WEB_TABLES
+
 V1_DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -119,6 +124,10 @@ CREATE TABLE IF NOT EXISTS leases (
 MEDSAFE_TABLES = frozenset(
     {"meta", "runs", "items", "cache", "transcripts", "scores", "dialogue_turns", "flags"}
     | {"calibrations", "leases"}
+    | AUDIT_TABLES
+    | REVIEW_TABLES
+    | WEB_TABLES
+    | GATE_TABLES
 )
 """Every table a store of any version may hold."""
 

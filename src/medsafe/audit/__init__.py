@@ -1,0 +1,1 @@
+"""Hash-chained audit trail and run content hashes (RFC 8785)."""

@@ -1,0 +1,1 @@
+"""Data-ethics checks: PHI/PII detection, redaction, egress policy."""

@@ -1,0 +1,1 @@
+"""Safety gate: policy rules decided on confidence bounds."""

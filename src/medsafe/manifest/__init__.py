@@ -1,0 +1,1 @@
+"""Signed in-toto run manifests and Ed25519 keys."""

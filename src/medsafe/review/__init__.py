@@ -1,0 +1,1 @@
+"""Review tasks: blinded double review, adjudication, human labels, sign-off."""

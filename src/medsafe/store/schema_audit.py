@@ -1,0 +1,32 @@
+"""Tables of the audit trail and sign-offs (schema v4); owned by :mod:`medsafe.audit`."""
+
+from __future__ import annotations
+
+AUDIT_DDL = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT,
+    payload TEXT NOT NULL,
+    payload_hash TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signoffs (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+    comment TEXT NOT NULL DEFAULT '',
+    conditions TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL,
+    audit_head TEXT NOT NULL,
+    ts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signoffs_run ON signoffs(run_id);
+"""
+"""Added by schema v4: the hash-chained audit log and the sign-offs of runs."""
+
+AUDIT_TABLES = frozenset({"audit_log", "signoffs"})

@@ -1,0 +1,1 @@
+"""The review workbench: a FastAPI web app over the store."""
