@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsafe.errors import StoreError
+from medsafe.store.schema_audit import AUDIT_DDL
+from medsafe.store.schema_gate import GATE_DDL
+from medsafe.store.schema_review import REVIEW_DDL
 from medsafe.store.schema_sql import (
     CALIBRATIONS_DDL,
     LEASES_DDL,
@@ -26,9 +29,6 @@ from medsafe.store.schema_sql import (
     V1_DDL,
     statements,
 )
-from medsafe.store.schema_audit import AUDIT_DDL
-from medsafe.store.schema_gate import GATE_DDL
-from medsafe.store.schema_review import REVIEW_DDL
 from medsafe.store.schema_web import WEB_DDL
 
 
