@@ -14,6 +14,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS audit_log_hash ON audit_log(hash);
+CREATE UNIQUE INDEX IF NOT EXISTS audit_log_prev ON audit_log(prev_hash);
 CREATE TABLE IF NOT EXISTS signoffs (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
