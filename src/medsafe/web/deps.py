@@ -1,0 +1,94 @@
+"""Request dependencies every route builds on: the store connection, the signed-in user,
+role checks and CSRF checks.
+
+A page asked without a live session redirects to ``/login`` (an ``/api/`` route answers 401);
+a user without the route's role gets 403; a state-changing request whose CSRF token (form
+field ``csrf_token`` or header ``X-CSRF-Token``) is not its session's gets 403.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from medsafe.store.webstore import connect_shared
+from medsafe.web.auth import Session, User, same_token, session_for
+
+SESSION_COOKIE = "medsafe_session"
+
+
+class LoginRequired(Exception):
+    """A page asked without a live session (the app answers with a redirect to /login)."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def store_path(request: Request) -> Path:
+    """The store file the app serves."""
+    path: Path = request.app.state.db
+    return path
+
+
+def get_conn(request: Request) -> Iterator[sqlite3.Connection]:
+    """One connection to the store per request (the store was migrated at start-up)."""
+    conn = connect_shared(store_path(request))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+Conn = Annotated[sqlite3.Connection, Depends(get_conn)]
+
+
+def current_session(request: Request, conn: Conn) -> Session:
+    """The request's live session (redirect to /login, or 401 under /api/, without one)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    session = session_for(conn, token, idle_timeout=request.app.state.idle_timeout)
+    if session is None:
+        if request.url.path.startswith("/api/"):
+            raise HTTPException(401, "login required")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target)
+    request.state.session = session
+    return session
+
+
+def current_user(session: Annotated[Session, Depends(current_session)]) -> User:
+    """The signed-in user (see :func:`current_session`)."""
+    return session.user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_roles(*roles: str) -> Callable[[User], User]:
+    """A dependency admitting a signed-in user holding any of ``roles`` (403 otherwise)."""
+
+    def dependency(user: CurrentUser) -> User:
+        if not user.has(*roles):
+            raise HTTPException(403, "your role does not allow this")
+        return user
+
+    dependency.__name__ = f"require_{'_or_'.join(roles)}"
+    return dependency
+
+
+async def verify_csrf(
+    request: Request, session: Annotated[Session, Depends(current_session)]
+) -> None:
+    """Refuse (403) a state-changing request without its session's CSRF token."""
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await request.form()).get("csrf_token")
+            sent = value if isinstance(value, str) else None
+    if not same_token(sent, session.csrf_token):
+        raise HTTPException(403, "missing or wrong CSRF token")

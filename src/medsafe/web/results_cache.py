@@ -1,0 +1,84 @@
+"""Each run's :class:`~medsafe.results.RunResults`, materialised in the store.
+
+A run's results are computed once by :func:`medsafe.results.compute_results` and kept in
+``web_results`` under a fingerprint: the run's change counter (bumped by triggers on every
+insert, update or delete of its items, transcripts, scores, flags, dialogue turns or spec;
+see :mod:`medsafe.store.schema_web`), medsafe's version and the results schema version. A page
+reads the stored JSON when the fingerprint still matches, which costs one primary-key read,
+and recomputes it otherwise. A full content hash would also notice every change, but it reads
+every row of the run on every page view (seconds at 200,000 items), which is what the cache
+is there to avoid.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from medsafe._version import __version__
+from medsafe.results import SCHEMA_VERSION, RunResults, compute_results
+from medsafe.store import webstore
+from medsafe.store.sqlite import Store
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def fingerprint(version: int) -> str:
+    """The cache key of a run at change counter ``version``."""
+    return f"v{version}/medsafe-{__version__}/results-{SCHEMA_VERSION}"
+
+
+def _lock(run_id: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(run_id, threading.Lock())
+
+
+def cached(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, RunResults]:
+    """The results of those of ``run_ids`` whose materialised copy is current (others are
+    left out: a list page shows them as not computed yet rather than wait)."""
+    versions = webstore.run_versions(conn, run_ids)
+    out: dict[str, RunResults] = {}
+    for run_id, (key, blob) in webstore.cached_results_many(conn, run_ids).items():
+        if key == fingerprint(versions[run_id]):
+            out[run_id] = RunResults.model_validate_json(blob)
+    return out
+
+
+def results_for(db: Path, run_id: str) -> RunResults:
+    """The current results of ``run_id`` (StoreError if there is no such run): the
+    materialised copy when current, else computed now and stored (one computation per run
+    at a time; a second request waits for it)."""
+    with Store(db) as store:
+        conn = store.connection
+        key = fingerprint(webstore.run_version(conn, run_id))
+        found = webstore.cached_results(conn, run_id)
+        if found is not None and found[0] == key:
+            return RunResults.model_validate_json(found[1])
+        with _lock(run_id):
+            key = fingerprint(webstore.run_version(conn, run_id))
+            found = webstore.cached_results(conn, run_id)
+            if found is not None and found[0] == key:
+                return RunResults.model_validate_json(found[1])
+            record = store.require_run(run_id)
+            results = compute_results(conn, record)
+            # stored under the key read before computing: a change meanwhile bumps the
+            # counter, so the copy is recomputed on the next view rather than served stale
+            webstore.store_results(conn, run_id, key, results.model_dump_json(), time.time())
+            return results
+
+
+def warm_all(db: Path, stop: threading.Event) -> None:
+    """Compute the results of every run whose copy is missing or stale, newest first, until
+    ``stop`` is set (the server's start-up warms its cache this way)."""
+    with Store(db) as store:
+        rows, _total = webstore.run_rows(store.connection, limit=10_000)
+    for row in rows:
+        if stop.is_set():
+            return
+        try:
+            results_for(db, row.run_id)
+        except Exception:
+            continue
