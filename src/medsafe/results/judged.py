@@ -28,6 +28,9 @@ from medsafe.schema import ScorerSpec
 from medsafe.store import aggregates as sql
 from medsafe.store.aggregates import VerdictRow
 
+HUMAN = "human"
+"""The judge of final human labels (written by review tasks): compared with the LLM judges,
+never one of them."""
 MAX_LISTED = 100
 """At most this many disagreeing units are listed by id."""
 COVERAGE_SHIFT = 0.10
@@ -179,7 +182,7 @@ def ordered_judges(
     name: str, keys: Iterable[tuple[str, str]], spec: ScorerSpec | None
 ) -> list[str]:
     """A scorer's named judges (the jury excluded): in the run spec's order, then by name."""
-    found = sorted({j for s, j in keys if s == name and j not in ("", name, JURY)})
+    found = sorted({j for s, j in keys if s == name and j not in ("", name, JURY, HUMAN)})
     order = list(spec.judges) if spec else []
     return [j for j in order if j in found] + [j for j in found if j not in order]
 
@@ -193,6 +196,8 @@ class JudgedExtras:
     quality: dict[tuple[str, str], Estimate]
     coverage: dict[str, tuple[Estimate, str | None]] = field(default_factory=dict)
     """Per scorer with 2+ judges: the jury's coverage and the category-shift warning."""
+    human: dict[str, Agreement] = field(default_factory=dict)
+    """Per scorer with human labels: the human labels against each LLM judge."""
 
 
 def coverage_warning(rows: Iterable[tuple[str, bool, int]]) -> str | None:
@@ -257,6 +262,19 @@ def judged_extras(
         threshold = float(options.get("disagreement", scale.disagreement or 0.0))
         units = sql.judge_units(conn, run_id, name, judges, criteria=_needs_criteria(scale))
         agreements[name] = agreement(scale, judges, units, threshold)
+    human: dict[str, Agreement] = {}
+    for name in sorted({s for s, j in keys if j == HUMAN}) if tests else []:
+        scale = scales.get(name)
+        llm = sorted(j for s, j in keys if s == name and j not in (HUMAN, JURY))
+        if scale is None or not llm:
+            continue
+        spec = specs.get(name)
+        threshold = float(
+            (spec.options if spec else {}).get("disagreement", scale.disagreement or 0.0)
+        )
+        raters = [HUMAN, *llm]
+        units = sql.judge_units(conn, run_id, name, raters, criteria=_needs_criteria(scale))
+        human[name] = agreement(scale, raters, units, threshold)
     quality: dict[tuple[str, str], Estimate] = {}
     for name, scale in scales.items():
         if scale.quality is None:
@@ -268,7 +286,7 @@ def judged_extras(
             estimate = _quality(found)
             if estimate is not None:
                 quality[(name, judge)] = estimate
-    return JudgedExtras(agreements, quality, coverage)
+    return JudgedExtras(agreements, quality, coverage, human)
 
 
 def judged_blocks(
@@ -301,4 +319,8 @@ def judged_blocks(
             out[headline] = out[headline].model_copy(update=shown)
             update.update(shown)
         out[name] = out[headline].model_copy(update=update)
+    for name, versus in extras.human.items():
+        for key in (name, f"{name}:{HUMAN}"):
+            if key in out:
+                out[key] = out[key].model_copy(update={"human_agreement": versus})
     return out

@@ -177,6 +177,9 @@ class ScorerResults(_Model):
     of the units any of its judges was asked about (Wilson interval)."""
     coverage_warning: str | None = None
     """Set when the units the jury leaves out differ by category from the ones it covers."""
+    human_agreement: Agreement | None = None
+    """The final human labels (judge ``human``, from review tasks) against each LLM judge,
+    on the units both rated (``human`` is never one of ``judges`` nor in the jury)."""
 
 
 class TurnPoint(_Model):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from medsafe.stats.prevalence import corrected_rate, corrected_rate_ci
     from medsafe.stats.proportions import proportion_difference
     from medsafe.stats.quantile import median_ci
+    from medsafe.stats.reliability import fleiss_kappa, gwet_ac1, reliability
     from medsafe.stats.results import (
         DetectableEffect,
         Disagreements,
@@ -54,7 +55,9 @@ _EXPORTS: dict[str, str] = {
     "corrected_rate": "prevalence",
     "corrected_rate_ci": "prevalence",
     "disagreements": "agreement",
+    "fleiss_kappa": "reliability",
     "friedman": "paired",
+    "gwet_ac1": "reliability",
     "krippendorff_alpha": "agreement",
     "mcnemar": "paired",
     "median_ci": "quantile",
@@ -62,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "paired_bootstrap_diff": "paired",
     "proportion_difference": "proportions",
     "rank_biserial": "paired",
+    "reliability": "reliability",
     "spearman": "agreement",
     "wilcoxon_signed_rank": "paired",
     "wilson": "intervals",
@@ -87,7 +91,9 @@ __all__ = [
     "corrected_rate",
     "corrected_rate_ci",
     "disagreements",
+    "fleiss_kappa",
     "friedman",
+    "gwet_ac1",
     "krippendorff_alpha",
     "mcnemar",
     "median_ci",
@@ -95,6 +101,7 @@ __all__ = [
     "paired_bootstrap_diff",
     "proportion_difference",
     "rank_biserial",
+    "reliability",
     "spearman",
     "wilcoxon_signed_rank",
     "wilson",
