@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from medsafe.stats.prevalence import corrected_rate, corrected_rate_ci
     from medsafe.stats.proportions import proportion_difference
     from medsafe.stats.quantile import median_ci
-    from medsafe.stats.reliability import fleiss_kappa, gwet_ac1, reliability
+    from medsafe.stats.reliability import fleiss_kappa, gwet_ac1
     from medsafe.stats.results import (
         DetectableEffect,
         Disagreements,
@@ -65,7 +65,6 @@ _EXPORTS: dict[str, str] = {
     "paired_bootstrap_diff": "paired",
     "proportion_difference": "proportions",
     "rank_biserial": "paired",
-    "reliability": "reliability",
     "spearman": "agreement",
     "wilcoxon_signed_rank": "paired",
     "wilson": "intervals",
@@ -101,7 +100,6 @@ __all__ = [
     "paired_bootstrap_diff",
     "proportion_difference",
     "rank_biserial",
-    "reliability",
     "spearman",
     "wilcoxon_signed_rank",
     "wilson",
