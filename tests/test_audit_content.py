@@ -94,3 +94,18 @@ def test_signoff_refuses_bad_input_and_keeps_nothing(db: Path) -> None:
     assert not conn.in_transaction
     assert conn.execute("SELECT count(*) FROM signoffs").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
+
+
+def test_a_cached_hash_is_reused_only_while_the_run_is_unchanged(db: Path) -> None:
+    items = write_run(db)
+    conn = Store(db).connection
+    real = run_content_hash(conn, "run1")
+    assert run_content_hash(conn, "run1", reuse=True) == real
+    conn.execute("UPDATE content_hashes SET content_hash='cached' WHERE run_id='run1'")
+    assert run_content_hash(conn, "run1", reuse=True) == "cached"
+    assert run_content_hash(conn, "run1") == real  # a fresh computation refreshes the cache
+    conn.execute("UPDATE content_hashes SET content_hash='cached' WHERE run_id='run1'")
+    writer = StoreWriter(db)
+    writer.put_scores("run1", [score(items[3], 0.0)])
+    writer.close()
+    assert run_content_hash(conn, "run1", reuse=True) not in ("cached", real)

@@ -94,8 +94,9 @@ def signoffs_for(
 ) -> list[SignOffStatus]:
     """The run's sign-offs, oldest first, each marked stale if the content changed since.
 
-    The run's content hash is computed once (pass ``current_hash`` if you have it); a run with
-    no sign-off costs one query. A run that was deleted has every sign-off stale.
+    The run's content hash is computed once, or taken from the cache while the run has not
+    changed (pass ``current_hash`` if you have it); a run with no sign-off costs one query. A
+    run that was deleted has every sign-off stale.
     """
     rows = conn.execute(
         "SELECT id, run_id, actor, decision, comment, conditions, content_hash, audit_head, ts "
@@ -106,7 +107,7 @@ def signoffs_for(
         return []
     if current_hash is None:
         exists = conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        current_hash = run_content_hash(conn, run_id) if exists else ""
+        current_hash = run_content_hash(conn, run_id, reuse=True) if exists else ""
     return [
         SignOffStatus(
             id=int(sid),

@@ -28,7 +28,14 @@ CREATE TABLE IF NOT EXISTS signoffs (
     ts TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS signoffs_run ON signoffs(run_id);
+CREATE TABLE IF NOT EXISTS content_hashes (
+    run_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    content_hash TEXT NOT NULL
+) WITHOUT ROWID;
 """
-"""Added by schema v4: the hash-chained audit log and the sign-offs of runs."""
+"""Added by schema v4: the hash-chained audit log, the sign-offs of runs, and a cache of run
+content hashes keyed by the run's change counter (``web_run_versions.version``, kept by
+triggers), so that showing whether a sign-off is stale does not re-read a large run."""
 
-AUDIT_TABLES = frozenset({"audit_log", "signoffs"})
+AUDIT_TABLES = frozenset({"audit_log", "signoffs", "content_hashes"})
