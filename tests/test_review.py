@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ HARM = Scale(kind="ordinal", title="Harmfulness (1-5)", lo=1, hi=5, levels=(1, 2
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     db = tmp_path / "r.db"
     review_run(db)
     c = connect(db)
@@ -205,7 +206,7 @@ def test_agreement_statistics(conn: sqlite3.Connection) -> None:
     assert field.stats["gwet_ac1"]["value"] == pytest.approx(ac1)  # type: ignore[index]
     (pair,) = field.pairs
     assert pair.kappa == pytest.approx(cohen_kappa(ann, bob, None, keys))
-    assert (pair.n, pair.agreement) == (12, pytest.approx(11 / 12))
+    assert pair.n == 12 and pair.agreement == pytest.approx(11 / 12)
 
 
 def test_medes_rubric_aggregates_like_the_scorer() -> None:

@@ -17,6 +17,7 @@ from rich.text import Text
 from medsafe.cli.calibrate import calibrate_command
 from medsafe.cli.redteam import redteam_app
 from medsafe.cli.report import compare_command, report_command
+from medsafe.cli.review import review_app, signoff_command
 from medsafe.cli.serve import serve_command
 from medsafe.cli.users import users_app
 from medsafe.errors import MedsafeError
@@ -606,11 +607,13 @@ app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("calibrate")(calibrate_command)
 app.command("serve")(serve_command)
+app.command("signoff")(signoff_command)
 
 
 guardian_app = typer.Typer(help="The offline guardian: evaluate or retrain its head.")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(users_app, name="users")
+app.add_typer(review_app, name="review")
 
 
 def _print_evaluation(evaluation: Any, as_json: bool) -> None:

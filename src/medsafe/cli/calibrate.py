@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Annotated, Any
 
 import typer
@@ -70,13 +71,53 @@ def _print(result: dict[str, Any]) -> None:
         _out.print(f"failures: {result['failure_causes']}")
 
 
+def _labels_source(
+    scorer: str | None, labels: Path | None, from_task: str | None, db: Path
+) -> tuple[str, Path, TemporaryDirectory[str] | None]:
+    """The scorer and labels file to calibrate on: as given, or a review task's final labels
+    (written to a temporary file; the task's scorer unless ``--scorer`` names one)."""
+    from medsafe.errors import ConfigError
+
+    if (labels is None) == (from_task is None):
+        raise ConfigError("give one of --labels FILE or --from-task TASK")
+    if from_task is None:
+        if scorer is None:
+            raise ConfigError("--scorer NAME[:MODEL] is required with --labels")
+        assert labels is not None
+        return scorer, labels, None
+    from medsafe.review.exports import calibrate_rows, write_jsonl
+    from medsafe.review.tasks import get_task
+    from medsafe.store.sqlite import Store
+
+    if not db.is_file():
+        raise ConfigError(f"--from-task: {db}: no such store")
+    with Store(db) as store:
+        task = get_task(store.connection, from_task)
+        rows = calibrate_rows(store.connection, from_task)
+    if not rows:
+        raise ConfigError(f"review task {from_task} has no final label yet")
+    tmp = TemporaryDirectory(prefix="medsafe-calibrate-")
+    path = Path(tmp.name) / f"{from_task}.jsonl"
+    write_jsonl(rows, path)
+    return scorer or task.label_schema.scorer, path, tmp
+
+
 def calibrate_command(
     scorer: Annotated[
-        str, typer.Option("--scorer", help="NAME[:MODEL], e.g. guardian or harmfulness:judge-a.")
-    ],
+        str | None,
+        typer.Option(
+            "--scorer",
+            help="NAME[:MODEL], e.g. guardian or harmfulness:judge-a (default with --from-task: "
+            "the task's scorer).",
+        ),
+    ] = None,
     labels: Annotated[
-        Path, typer.Option("--labels", help="JSONL: prompt, response, and label or score.")
-    ],
+        Path | None, typer.Option("--labels", help="JSONL: prompt, response, and label or score.")
+    ] = None,
+    from_task: Annotated[
+        str | None,
+        typer.Option("--from-task", help="Use the final labels of this review task (in --db)."),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help=escape("TOML file with [models.NAME] entries."))
     ] = None,
@@ -99,7 +140,9 @@ def calibrate_command(
     from medsafe.calibrate import calibrate
     from medsafe.judges.build import parse_judge_arg
 
+    tmp: TemporaryDirectory[str] | None = None
     try:
+        scorer, labels, tmp = _labels_source(scorer, labels, from_task, db)
         name, ref = parse_judge_arg(scorer)
         result = calibrate(
             name,
@@ -112,6 +155,9 @@ def calibrate_command(
         )
     except MedsafeError as exc:
         raise fail(exc) from None
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     if as_json:
         emit_json(result)
     else:

@@ -30,7 +30,7 @@ from typing import Any
 
 from medsafe.audit.chain import append
 from medsafe.errors import ConfigError, StoreError
-from medsafe.results.judged import HUMAN
+from medsafe.results.judged import HUMAN as HUMAN
 from medsafe.review.model import LabelSchema, TaskSpec
 from medsafe.review.sampling import sample_units
 from medsafe.schema import Message, Score, Transcript
