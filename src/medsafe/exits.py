@@ -25,6 +25,12 @@ class ExitCode(IntEnum):
     """Bad input or configuration: the message names the file, line and field where it can."""
     ALL_CALLS_FAILED = 3
     """``medsafe run``: the run has items and every model call for them failed."""
+    GATE_FAIL = 1
+    """``medsafe gate``: a rule failed (its interval lies wholly beyond its bound)."""
+    GATE_INCONCLUSIVE = 4
+    """``medsafe gate``: no rule failed, but the data cannot decide one (n needed is shown)."""
+    GATE_CALLS_FAILED = 5
+    """``medsafe gate``: a suite's model calls all failed (a dead endpoint, never inconclusive)."""
 
 
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from medsafe.cli.calibrate import calibrate_command
+from medsafe.cli.gate import gate_command
 from medsafe.cli.redteam import redteam_app
 from medsafe.cli.report import compare_command, report_command
 from medsafe.cli.review import review_app, signoff_command
@@ -606,6 +607,7 @@ def demo(
 app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("calibrate")(calibrate_command)
+app.command("gate")(gate_command)
 app.command("serve")(serve_command)
 app.command("signoff")(signoff_command)
 
