@@ -14,8 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.audit import audit_app
 from medsafe.cli.calibrate import calibrate_command
 from medsafe.cli.gate import gate_command
+from medsafe.cli.manifest import keys_app, manifest_command
 from medsafe.cli.redteam import redteam_app
 from medsafe.cli.report import compare_command, report_command
 from medsafe.cli.review import review_app, signoff_command
@@ -453,6 +455,7 @@ def delete(
 ) -> None:
     """Delete a run: its items, answers, scores, flags, dialogue turns and the cached answers
     no other run used; the file is then compacted so that no deleted text remains in it."""
+    from medsafe.audit.events import run_deleted
     from medsafe.store import Store
 
     _require_store(db)
@@ -463,7 +466,7 @@ def delete(
                 typed = typer.prompt(f"type the run id ({run_id}) to delete it", default="")
                 if typed != run_id:
                     raise fail("not confirmed: nothing deleted")
-            removed = store.delete_run(run_id)
+            removed = store.delete_run(run_id, before_commit=run_deleted(run_id))
             store.vacuum()
     except MedsafeError as exc:
         raise fail(exc) from None
@@ -609,12 +612,15 @@ app.command("compare")(compare_command)
 app.command("calibrate")(calibrate_command)
 app.command("gate")(gate_command)
 app.command("serve")(serve_command)
+app.command("manifest")(manifest_command)
 app.command("signoff")(signoff_command)
 
 
 guardian_app = typer.Typer(help="The offline guardian: evaluate or retrain its head.")
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.add_typer(review_app, name="review")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,9 +270,14 @@ class Store:
             [(run_id, name, f"{name}.%") for name in scorer_names],
         )
 
-    def delete_run(self, run_id: str) -> dict[str, int]:
+    def delete_run(
+        self,
+        run_id: str,
+        before_commit: Callable[[sqlite3.Connection, dict[str, int]], None] | None = None,
+    ) -> dict[str, int]:
         """Delete run ``run_id`` and all it stored, in one transaction; returns the rows removed
-        per table. Cached answers go too, except those another run's calls also used."""
+        per table. Cached answers go too, except those another run's calls also used.
+        ``before_commit`` runs inside the transaction with the counts (the audit entry)."""
         self.require_run(run_id)
         conn = self._conn
         try:
@@ -296,6 +301,8 @@ class Store:
             for table in ("dialogue_turns", "flags", "scores", "transcripts", "items", "runs"):
                 cur = conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
                 removed[table] = cur.rowcount
+            if before_commit is not None:
+                before_commit(conn, removed)
             conn.execute("COMMIT")
         except BaseException as exc:
             conn.execute("ROLLBACK")

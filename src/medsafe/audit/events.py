@@ -1,0 +1,34 @@
+"""Audit entries of the command line: who acts (``cli:USER``) and the hook that records a
+run's deletion inside the deleting transaction."""
+
+from __future__ import annotations
+
+import getpass
+import sqlite3
+from collections.abc import Callable
+
+from medsafe.audit.chain import append
+
+__all__ = ["cli_actor", "run_deleted"]
+
+
+def cli_actor() -> str:
+    """The actor of a command-line action: ``cli:`` and the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment
+        return "cli:unknown"
+
+
+def run_deleted(
+    run_id: str, actor: str | None = None
+) -> Callable[[sqlite3.Connection, dict[str, int]], None]:
+    """A ``before_commit`` hook for ``Store.delete_run``: appends a ``run_delete`` entry with
+    the rows removed per table, and drops the run's cached content hash (its sign-offs stay,
+    shown stale)."""
+
+    def record(conn: sqlite3.Connection, removed: dict[str, int]) -> None:
+        conn.execute("DELETE FROM content_hashes WHERE run_id=?", (run_id,))
+        append(conn, actor or cli_actor(), "run_delete", run_id, {"run_id": run_id, **removed})
+
+    return record
