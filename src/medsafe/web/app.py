@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from medsafe.store.sqlite import Store
 from medsafe.web.auth import IDLE_TIMEOUT_S
@@ -26,6 +28,19 @@ from medsafe.web.templating import render
 STATIC = Path(__file__).with_name("static")
 ROUTERS = ("routes_auth", "routes_browse", "routes_review")
 """Route modules, included in this order; one that does not exist yet is skipped."""
+
+
+def api_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """Every API route of ``routes``, looking inside included routers (FastAPI keeps an
+    included router as one entry that holds the router's own routes)."""
+    out: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            out.append(route)
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            out.extend(api_routes(inner.routes))
+    return out
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -111,9 +126,5 @@ def create_app(
     from medsafe.web.security import SecurityHeaders
 
     app.add_middleware(SecurityHeaders)
-
-    @app.get("/", include_in_schema=False)
-    def home() -> Response:
-        return RedirectResponse("/runs", status_code=303)
 
     return app

@@ -132,3 +132,15 @@ def me(session: Annotated[Session, Depends(current_session)]) -> dict[str, objec
     """The signed-in user as JSON (401 without a session)."""
     user = session.user
     return {"username": user.username, "roles": sorted(user.roles), "language": user.language}
+
+
+@router.get("/")
+def home(request: Request, session: Annotated[Session, Depends(current_session)]) -> Response:
+    """Where a user starts: the runs list, or the review queue for a reviewer only."""
+    user = session.user
+    if user.has("admin", "viewer", "auditor", "adjudicator"):
+        return RedirectResponse("/runs", status_code=303)
+    from medsafe.web.app import api_routes
+
+    paths = {route.path for route in api_routes(request.app.routes)}
+    return RedirectResponse("/review" if "/review" in paths else "/account", status_code=303)
