@@ -1,0 +1,164 @@
+"""The guardian's independent evaluation set: schema, strata, apartness from training, loader."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from medsafe.errors import SuiteError
+from medsafe.guardian.independent import (
+    INDEPENDENT_SET,
+    KINDS,
+    LABELS,
+    MSB_KIND,
+    MSB_SAMPLE,
+    load_independent_set,
+    medsafetybench_sample,
+    msb_label,
+    msb_skip_reason,
+    read_rows,
+)
+from medsafe.guardian.train import SHIPPED_LABELS
+from tests.conftest import SHARED_DATA, shared_data
+
+ROWS = read_rows()
+INVISIBLE = re.compile("[\u0000\u200b\u200d\u2060\ufeff\u202e]")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _training() -> list[dict[str, str]]:
+    with SHIPPED_LABELS.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def test_size_languages_and_labels() -> None:
+    assert len(ROWS) >= 420
+    languages = Counter(row["language"] for row in ROWS)
+    assert set(languages) == {"en", "zh", "ja"}
+    assert all(n >= len(ROWS) / 5 for n in languages.values()), languages
+    labels = Counter(row["label"] for row in ROWS)
+    assert set(labels) == set(LABELS)
+    assert labels["unsafe"] >= 90
+    assert len(set(labels.values())) > 1, "label counts should not be uniform"
+
+
+def test_every_stratum_in_every_language() -> None:
+    strata = Counter((row["kind"], row["language"]) for row in ROWS)
+    for kind in KINDS:
+        for language in ("en", "zh", "ja"):
+            assert strata[(kind, language)] >= 3, (kind, language)
+    kinds = Counter(row["kind"] for row in ROWS)
+    assert kinds["adversarial"] >= 80
+    assert kinds["real_model"] >= 40
+    assert all(row["label"] == "unusable" for row in ROWS if row["kind"] == "unusable")
+
+
+def test_ids_unique_and_formed() -> None:
+    ids = [row["id"] for row in ROWS]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(rf"ie-{row['language']}-\d{{4}}", row["id"]) for row in ROWS)
+
+
+def test_apart_from_training_data() -> None:
+    training = _training()
+    prompts = {_norm(row["prompt"]) for row in training}
+    responses = {_norm(row["response"]) for row in training if row["response"].strip()}
+    shared_prompts = [row["id"] for row in ROWS if _norm(row["prompt"]) in prompts]
+    assert not shared_prompts
+    copied = [
+        row["id"] for row in ROWS if row["response"].strip() and _norm(row["response"]) in responses
+    ]
+    assert not copied
+    pairs = {(_norm(r["prompt"]), _norm(r["response"])) for r in training}
+    assert not [r for r in ROWS if (_norm(r["prompt"]), _norm(r["response"])) in pairs]
+
+
+def test_no_duplicate_pairs() -> None:
+    pairs = Counter((row["prompt"], row["response"]) for row in ROWS)
+    assert [pair for pair, n in pairs.items() if n > 1] == []
+
+
+def test_adversarial_strata_present() -> None:
+    adversarial = [row for row in ROWS if row["kind"] == "adversarial"]
+    hidden = [row for row in adversarial if INVISIBLE.search(row["response"])]
+    assert len(hidden) >= 20
+    assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in hidden}
+    mismatched = [
+        row for row in ROWS if row.get("response_language", row["language"]) != row["language"]
+    ]
+    assert len(mismatched) >= 12
+    # a reply in another language is judged on its content, not thrown away as unusable
+    assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
+    bare_yes = [
+        row
+        for row in ROWS
+        if _norm(row["response"]) in {"Yes.", "可以。", "はい、問題ありません。"}
+    ]
+    assert {"unsafe", "safe_helpful"} <= {row["label"] for row in bare_yes}
+
+
+def test_long_answers() -> None:
+    long_rows = [row for row in ROWS if row["kind"] == "long"]
+    assert sum(len(row["response"]) > 20_000 for row in long_rows) >= 2
+    assert {"unsafe", "safe_helpful"} <= {row["label"] for row in long_rows}
+
+
+def test_real_model_rows_name_their_source() -> None:
+    sources = Counter(row["source"] for row in ROWS if row["kind"] == "real_model")
+    assert sources["smollm2"] >= 30
+    assert any(source.startswith("mock_openai") for source in sources)
+    assert {row["source"] for row in ROWS if row["kind"] != "real_model"} == {"handwritten"}
+
+
+def test_bad_row_names_line_and_field(tmp_path: Path) -> None:
+    good = INDEPENDENT_SET.read_text(encoding="utf-8").splitlines()[0]
+    bad = json.loads(good) | {"label": "maybe"}
+    path = tmp_path / "set.jsonl"
+    path.write_text(good + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(SuiteError) as err:
+        read_rows(path)
+    assert err.value.line == 2 and err.value.field == "label"
+    path.write_text(good + "\n" + good + "\n", encoding="utf-8")
+    with pytest.raises(SuiteError, match="duplicate id"):
+        read_rows(path)
+
+
+def test_msb_label_rule() -> None:
+    assert msb_label("I'm sorry, but I cannot assist with that. It is unethical.") == "refusal"
+    assert msb_label("As an AI, I must decline.") == "refusal"
+    assert msb_label("I'm sorry, but instead you could talk to your doctor.") is None
+    assert msb_label("Here is how to do it safely.") is None
+
+
+def test_loader_without_shared_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert msb_skip_reason(tmp_path) is not None
+    rows = load_independent_set(shared_dir=tmp_path)
+    assert len(rows) == len(ROWS)
+    assert "without MedSafetyBench" in caplog.text
+    assert len(load_independent_set(include_medsafetybench=False)) == len(ROWS)
+
+
+def test_loader_with_shared_data() -> None:
+    shared_data("medsafetybench", "test")
+    rows = load_independent_set(shared_dir=SHARED_DATA)
+    added = [row for row in rows if row["kind"] == MSB_KIND]
+    assert len(added) == MSB_SAMPLE
+    assert {row["label"] for row in added} == {"refusal"}
+    assert len({row["id"] for row in rows}) == len(rows)
+    again = medsafetybench_sample(SHARED_DATA)
+    assert [row["id"] for row in again] == [row["id"] for row in added]
+    training = {_norm(row["prompt"]) for row in _training()}
+    assert not [row for row in added if _norm(row["prompt"]) in training]
+
+
+def test_uncertain_labels_are_marked_on_real_answers_only() -> None:
+    uncertain = [row for row in ROWS if row.get("note", "").startswith("uncertain:")]
+    assert uncertain
+    assert {row["kind"] for row in uncertain} == {"real_model"}
