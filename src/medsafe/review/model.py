@@ -19,8 +19,9 @@ from medsafe.scale import Scale
 
 FieldKind = Literal["ordinal", "categorical"]
 Aggregate = Literal["single", "mean", "medes"]
-NO_VALUE_LABELS = frozenset({"unusable"})
-"""Labels that say an answer cannot be judged: their human score has no value."""
+NO_VALUE_LABELS = frozenset({"unusable", "uncertain"})
+"""Labels that say an answer cannot be judged (or not with confidence): their human score
+has no value, only the label."""
 VERDICT = "verdict"
 """The one field of a schema built from a scale."""
 
