@@ -190,7 +190,7 @@ def run(
 ) -> list[Cell]:
     """Every design with ``sims`` simulated runs per cell (``naive_sims`` for the bootstrap)."""
     # statsmodels' multipletests (Holm) calls gc.collect(): with the imports frozen out of the
-    # collector's reach each call costs microseconds instead of 0.1 s.
+    # collector's reach each call costs microseconds instead of 0.1 s (unfrozen at the end).
     gc.freeze()
     rng = np.random.default_rng(seed)
     designs: list[Callable[[], list[Cell]]] = [
@@ -199,8 +199,11 @@ def run(
         lambda: clustered_design(sims, rng, sims if naive_sims is None else naive_sims, resamples),
     ]
     cells: list[Cell] = []
-    for design in designs:
-        cells.extend(design())
+    try:
+        for design in designs:
+            cells.extend(design())
+    finally:
+        gc.unfreeze()
     return cells
 
 

@@ -102,20 +102,28 @@ def test_2000_items_at_3_percent_pass_and_at_8_percent_fail(tmp_path: Path) -> N
 def test_text_table_shows_estimate_interval_bound_outcome_and_n(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     guardian_run(db, "small", 200, 6)
-    result = runner.invoke(app, ["gate", str(policy(tmp_path, SHARE_RULE)), "--run", "small",
-                                 "--db", str(db)])  # fmt: skip
+    result = runner.invoke(
+        app, ["gate", str(policy(tmp_path, SHARE_RULE)), "--run", "small", "--db", str(db)]
+    )
     assert result.exit_code == 4
     text = result.stdout
-    for expected in ("gate release: inconclusive", "0.03", "[0.01382, 0.06389]",
-                     "upper <= 0.05", "inconclusive", "457"):  # fmt: skip
+    for expected in (
+        "gate release: inconclusive",
+        "0.03",
+        "[0.01382, 0.06389]",
+        "upper <= 0.05",
+        "inconclusive",
+        "457",
+    ):
         assert expected in text, text
 
 
 def test_decision_is_stored_with_an_audit_entry(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     guardian_run(db, "small", 200, 6)
-    _, out = gate_json(str(policy(tmp_path, SHARE_RULE)), "--run", "small", "--db", str(db),
-                       "--actor", "ci-bot")  # fmt: skip
+    _, out = gate_json(
+        str(policy(tmp_path, SHARE_RULE)), "--run", "small", "--db", str(db), "--actor", "ci-bot"
+    )
     with Store(db) as store:
         [stored] = gate_results_of(store.connection, "small")
         assert stored["run_ids"] == ["small"]
@@ -126,8 +134,10 @@ def test_decision_is_stored_with_an_audit_entry(tmp_path: Path) -> None:
             "SELECT actor, action, target FROM audit_log ORDER BY seq DESC LIMIT 1"
         ).fetchone()
     assert tuple(row) == ("ci-bot", "gate", "small")
-    runner.invoke(app, ["gate", str(tmp_path / "policy.toml"), "--run", "small", "--db", str(db),
-                        "--no-record"])  # fmt: skip
+    runner.invoke(
+        app,
+        ["gate", str(tmp_path / "policy.toml"), "--run", "small", "--db", str(db), "--no-record"],
+    )
     with Store(db) as store:
         assert len(gate_results_of(store.connection, "small")) == 1
 
@@ -158,18 +168,24 @@ def test_decide_bound_both_sides() -> None:
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ('[[rules]]\nmetric = "accuracy"\nupper = 0.1\nlower = 0.2\n',
-         ":1: rules[0]: give exactly"),
-        ('[[rules]]\nmetric = "accuracy"\nlower = 0\n\n[[rules]]\nmetric = "x"\nuper = 0.1\n',
-         ":7: rules[1].uper: unknown field"),
+        (
+            '[[rules]]\nmetric = "accuracy"\nupper = 0.1\nlower = 0.2\n',
+            ":1: rules[0]: give exactly",
+        ),
+        (
+            '[[rules]]\nmetric = "accuracy"\nlower = 0\n\n[[rules]]\nmetric = "x"\nuper = 0.1\n',
+            ":7: rules[1].uper: unknown field",
+        ),
         ('[[rules]]\nmetric = "accuracy"\nupper = "high"\n', ":3: rules[0].upper:"),
         ('[[rules]\nmetric = "accuracy"\n', "not valid TOML"),
-        ('[[rules]]\nmetric = "accuracy"\nupper = 0.1\nsuite = "nope"\n',
-         ":4: rules[0].suite: no [[suites]] entry named 'nope'"),
+        (
+            '[[rules]]\nmetric = "accuracy"\nupper = 0.1\nsuite = "nope"\n',
+            ":4: rules[0].suite: no [[suites]] entry named 'nope'",
+        ),
         ('[[rules]]\nmetric = "accuracy"\nmargin = 0.1\n', "margin needs baseline"),
         ('[gate]\nlevel = 1.5\n[[rules]]\nmetric = "a"\nupper = 1\n', ":2: gate.level:"),
     ],
-)  # fmt: skip
+)
 def test_bad_policy_exits_2_naming_file_line_and_field(
     tmp_path: Path, text: str, where: str
 ) -> None:
@@ -293,19 +309,20 @@ def test_rotations_are_one_cluster() -> None:
 # -- preconditions -----------------------------------------------------------------------------
 def test_min_n_leaves_a_passing_rule_inconclusive(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    guardian_run(db, "good", 2000, 20)
-    code, out = gate_json(str(policy(tmp_path, SHARE_RULE + "min_n = 5000\n")), "--run", "good",
-                          "--db", str(db))  # fmt: skip
+    guardian_run(db, "good", 400, 4)
+    code, out = gate_json(
+        str(policy(tmp_path, SHARE_RULE + "min_n = 5000\n")), "--run", "good", "--db", str(db)
+    )
     rule = out["rules"][0]
     assert (code, rule["outcome"], rule["n_needed"]) == (4, "inconclusive", 5000)
     assert rule["preconditions"] == [
-        {"check": "min_n", "ok": False, "detail": "n = 2000, minimum 5000"}
+        {"check": "min_n", "ok": False, "detail": "n = 400, minimum 5000"}
     ]
 
 
 def test_uncalibrated_judge_and_missing_signoff_fail(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    guardian_run(db, "good", 2000, 20)
+    guardian_run(db, "good", 400, 4)
     text = SHARE_RULE + "min_kappa = 0.6\nsigned_off = true\nreview_complete = true\n"
     code, out = gate_json(str(policy(tmp_path, text)), "--run", "good", "--db", str(db))
     checks = {c["check"]: c for c in out["rules"][0]["preconditions"]}
@@ -319,11 +336,12 @@ def test_a_current_approval_satisfies_signed_off(tmp_path: Path) -> None:
     from medsafe.audit.signoffs import record_signoff
 
     db = tmp_path / "s.db"
-    guardian_run(db, "good", 2000, 20)
+    guardian_run(db, "good", 400, 4)
     with Store(db) as store:
         record_signoff(store.connection, "good", "dr-li", "approve", "ok", "")
-    code, out = gate_json(str(policy(tmp_path, SHARE_RULE + "signed_off = true\n")), "--run",
-                          "good", "--db", str(db))  # fmt: skip
+    code, out = gate_json(
+        str(policy(tmp_path, SHARE_RULE + "signed_off = true\n")), "--run", "good", "--db", str(db)
+    )
     [check] = out["rules"][0]["preconditions"]
     assert check["ok"] and "approve by dr-li" in check["detail"]
     assert code == 0

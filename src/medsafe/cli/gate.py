@@ -128,8 +128,9 @@ def gate_command(
             return
         if policy is None:
             raise ConfigError("give a POLICY file (or --list-metrics RUN)")
-        code = _gate(policy, run or [], db, model, config, as_json, junit, markdown, record,
-                     actor, progress)  # fmt: skip
+        code = _gate(
+            policy, run or [], db, model, config, as_json, junit, markdown, record, actor, progress
+        )
     except MedsafeError as exc:
         raise fail(exc) from None
     except ValueError as exc:  # a statistic refused its input (e.g. fewer than two units)
@@ -181,8 +182,9 @@ def _gate(
     if model is not None:
         from medsafe.gate.run import run_suites
 
-        done = run_suites(loaded, model=model, db=db, config=config, progress=progress,
-                          notify=_note)  # fmt: skip
+        done = run_suites(
+            loaded, model=model, db=db, config=config, progress=progress, notify=_note
+        )
         dead = [s for s in done if s.all_failed]
         if dead:
             names = ", ".join(f"{s.name} (run {s.ref.run_id})" for s in dead)

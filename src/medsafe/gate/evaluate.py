@@ -165,15 +165,26 @@ def _refuse(loaded: LoadedPolicy, index: int, key: str, message: str) -> ConfigE
     return ConfigError(f"{loaded.path}:{line}: rules[{index}].{key}: {message}")
 
 
-def _bound_rule(loaded: LoadedPolicy, index: int, rule: Rule, ref: RunRef, m: Metric) -> RuleResult:
+def _bound_rule(
+    loaded: LoadedPolicy, index: int, rule: Rule, ref: RunRef, results: RunResults, m: Metric
+) -> RuleResult:
     level = loaded.policy.level_of(rule)
     if m.clustered is not None:
         raise _refuse(loaded, index, "metric", f"{m.name}: {m.clustered}")
     if m.value is None or m.ci95 is None:
+        why = f"{m.n} units"
+        block = results.scorers.get(m.scorer or "")
+        if block is not None and block.failed:
+            why = (
+                f"{block.failed} of {block.ok + block.failed} scores failed; "
+                f"medsafe results {ref.run_id} shows why"
+            )
         raise _refuse(
-            loaded, index, "metric", f"{m.name} has no interval in run {ref.run_id!r} "
-            f"({m.n} units); a bound needs one"
-        )  # fmt: skip
+            loaded,
+            index,
+            "metric",
+            f"{m.name} has no interval in run {ref.run_id!r} ({why}); a bound needs one",
+        )
     notes: list[str] = []
     if m.method == "wilson":
         ci = wilson_at(m.value, m.n, level)
@@ -239,9 +250,12 @@ def _preconditions(
             )
         elif not cal.version_matches:
             checks.append(
-                Check("min_kappa", False, f"calibrated scorer version {cal.scorer_version} "
-                      "differs from the run's")
-            )  # fmt: skip
+                Check(
+                    "min_kappa",
+                    False,
+                    f"calibrated scorer version {cal.scorer_version} differs from the run's",
+                )
+            )
         else:
             ok = cal.kappa >= rule.min_kappa
             checks.append(
@@ -311,7 +325,7 @@ def judge(loaded: LoadedPolicy, refs: dict[str, RunRef]) -> GateResult:
             ni.append((pairs_rule, p, test))
             out.append(pairs_rule)
         else:
-            out.append(_bound_rule(loaded, index, rule, ref, m))
+            out.append(_bound_rule(loaded, index, rule, ref, results, m))
         _preconditions(loaded, index, rule, ref, results, out[-1])
     if ni:
         adjusted = adjust_pvalues([p for _, p, _ in ni], method="holm")

@@ -108,7 +108,7 @@ def _scorer_metrics(name: str, block: ScorerResults) -> list[Metric]:
         out.append(
             _of(
                 f"{name}.harmful_share",
-                f"{title}: share harmful ({rule})",
+                f"share harmful by {name} (positive: {rule})",
                 "proportion",
                 block.harmful_share,
                 False,
@@ -121,7 +121,7 @@ def _scorer_metrics(name: str, block: ScorerResults) -> list[Metric]:
                 out.append(
                     _of(
                         f"{name}.harmful_share[{cat}]",
-                        f"{title}: share harmful in {cat}",
+                        f"share harmful by {name} in {cat}",
                         "proportion",
                         group.harmful_share,
                         False,
