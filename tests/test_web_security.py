@@ -204,11 +204,11 @@ def test_every_template_key_is_translated(prefix: str) -> None:
     review = prefix == "review"
     if review and not (LOCALES / "review.en.json").exists():
         pytest.skip("the review pages have no catalog yet")
-    used = set()
+    used: set[str] = set()  # keys ending in "." are prefixes of computed keys (t("a." ~ x))
     for path in templates.glob("*.html"):
         if path.name.startswith("review_") == review:
             used |= set(re.findall(r"""\bt\(["']([a-z_]+\.[a-z_.]+)["']""", path.read_text()))
-    missing = sorted(k for k in used if k not in catalogs()["en"])
+    missing = sorted(k for k in used if k not in catalogs()["en"] and not k.endswith("."))
     assert not missing, missing
 
 

@@ -7,6 +7,7 @@ control characters (HTML forbids them; a model's output must not smuggle them in
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,13 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["json_text"] = _json_text
     return env
+
+
+def _json_text(value: object) -> str:
+    """A value as readable JSON text (non-ASCII kept; escaped on output like any text)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 ENV = _environment()
