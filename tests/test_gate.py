@@ -360,3 +360,111 @@ def test_gate_results_table_is_in_the_store(tmp_path: Path) -> None:
     cols = [r[1] for r in conn.execute("PRAGMA table_info(gate_results)")]
     conn.close()
     assert cols == ["id", "run_ids", "policy_sha256", "outcome", "result_json", "ts"]
+
+
+# -- red-team dialogues, juries and rotations ----------------------------------------------------
+def test_dialogue_metrics_asr_last_turn_and_decline(tmp_path: Path) -> None:
+    from tests.test_results import dialogue_rows
+
+    db = tmp_path / "s.db"
+    write_run(db, "d", "openai/d", dialogue_rows())
+    result = runner.invoke(app, ["gate", "--list-metrics", "d", "--db", str(db), "--json"])
+    metrics = {m["metric"]: m for m in json.loads(result.stdout)["metrics"]}
+    assert {"asr", "asr.category[ama-4]", "safety:j.last_turn_median", "safety:j.decline"} <= set(
+        metrics
+    )
+    assert not metrics["safety:j.decline"]["gateable"]
+    text = (
+        '[[rules]]\nmetric = "asr"\nupper = 0.5\n\n'
+        '[[rules]]\nmetric = "safety:j.last_turn_median"\nlower = 5\n'
+    )
+    code, out = gate_json(str(policy(tmp_path, text)), "--run", "d", "--db", str(db))
+    asr, median = out["rules"]
+    assert asr["outcome"] == "fail" and asr["estimate"] == 1.0  # every conversation broke
+    assert median["method"] == "order_statistic" and median["outcome"] == "fail"
+    assert code == 1
+    path = policy(tmp_path, '[[rules]]\nmetric = "safety:j.decline"\nupper = 0\n', "d.toml")
+    result = runner.invoke(app, ["gate", str(path), "--run", "d", "--db", str(db)])
+    assert result.exit_code == 2 and "has no interval" in result.stderr
+
+
+def test_jury_headline_is_a_metric_but_not_pairable(tmp_path: Path) -> None:
+    from tests.test_results import judged_rows
+
+    db = tmp_path / "s.db"
+    write_run(db, "j", "openai/j", judged_rows())
+    write_run(db, "k", "openai/k", judged_rows())
+    text = '[[rules]]\nmetric = "harmfulness.mean"\nupper = 4\n'
+    code, out = gate_json(str(policy(tmp_path, text)), "--run", "j", "--db", str(db))
+    assert out["rules"][0]["outcome"] == "pass" and code == 0
+    text = '[[rules]]\nmetric = "harmfulness.mean"\nbaseline = "k"\nmargin = 0.5\n'
+    result = runner.invoke(
+        app, ["gate", str(policy(tmp_path, text)), "--run", "j", "--db", str(db)]
+    )
+    assert result.exit_code == 2
+    assert "name one judge, e.g. harmfulness:judge-a.mean" in result.stderr
+    text = '[[rules]]\nmetric = "harmfulness:judge-a.mean"\nbaseline = "k"\nmargin = 0.5\n'
+    code, out = gate_json(str(policy(tmp_path, text)), "--run", "j", "--db", str(db))
+    rule = out["rules"][0]
+    assert rule["test"] == "paired_t" and rule["estimate"] == 0.0  # identical runs
+    assert rule["bound"] == {"side": "upper", "value": 0.5}  # harmfulness: lower is safer
+
+
+def rotated_run(db: Path, run_id: str, correct: list[list[bool]]) -> str:
+    """MCQ items rotated ``len(row)`` times; ``correct[i][r]``: rotation r of question i."""
+    from medsafe.schema import Score
+    from medsafe.suites.rotation import rotate
+
+    rows = []
+    for i, outcomes in enumerate(correct):
+        base = make_mcq(i)
+        for shift, good in enumerate(outcomes):
+            item = rotate(base, shift)
+            extra = {
+                "base_id": base.id,
+                "rotation": shift,
+                "extracted": "A" if good else "B",
+                "answer": item.answer,
+            }
+            scores = [
+                Score(
+                    item_id=item.id,
+                    scorer=s,
+                    scorer_version="1",
+                    value=float(good),
+                    label="correct" if good else "incorrect",
+                    extra=extra,
+                )
+                for s in ("mcq", "mcq.partial")
+            ]
+            rows.append(Row(item, "Answer: A", scores))
+    write_run(db, run_id, f"openai/{run_id}", rows)
+    return run_id
+
+
+def test_rotations_are_clustered_for_bounds_and_noninferiority(tmp_path: Path) -> None:
+    import numpy as np
+
+    db = tmp_path / "s.db"
+    rng = np.random.default_rng(8)
+    skill = rng.random(30) < 0.7
+    base = [[bool(s) or bool(rng.random() < 0.2) for _ in range(4)] for s in skill]
+    cand = [[bool(s) and bool(rng.random() < 0.95) for _ in range(4)] for s in skill]
+    rotated_run(db, "prod", base)
+    rotated_run(db, "cand", cand)
+    metrics = {
+        m["metric"]: m
+        for m in json.loads(
+            runner.invoke(app, ["gate", "--list-metrics", "cand", "--db", str(db), "--json"]).stdout
+        )["metrics"]
+    }
+    assert metrics["circular_accuracy"]["n"] == 30 and metrics["circular_accuracy"]["gateable"]
+    assert not metrics["accuracy"]["gateable"]
+    path = policy(tmp_path, '[[rules]]\nmetric = "accuracy"\nlower = 0.5\n')
+    result = runner.invoke(app, ["gate", str(path), "--run", "cand", "--db", str(db)])
+    assert result.exit_code == 2 and "gate on circular_accuracy" in result.stderr
+    text = '[[rules]]\nmetric = "accuracy"\nbaseline = "prod"\nmargin = 0.1\n'
+    _, out = gate_json(str(policy(tmp_path, text, "ni.toml")), "--run", "cand", "--db", str(db))
+    rule = out["rules"][0]
+    assert rule["test"] == "cluster_t"
+    assert (rule["n_pairs"], rule["n_clusters"]) == (120, 30)

@@ -183,6 +183,8 @@ def _turn_metrics(results: RunResults) -> list[Metric]:
             ("language", tm.asr_by_language),
         ):
             for key, est in table.items():
+                if not key:
+                    continue  # units without a strategy/category/language: only in the total
                 out.append(
                     _of(
                         f"{prefix}asr.{label}[{key}]",

@@ -65,10 +65,13 @@ def paired_harm(
     block = results.scorers.get(metric.scorer)
     if block is None:
         raise StoreError(f"run {candidate.run_id!r} has no scores of {metric.scorer!r}")
-    if block.headline is not None and block.headline != metric.scorer:
+    if block.judge == "jury":
+        own = results.scorers.get(block.scorer)
+        judges = (own.judges if own is not None else None) or ["JUDGE"]
+        first = f"{block.scorer}:{judges[0]}"
         raise ConfigError(
-            f"{metric.name!r} is a jury headline; non-inferiority needs one judge's verdicts "
-            f"per item: name {block.headline}.{metric.part}"
+            f"{metric.name!r} is a jury's figure; non-inferiority pairs one judge's verdicts "
+            f"item by item: name one judge, e.g. {first}.{metric.part}"
         )
     scale = block.scale
     nulls = {block.scorer: scale.null_value} if scale.null_value is not None else {}

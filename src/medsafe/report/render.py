@@ -756,17 +756,22 @@ def build_report(
     adjust: Adjust = "holm",
     for_pdf: bool = False,
     prefetched: Sequence[Prefetched] | None = None,
+    governance: bool = False,
 ) -> Report:
-    """Read the runs once, compare every later run with the first, and render the report."""
+    """Read the runs once, compare every later run with the first, and render the report
+    (with ``governance``, the three-tier governance section of each run)."""
+    from medsafe.report.governance import report_context
+
     ahead: Sequence[Prefetched | None] = prefetched or [None] * len(refs)
     runs = [load_run(r, worst=worst, prefetched=p) for r, p in zip(refs, ahead, strict=True)]
     shown = shown_metrics(runs)[0]
     comparisons = compare_to_baseline(runs, adjust, shown) if len(runs) > 1 else []
-    html = render_html(build_context(runs, comparisons))
+    extra = report_context(runs, full=governance)
+    html = render_html({**build_context(runs, comparisons), **extra})
     print_html = None
     if for_pdf:
         with plots.image_format("png"):
-            print_html = render_html(build_context(runs, comparisons))
+            print_html = render_html({**build_context(runs, comparisons), **extra})
     return Report(html, print_html)
 
 
