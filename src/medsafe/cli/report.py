@@ -51,6 +51,13 @@ def report_command(
     db: DbOption = Path("medsafe.db"),
     worst: Annotated[int, typer.Option(min=0, help="Worst answers shown per metric.")] = 10,
     adjust: AdjustOption = "holm",
+    governance: Annotated[
+        bool,
+        typer.Option(
+            "--governance",
+            help="Add the governance section: review and sign-off, data ethics, gate results.",
+        ),
+    ] = False,
 ) -> None:
     """Write a self-contained HTML report (and optionally a PDF) for one or more runs."""
     from medsafe.outputs import check_output, is_stdout, open_text, staged
@@ -72,7 +79,12 @@ def report_command(
             plots.cjk_family()
             ahead = [f.result() for f in futures]
         report = build_report(
-            refs, worst=worst, adjust=method, for_pdf=pdf is not None, prefetched=ahead
+            refs,
+            worst=worst,
+            adjust=method,
+            for_pdf=pdf is not None,
+            prefetched=ahead,
+            governance=governance,
         )
     except MedsafeError as exc:
         raise fail(exc) from None

@@ -23,6 +23,8 @@ from medsafe.audit.chain import verify
 from medsafe.audit.content import CONTENT_FORMAT, run_content_hash
 from medsafe.audit.signoffs import signoffs_for
 from medsafe.redact import redact
+from medsafe.store.governance import item_licences
+from medsafe.store.schema_gate import gate_results_of
 from medsafe.store.sqlite import RunRecord
 
 __all__ = [
@@ -91,16 +93,7 @@ def _versions(provenance: dict[str, Any]) -> dict[str, Any]:
 
 def _suite(conn: sqlite3.Connection, record: RunRecord) -> dict[str, Any]:
     spec = record.spec
-    rows = conn.execute(
-        "SELECT json_extract(item_json, '$.license'), json_extract(item_json, '$.source'), "
-        "count(*) FROM items WHERE run_id=? GROUP BY 1, 2 ORDER BY 1, 2",
-        (spec.run_id,),
-    ).fetchall()
-    licenses: dict[str, int] = {}
-    sources: dict[str, int] = {}
-    for license_, source, count in rows:
-        licenses[license_ or ""] = licenses.get(license_ or "", 0) + int(count)
-        sources[source or ""] = sources.get(source or "", 0) + int(count)
+    licenses, sources = item_licences(conn, spec.run_id)
     return {
         "name": spec.suite,
         "format": spec.suite_format,
@@ -120,30 +113,9 @@ def _model(record: RunRecord) -> dict[str, Any]:
 
 
 def gate_results_for(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
-    """Every ``medsafe gate`` decision that judged ``run_id``, oldest first (none in a store
-    without the ``gate_results`` table)."""
-    try:
-        rows = conn.execute(
-            "SELECT g.id, g.run_ids, g.policy_sha256, g.outcome, g.result_json, g.ts "
-            "FROM gate_results g WHERE EXISTS (SELECT 1 FROM json_each(g.run_ids) j "
-            "WHERE j.value = ?) ORDER BY g.id",
-            (run_id,),
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    out = []
-    for gid, run_ids, policy, outcome, result, ts in rows:
-        out.append(
-            {
-                "id": int(gid),
-                "run_ids": json.loads(run_ids),
-                "policy_sha256": policy,
-                "outcome": outcome,
-                "result": sanitized(json.loads(result)),
-                "ts": ts,
-            }
-        )
-    return out
+    """Every ``medsafe gate`` decision that judged ``run_id``, oldest first, as stored (the
+    ``gate_results`` rows of schema v7), with credential-like members dropped."""
+    return [sanitized(row) for row in gate_results_of(conn, run_id)]
 
 
 def build_manifest(conn: sqlite3.Connection, record: RunRecord) -> dict[str, Any]:
