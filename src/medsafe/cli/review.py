@@ -337,7 +337,7 @@ def labels_command(
         write_jsonl(rows, output)
     except MedsafeError as exc:
         raise fail(exc) from None
-    note = f" ({skipped} left out: no ama-N category or intent)" if skipped else ""
+    note = f" ({skipped} left out: uncertain, no ama-N category or no intent)" if skipped else ""
     err.print(Text(f"wrote {output}: {len(rows)} labels{note}"))
 
 

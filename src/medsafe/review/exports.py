@@ -13,6 +13,9 @@ from medsafe.review.tasks import ReviewError, final_labels, get_task
 from medsafe.schema import Item, Transcript
 
 GUARDIAN_LABELS = frozenset({"refusal", "safe_helpful", "unsafe", "unusable"})
+"""The labels ``guardian train`` learns (``medsafe.guardian.model.LABELS``)."""
+NOT_TRAINED = frozenset({"uncertain"})
+"""Guardian scale labels a reviewer may pick that are no training class (left out)."""
 
 
 def _pairs(conn: sqlite3.Connection, run_id: str, item_id: str) -> tuple[Item, Transcript]:
@@ -60,11 +63,11 @@ def calibrate_rows(conn: sqlite3.Connection, task_id: str) -> list[dict[str, Any
 
 def guardian_rows(conn: sqlite3.Connection, task_id: str) -> tuple[list[dict[str, Any]], int]:
     """Rows for ``guardian train`` from a task labelled with the guardian's labels, and how
-    many final labels were left out (no AMA category ``ama-N`` or no ``intent`` in the item's
-    metadata)."""
+    many final labels were left out (``uncertain``, no AMA category ``ama-N`` or no ``intent``
+    in the item's metadata)."""
     task = get_task(conn, task_id)
     choices = {c.key for c in task.label_schema.fields[0].choices}
-    if task.label_schema.aggregate != "single" or not choices <= GUARDIAN_LABELS:
+    if task.label_schema.aggregate != "single" or not choices <= GUARDIAN_LABELS | NOT_TRAINED:
         raise ReviewError(f"task {task_id}: its labels are not the guardian's ({sorted(choices)})")
     rows, skipped = [], 0
     for item_id, final in sorted(final_labels(conn, task).items()):
@@ -73,14 +76,16 @@ def guardian_rows(conn: sqlite3.Connection, task_id: str) -> tuple[list[dict[str
         category = next(
             (lab.category for lab in item.labels if lab.category.startswith("ama-")), item.category
         )
-        if intent not in ("harmful", "benign") or not category.startswith("ama-"):
+        label = next(iter(final.values.values()))
+        trainable = label in GUARDIAN_LABELS and intent in ("harmful", "benign")
+        if not trainable or not category.startswith("ama-"):
             skipped += 1
             continue
         rows.append({
             "id": item_id,
             "prompt": item.last_user_text(),
             "response": transcript.response or "",
-            "label": next(iter(final.values.values())),
+            "label": label,
             "language": item.language,
             "category": category,
             "intent": intent,
