@@ -142,6 +142,8 @@ def run_options(
     attack_mode: str | None = None,
     rescore: bool = False,
     progress: bool = False,
+    phi_check: str | None = None,
+    allow_phi: bool = False,
     **params: Any,
 ) -> RunOptions:
     """The :class:`~medsafe.pipeline.RunOptions` that :func:`evaluate` is given (checked)."""
@@ -186,6 +188,8 @@ def run_options(
         attacker=attacker,
         attack_mode=attack_mode,
         show_progress=progress,
+        phi_check=phi_check,
+        allow_phi=allow_phi,
     )
 
 
@@ -209,6 +213,8 @@ async def evaluate_async(
     attack_mode: str | None = None,
     rescore: bool = False,
     progress: bool = False,
+    phi_check: str | None = None,
+    allow_phi: bool = False,
     **params: Any,
 ) -> RunResults:
     """:func:`evaluate` as a coroutine, for code already inside an event loop."""
@@ -233,6 +239,8 @@ async def evaluate_async(
         attack_mode=attack_mode,
         rescore=rescore,
         progress=progress,
+        phi_check=phi_check,
+        allow_phi=allow_phi,
         **params,
     )
     return (await run_options_async(options)).results
@@ -258,6 +266,8 @@ def evaluate(
     attack_mode: str | None = None,
     rescore: bool = False,
     progress: bool = False,
+    phi_check: str | None = None,
+    allow_phi: bool = False,
     **params: Any,
 ) -> RunResults:
     """Run (or resume) an evaluation and return its results (as ``medsafe run`` does).
@@ -267,7 +277,9 @@ def evaluate(
     ``embedded/smollm2``...), a model named in ``config``, or a :class:`Backend` object (default:
     the resumed run's model, else ``embedded/smollm2``). ``scorers``: names, ``"name:k=v"``
     strings or scorer objects (default ``mcq`` and ``guardian``); ``judges``: ``"SCORER[:MODEL]"``
-    strings as ``--judge`` takes them. ``**params`` are generation parameters (``temperature``,
+    strings as ``--judge`` takes them. ``phi_check`` (off, warn, block) and ``allow_phi`` are the
+    egress policy of ``medsafe run`` (items with identifiers are not sent to a non-loopback
+    endpoint by default). ``**params`` are generation parameters (``temperature``,
     ``max_tokens``, ``seed``, ``system``, ``top_p``); any other keyword is a TypeError.
 
     Works inside a running event loop (a Jupyter cell): the run then goes on in a worker
@@ -292,6 +304,8 @@ def evaluate(
         attack_mode=attack_mode,
         rescore=rescore,
         progress=progress,
+        phi_check=phi_check,
+        allow_phi=allow_phi,
         **params,
     )
     from medsafe.pipeline import run_options_async

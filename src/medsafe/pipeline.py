@@ -50,6 +50,7 @@ from medsafe.store.sqlite import RunRecord, Store
 from medsafe.suites import ColumnMapping, SuiteSource, open_suite
 
 if TYPE_CHECKING:
+    from medsafe.dataethics.egress import EgressDecision
     from medsafe.results import RunResults
 
 T = TypeVar("T")
@@ -96,6 +97,11 @@ class RunOptions:
     """Called with a backend's notice (e.g. the embedded model is English-only)."""
     force: bool = False
     """Take over the run's lease when it is stale (a live lease is never taken over)."""
+    phi_check: str | None = None
+    """Egress policy: off, warn or block (None: block when an endpoint is remote); see
+    :mod:`medsafe.dataethics.egress`."""
+    allow_phi: bool = False
+    """Send items with identifiers to a remote endpoint anyway (recorded with the run)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,10 @@ class RunPlan:
     scorers: tuple[Scorer, ...]
     """Built from ``spec.scorers``, in the same order."""
     rescore: bool = False
+    phi_check: str | None = None
+    allow_phi: bool = False
+    egress: EgressDecision | None = None
+    """The egress check's decision, set by :func:`execute` before any request."""
 
 
 @dataclass(frozen=True)
@@ -343,7 +353,17 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
         specs, built = _build_scorers(_scorer_specs(options, existing), options.scorers or ())
         if existing is not None:
             spec = _check_urls(_resumed_spec(options, existing.spec, target, key, specs))
-            return RunPlan(options.db, spec, True, None, backend, built, options.rescore)
+            return RunPlan(
+                options.db,
+                spec,
+                True,
+                None,
+                backend,
+                built,
+                options.rescore,
+                options.phi_check,
+                options.allow_phi,
+            )
         suite = suite_plan(options)
         spec = RunSpec(
             run_id=options.run_id
@@ -363,7 +383,16 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
             rotate=options.rotate,
             attacker=_attacker(options),
         )
-        return RunPlan(options.db, _check_urls(spec), False, suite, backend, built)
+        return RunPlan(
+            options.db,
+            _check_urls(spec),
+            False,
+            suite,
+            backend,
+            built,
+            phi_check=options.phi_check,
+            allow_phi=options.allow_phi,
+        )
     except BaseException:
         await _close(backend, built)
         raise
@@ -467,7 +496,10 @@ async def _generate(
 def _begin(plan: RunPlan, store: Store) -> SuiteImport | None:
     """Store what the plan says before generating: a new run's import, a resumed run's spec."""
     if plan.suite is not None:
-        info = provenance({"suite_name": plan.suite.name})
+        extra: dict[str, Any] = {"suite_name": plan.suite.name}
+        if plan.egress is not None and plan.egress.remote:
+            extra["egress"] = plan.egress.record()
+        info = provenance(extra)
         return SuiteImport(plan.suite.items(), store.begin_import(plan.spec, info))
     store.update_spec(plan.spec)
     if plan.rescore:
@@ -515,6 +547,56 @@ def _replay_preflight(plan: RunPlan, store: Store) -> str | None:
     return plan.backend.preflight(items)
 
 
+def _endpoints(plan: RunPlan) -> list[str]:
+    """The URLs a run sends items to: the target's, its judges' and its attacker's."""
+    urls: list[object] = [getattr(plan.backend, "base_url", None)]
+    for scorer in plan.scorers:
+        for judge in getattr(scorer, "judges", ()) or ():
+            urls.append(getattr(getattr(judge, "backend", None), "base_url", None))
+    attacker = plan.spec.attacker
+    if attacker is not None and attacker.model.partition("/")[0] == "openai":
+        from medsafe.models.openai_compat import resolve_base_url
+
+        urls.append(resolve_base_url(attacker.base_url))
+    return [url for url in urls if isinstance(url, str)]
+
+
+def _check_egress(
+    plan: RunPlan, store: Store, notify: Callable[[str], None] | None
+) -> RunPlan:
+    """Scan every item the run will send before any request; EgressRefused (exit 2) when the
+    policy forbids sending them (see :mod:`medsafe.dataethics.egress`)."""
+    from medsafe.dataethics.egress import EgressRefused, check_egress
+
+    items: Iterable[Item] = (
+        plan.suite.items() if plan.suite is not None else store.iter_items(plan.spec.run_id)
+    )
+    mode: Any = plan.phi_check
+    decision = check_egress(items, _endpoints(plan), mode, allow_phi=plan.allow_phi)
+    if not decision.allowed:
+        raise EgressRefused(decision.refusal())
+    for note in decision.warnings():
+        if notify is not None:
+            notify(note)
+    return replace(plan, egress=decision)
+
+
+def _audit_allow_phi(plan: RunPlan, store: Store) -> None:
+    """An ``allow_phi`` entry in the audit trail when identifiers are sent on --allow-phi."""
+    decision = plan.egress
+    if decision is None or not (decision.allow_phi and decision.blocking_items):
+        return
+    import getpass
+
+    from medsafe.audit.chain import append
+
+    try:
+        actor = getpass.getuser()
+    except (KeyError, OSError):
+        actor = "unknown"
+    append(store.connection, actor, "allow_phi", plan.spec.run_id, decision.record())
+
+
 async def execute(
     plan: RunPlan,
     store: Store,
@@ -536,6 +618,7 @@ async def execute(
         notify(missing)
     spec = plan.spec
     try:
+        plan = _check_egress(plan, store, notify)
         lease = acquire(plan.db, spec.run_id, force=force)
     except BaseException:
         await _close(plan.backend, plan.scorers)
@@ -553,6 +636,7 @@ async def _execute_leased(
     """:func:`execute` once the run's lease is held."""
     spec = plan.spec
     try:
+        _audit_allow_phi(plan, store)
         suite = _begin(plan, store)
     except BaseException:
         await _close(plan.backend, plan.scorers)

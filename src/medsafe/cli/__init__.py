@@ -16,6 +16,7 @@ from rich.text import Text
 
 from medsafe.cli.audit import audit_app
 from medsafe.cli.calibrate import calibrate_command
+from medsafe.cli.check_data import check_data_command
 from medsafe.cli.gate import gate_command
 from medsafe.cli.manifest import keys_app, manifest_command
 from medsafe.cli.redteam import redteam_app
@@ -179,6 +180,21 @@ def run(
         bool,
         typer.Option("--force", help="Take over a stale lease on the run (never a live one's)."),
     ] = False,
+    phi_check: Annotated[
+        str | None,
+        typer.Option(
+            "--phi-check",
+            help="off, warn or block: items with personal identifiers and a non-loopback "
+            "endpoint (default: block when an endpoint is remote).",
+        ),
+    ] = None,
+    allow_phi: Annotated[
+        bool,
+        typer.Option(
+            "--allow-phi",
+            help="Send items with identifiers to a remote endpoint anyway (recorded).",
+        ),
+    ] = False,
 ) -> None:
     """Run (or resume) an evaluation: generate answers, score them, print a summary."""
     from medsafe.pipeline import RunOptions, run_evaluation
@@ -227,6 +243,8 @@ def run(
             show_progress=True if progress is None else progress,  # plain lines off a tty
             notify=lambda text: console.print(Text.assemble(("note:", "yellow"), " ", text)),
             force=force,
+            phi_check=phi_check,
+            allow_phi=allow_phi,
         )
         # The modules loaded so far live as long as the process: moving them out of the cyclic
         # collector's reach keeps its collections short while answers stream in.
@@ -611,6 +629,7 @@ app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("calibrate")(calibrate_command)
 app.command("gate")(gate_command)
+app.command("check-data")(check_data_command)
 app.command("serve")(serve_command)
 app.command("manifest")(manifest_command)
 app.command("signoff")(signoff_command)

@@ -8,6 +8,7 @@ comes back with ``turn`` None (stored as ``-1``), a score without a judge with `
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -221,3 +222,26 @@ def item_and_transcript(store: Store, run_id: str, item_id: str) -> tuple[Item, 
     if row is None:
         return None
     return Item.model_validate_json(row[0]), Transcript.model_validate_json(row[1])
+
+
+def iter_items_with_transcripts(
+    conn: sqlite3.Connection, run_id: str, *, chunk: int = 500
+) -> Iterator[tuple[Item, Transcript | None]]:
+    """Every item of ``run_id`` in suite order with its transcript (None while it has none);
+    keyset-paged (for the data-ethics scan of a run)."""
+    last = -1
+    while True:
+        rows = conn.execute(
+            "SELECT i.idx, i.item_json, t.transcript_json FROM items i LEFT JOIN transcripts t "
+            "ON t.run_id=i.run_id AND t.item_id=i.item_id WHERE i.run_id=? AND i.idx>? "
+            "ORDER BY i.idx LIMIT ?",
+            (run_id, last, chunk),
+        ).fetchall()
+        if not rows:
+            return
+        for _idx, item_blob, transcript_blob in rows:
+            transcript = None
+            if transcript_blob:
+                transcript = Transcript.model_validate_json(transcript_blob)
+            yield Item.model_validate_json(item_blob), transcript
+        last = rows[-1][0]
