@@ -192,3 +192,26 @@ def test_results_are_materialised_and_follow_every_change(tmp_path: Path) -> Non
         before = webstore.run_version(store.connection, "tuned")
         store.connection.execute("UPDATE runs SET updated='x' WHERE run_id='tuned'")
         assert webstore.run_version(store.connection, "tuned") == before + 1
+
+
+def test_runs_list_leaves_large_runs_to_the_warm_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import medsafe.web.routes_browse as browse
+    from medsafe.web.results_cache import warm_all
+
+    db = tmp_path / "w.db"
+    browse_store(db)
+    app = make_app(tmp_path, db=db)
+    monkeypatch.setattr(browse, "QUICK", 0)
+    client = login(app, "viewer")
+    text = _text(client.get("/runs").text)
+    assert text.count("computing…") == 4 and "complete" not in text
+    warm_all(db, threading.Event())
+    text = _text(client.get("/runs").text)
+    assert text.count("complete") == 4 and "computing…" not in text
+    stopped = threading.Event()
+    stopped.set()
+    warm_all(db, stopped)  # returns at once

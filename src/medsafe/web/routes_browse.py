@@ -27,6 +27,9 @@ router = APIRouter()
 BROWSE_ROLES = ("admin", "viewer", "auditor", "adjudicator")
 Browser = Annotated[User, Depends(require_roles(*BROWSE_ROLES))]
 PAGE = 50
+QUICK = 20_000
+"""The runs list computes the results of at most 5 runs of up to this many items while it
+answers; larger ones show as being computed (the server computes them in the background)."""
 
 
 def _results(request: Request, run_id: str) -> RunResults:
@@ -90,8 +93,8 @@ def runs_page(
 ) -> Response:
     """Every run, newest first, filtered by model, suite and date, with headline figures."""
     rows, total = _run_list(conn, model, suite, since, until, page)
-    missing = [r.run.run_id for r in rows if r.headline is None]
-    for run_id in missing[:5]:  # compute a few now; the server's warm-up does the rest
+    missing = [r.run.run_id for r in rows if r.headline is None and r.run.n_items <= QUICK]
+    for run_id in missing[:5]:  # compute a few small ones now; the server's warm-up does the rest
         try:
             results_for(store_path(request), run_id)
         except MedsafeError:
