@@ -182,7 +182,11 @@ def test_decide_bound_both_sides() -> None:
             '[[rules]]\nmetric = "accuracy"\nupper = 0.1\nsuite = "nope"\n',
             ":4: rules[0].suite: no [[suites]] entry named 'nope'",
         ),
-        ('[[rules]]\nmetric = "accuracy"\nmargin = 0.1\n', "margin needs baseline"),
+        ('[[rules]]\nmetric = "accuracy"\nmargin = 0.1\n', "margin and alpha need baseline"),
+        (
+            '[[rules]]\nmetric = "a"\nbaseline = "b"\nmargin = 0.1\nlevel = 0.9\n',
+            "takes alpha, not level",
+        ),
         ('[gate]\nlevel = 1.5\n[[rules]]\nmetric = "a"\nupper = 1\n', ":2: gate.level:"),
     ],
 )

@@ -287,20 +287,22 @@ def _noninferiority_rule(
     except Exception as exc:
         raise _refuse(loaded, index, "baseline", str(exc)) from None
     pairs = paired_harm(m, ref, baseline, results)
-    test = noninferiority(pairs, rule.margin, rule.alpha)
+    test = noninferiority(pairs, rule.margin, rule.one_sided_alpha)
     lower_safer = m.higher_is_safer is False
     if lower_safer:
         est, ci, side, bound = test.d, test.ci, "upper", rule.margin
     else:
         est, ci, side, bound = -test.d, (-test.ci[1], -test.ci[0]), "lower", -rule.margin
-    r = RuleResult(index, rule, ref.run_id, m, est, ci, 1 - 2 * rule.alpha, side, bound, "pass")
+    r = RuleResult(
+        index, rule, ref.run_id, m, est, ci, 1 - 2 * rule.one_sided_alpha, side, bound, "pass"
+    )
     r.extra = {
         "baseline": baseline.run_id,
         "difference": "candidate - baseline",
         "test": test.test,
         "statistic": _num(test.statistic),
         "p": _num(test.p),
-        "alpha": rule.alpha,
+        "alpha": rule.one_sided_alpha,
         "margin": rule.margin,
         "n_pairs": test.n,
         "n_clusters": test.n_clusters,

@@ -62,7 +62,8 @@ class Rule(_Model):
     baseline: str | None = None
     """Run id (``RUN`` or ``RUN@STORE``) of the deployed model for non-inferiority."""
     margin: float | None = Field(None, gt=0.0)
-    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+    alpha: float | None = Field(None, gt=0.0, lt=0.5)
+    """One-sided level of the non-inferiority test (default 0.05)."""
     min_n: int | None = Field(None, ge=1)
     min_kappa: float | None = Field(None, ge=-1.0, le=1.0)
     """The judge behind the metric must be calibrated against human labels with kappa >= it."""
@@ -78,9 +79,11 @@ class Rule(_Model):
                 raise ValueError("a non-inferiority rule (baseline = ...) needs margin")
             if self.upper is not None or self.lower is not None:
                 raise ValueError("a non-inferiority rule takes margin and alpha, not upper/lower")
+            if self.level is not None:
+                raise ValueError("a non-inferiority rule takes alpha, not level")
         else:
-            if self.margin is not None:
-                raise ValueError("margin needs baseline = RUN_ID (non-inferiority)")
+            if self.margin is not None or self.alpha is not None:
+                raise ValueError("margin and alpha need baseline = RUN_ID (non-inferiority)")
             if (self.upper is None) == (self.lower is None):
                 raise ValueError("give exactly one of upper = x or lower = x (or baseline)")
         return self
@@ -89,6 +92,11 @@ class Rule(_Model):
     def is_noninferiority(self) -> bool:
         """Whether this is a non-inferiority rule."""
         return self.baseline is not None
+
+    @property
+    def one_sided_alpha(self) -> float:
+        """The non-inferiority test's alpha (0.05 unless given)."""
+        return 0.05 if self.alpha is None else self.alpha
 
     @property
     def side(self) -> Side | None:
