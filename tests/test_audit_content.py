@@ -109,3 +109,12 @@ def test_a_cached_hash_is_reused_only_while_the_run_is_unchanged(db: Path) -> No
     writer.put_scores("run1", [score(items[3], 0.0)])
     writer.close()
     assert run_content_hash(conn, "run1", reuse=True) not in ("cached", real)
+
+
+def test_signoffs_for_fresh_ignores_the_cache(db: Path) -> None:
+    write_run(db)
+    conn = Store(db).connection
+    record_signoff(conn, "run1", "audrey", "approve", "", "")
+    conn.execute("UPDATE content_hashes SET content_hash='forged' WHERE run_id='run1'")
+    assert signoffs_for(conn, "run1")[0].stale  # the display trusts the cache ...
+    assert not signoffs_for(conn, "run1", fresh=True)[0].stale  # ... a decision does not

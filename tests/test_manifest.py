@@ -155,3 +155,27 @@ def test_bad_arguments(tmp_path: Path, db: Path) -> None:
     assert result.exit_code == 2 and "not-a-key.pub" in result.output
     result = medsafe("manifest", "verify", str(tmp_path / "missing.json"), "--db", str(db))
     assert result.exit_code == 2 and "missing.json: cannot read" in result.output
+
+
+def test_signing_warns_about_a_readable_key_and_refuses_stdout(tmp_path: Path, db: Path) -> None:
+    write_run(db)
+    prefix = tmp_path / "k"
+    assert medsafe("keys", "new", "--out", str(prefix)).exit_code == 0
+    key = Path(f"{prefix}.key")
+    key.chmod(0o644)
+    out = tmp_path / "m.json"
+    result = medsafe("manifest", "run1", "--db", str(db), "--sign", str(key), "-o", str(out))
+    assert result.exit_code == 0 and "lets others read the signing key" in result.output
+    result = medsafe("manifest", "run1", "--db", str(db), "--sign", str(key), "-o", "-")
+    assert result.exit_code == 2 and "standard output" in result.output
+    # rewritten unsigned: the old signature would not match, so it goes
+    result = medsafe("manifest", "run1", "--db", str(db), "-o", str(out))
+    assert result.exit_code == 0 and not Path(f"{out}.sig").exists()
+
+
+def test_a_signature_by_another_key_fails(tmp_path: Path, signed: tuple[Path, Path, Path]) -> None:
+    manifest, _pub, _db = signed
+    other = tmp_path / "other"
+    assert medsafe("keys", "new", "--out", str(other)).exit_code == 0
+    result = medsafe("manifest", "verify", str(manifest), "--key", f"{other}.pub")
+    assert result.exit_code == 1 and "does not match" in result.output

@@ -90,13 +90,18 @@ def record_signoff(
 
 
 def signoffs_for(
-    conn: sqlite3.Connection, run_id: str, *, current_hash: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    *,
+    current_hash: str | None = None,
+    fresh: bool = False,
 ) -> list[SignOffStatus]:
     """The run's sign-offs, oldest first, each marked stale if the content changed since.
 
     The run's content hash is computed once, or taken from the cache while the run has not
-    changed (pass ``current_hash`` if you have it); a run with no sign-off costs one query. A
-    run that was deleted has every sign-off stale.
+    changed (pass ``current_hash`` if you have it; ``fresh`` recomputes it from the rows, for
+    a decision rather than a display); a run with no sign-off costs one query. A run that was
+    deleted has every sign-off stale.
     """
     rows = conn.execute(
         "SELECT id, run_id, actor, decision, comment, conditions, content_hash, audit_head, ts "
@@ -107,7 +112,7 @@ def signoffs_for(
         return []
     if current_hash is None:
         exists = conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        current_hash = run_content_hash(conn, run_id, reuse=True) if exists else ""
+        current_hash = run_content_hash(conn, run_id, reuse=not fresh) if exists else ""
     return [
         SignOffStatus(
             id=int(sid),
