@@ -472,3 +472,28 @@ def test_rotations_are_clustered_for_bounds_and_noninferiority(tmp_path: Path) -
     rule = out["rules"][0]
     assert rule["test"] == "cluster_t"
     assert (rule["n_pairs"], rule["n_clusters"]) == (120, 30)
+
+
+def test_min_kappa_reads_the_stored_calibration(tmp_path: Path) -> None:
+    from medsafe.store.calibrations import save_calibration
+
+    db = tmp_path / "s.db"
+    guardian_run(db, "good", 400, 4)
+    report = {"labels_sha256": "ab" * 32, "n": 120, "kappa": 0.55, "accuracy": 0.8}
+    save_calibration(db, "guardian", "guardian", "1", report)
+    path = str(policy(tmp_path, SHARE_RULE + "min_kappa = 0.6\n"))
+    code, out = gate_json(path, "--run", "good", "--db", str(db))
+    [check] = out["rules"][0]["preconditions"]
+    assert check == {
+        "check": "min_kappa",
+        "ok": False,
+        "detail": "kappa 0.550 (n 120), minimum 0.6",
+    }
+    assert code == 1
+    save_calibration(db, "guardian", "guardian", "1", {**report, "kappa": 0.72})
+    code, out = gate_json(path, "--run", "good", "--db", str(db))
+    assert out["rules"][0]["preconditions"][0]["ok"] and code == 0
+    save_calibration(db, "guardian", "guardian", "0", {**report, "kappa": 0.9})
+    code, out = gate_json(path, "--run", "good", "--db", str(db))
+    assert "differs from the run's" in out["rules"][0]["preconditions"][0]["detail"]
+    assert code == 1
