@@ -195,3 +195,41 @@ def test_text_output_masks_values(tmp_path: Path) -> None:
     code, out, _ = check(str(path))
     assert code == 1
     assert "alice@example.com" not in out and "a***************m" in out
+
+
+def test_known_benchmarks_carry_licences_and_check_data_reports_them() -> None:
+    suites = Path(__file__).parent / "fixtures" / "suites"
+    code, out, _ = check(str(suites / "cmmlu"), "--json")
+    assert code == 0
+    assert json.loads(out)["licenses"] == {"CC-BY-NC-4.0": 3}
+    code, out, _ = check(str(suites / "cmmlu"))
+    assert "licences: CC-BY-NC-4.0 (3)" in out and "no license" not in out
+
+
+def test_exports_carry_source_and_licence(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from medsafe.export import export_jsonl, export_parquet
+
+    db = tmp_path / "s.db"
+    items = [
+        Item(
+            id="i1",
+            kind="open",
+            messages=(Message(role="user", content="Hi"),),
+            source="medsafe starter suite",
+            license="CC-BY-4.0",
+        ),
+        Item(id="i2", kind="open", messages=(Message(role="user", content="Hello"),)),
+    ]
+    with Store(db) as store:
+        store.create_run(make_spec("r1", "openai/x"), items, {})
+        export_jsonl(store, "r1", tmp_path / "e.jsonl")
+        export_parquet(store, "r1", tmp_path / "e.parquet")
+    rows = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["license"]) for r in rows] == [
+        ("medsafe starter suite", "CC-BY-4.0"),
+        (None, None),
+    ]
+    table = pq.read_table(tmp_path / "e.parquet")
+    assert table.column("license").to_pylist() == ["CC-BY-4.0", None]

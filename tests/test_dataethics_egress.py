@@ -182,3 +182,14 @@ def test_check_egress_decisions() -> None:
     assert check_egress(items, remote, "warn").allowed
     with pytest.raises(ConfigError):
         check_egress(items, remote, "loud")  # type: ignore[arg-type]
+
+
+def test_the_system_prompt_is_checked_too(
+    tmp_path: Path, remote: tuple[MockOpenAIServer, str]
+) -> None:
+    server, url = remote
+    suite = write_suite(tmp_path / "s.jsonl", ["What is a normal resting heart rate?"])
+    system = "You are assisting patient Zhang Wei, phone 138-1234-5678."
+    code, output = run(suite, tmp_path / "m.db", url, "--system", system)
+    assert code == 2 and "(system prompt)" in output
+    assert server.state.requests == 0

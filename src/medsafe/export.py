@@ -1,7 +1,8 @@
 """Export a run, one record per item, as JSONL or Parquet (streamed in chunks).
 
-Record fields: ``run_id, item_id, idx, kind, category, language, model, status`` (ok | failed |
-pending), ``error, prompt`` (the last user message), ``response`` (the last answer), ``turns``
+Record fields: ``run_id, item_id, idx, kind, category, language, source, license`` (the
+item's, null when it has none), ``model, status`` (ok | failed | pending), ``error, prompt``
+(the last user message), ``response`` (the last answer), ``turns``
 (every message exchanged, ``{role, content}``: the whole conversation of a dialogue; the item's
 own messages while it has no transcript), ``flags`` (list of names), ``scores`` (list of
 ``{scorer, judge, value, label, status, turn, error, rationale, raw}``: ``raw`` is the judge's
@@ -60,6 +61,8 @@ def iter_records(store: Store, run_id: str, *, chunk: int = 500) -> Iterator[dic
                 "kind": item.kind,
                 "category": item.category,
                 "language": item.language,
+                "source": item.source,
+                "license": item.license,
                 "model": record.spec.model,
                 "status": row.status or "pending",
                 "error": row.error,
@@ -124,6 +127,8 @@ def _arrow_schema() -> Any:
             ("kind", pa.string()),
             ("category", pa.string()),
             ("language", pa.string()),
+            ("source", pa.string()),
+            ("license", pa.string()),
             ("model", pa.string()),
             ("status", pa.string()),
             ("error", pa.string()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import itertools
 import math
 import re
 import secrets
@@ -36,7 +37,7 @@ from medsafe.models.config import NamedModel, check_url, load_optional, resolve_
 from medsafe.provenance import provenance, suite_hash
 from medsafe.runner.generate import GenerationStats, SuiteImport, generate
 from medsafe.runner.score import ScoringStats, score_run
-from medsafe.schema import AttackerSpec, Item, ModelParams, RunSpec, ScorerSpec
+from medsafe.schema import AttackerSpec, Item, Message, ModelParams, RunSpec, ScorerSpec
 from medsafe.scoring import (
     Scorer,
     ScorerConfig,
@@ -561,9 +562,7 @@ def _endpoints(plan: RunPlan) -> list[str]:
     return [url for url in urls if isinstance(url, str)]
 
 
-def _check_egress(
-    plan: RunPlan, store: Store, notify: Callable[[str], None] | None
-) -> RunPlan:
+def _check_egress(plan: RunPlan, store: Store, notify: Callable[[str], None] | None) -> RunPlan:
     """Scan every item the run will send before any request; EgressRefused (exit 2) when the
     policy forbids sending them (see :mod:`medsafe.dataethics.egress`)."""
     from medsafe.dataethics.egress import EgressRefused, check_egress
@@ -571,6 +570,11 @@ def _check_egress(
     items: Iterable[Item] = (
         plan.suite.items() if plan.suite is not None else store.iter_items(plan.spec.run_id)
     )
+    system = plan.spec.params.system_prompt
+    if system:  # sent with every item
+        message = Message(role="system", content=system)
+        prompt = Item(id="(system prompt)", kind="open", messages=(message,))
+        items = itertools.chain([prompt], items)
     mode: Any = plan.phi_check
     decision = check_egress(items, _endpoints(plan), mode, allow_phi=plan.allow_phi)
     if not decision.allowed:

@@ -3,8 +3,9 @@
 - Chinese resident identity number (GB 11643-1999): 17 digits and a check character computed
   with ISO/IEC 7064 MOD 11-2: ``sum(d_i * 2^(17-i) mod 11)`` over the 17 digits (i = 0..16,
   left to right), then the check value ``c`` with ``(sum + c) mod 11 == 1``; 10 is written ``X``.
-- Japanese My Number (個人番号; 行政手続における特定の個人を識別するための番号の利用等に関する法律
-  施行令 第8条): 11 digits ``P_1..P_11`` numbered from the right and a check digit
+- Japanese My Number (個人番号; 番号法施行令 第8条 and the ministerial ordinance of the Ministry
+  of Internal Affairs and Communications it refers to, 第5条): 11 digits ``P_1..P_11``
+  numbered from the right and a check digit
   ``11 - (sum(P_n * Q_n) mod 11)``, where ``Q_n = n + 1`` for n <= 6 and ``n - 5`` for n >= 7;
   0 when the remainder is 0 or 1.
 """

@@ -17,6 +17,8 @@ from medsafe.suites.prompting import mcq_messages
 
 COLUMNS = ("Question", "A", "B", "C", "D", "Answer")
 SOURCE = "CMMLU (Li et al. 2023)"
+LICENSE = "CC-BY-NC-4.0"
+"""As the dataset card of haonan-li/cmmlu states."""
 
 
 def _is_cmmlu(path: Path) -> bool:
@@ -77,6 +79,7 @@ def _file_items(file: Path, mapping: ColumnMapping) -> Iterator[tuple[int, Item]
             "answer": answer,
             "category": subject,
             "source": SOURCE,
+            "license": LICENSE,
             "metadata": {"subject": subject},
         }
         yield line, validate_item(fields, where)
