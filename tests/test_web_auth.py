@@ -197,3 +197,27 @@ def test_account_errors(tmp_path: Path) -> None:
             conn.execute("SELECT COUNT(*) FROM users WHERE username IN ('x','y')").fetchone()[0]
             == 0
         )
+
+
+def test_connection_pool_reuses_and_rolls_back(tmp_path: Path) -> None:
+    from medsafe.web.deps import ConnectionPool
+
+    make_app(tmp_path)
+    pool = ConnectionPool(tmp_path / "web.db", keep=1)
+    first = pool.take()
+    first.execute("BEGIN")
+    first.execute("UPDATE users SET language='ja' WHERE username='viewer'")
+    pool.give(first)  # an open transaction is rolled back, not kept
+    again = pool.take()
+    assert again is first and not again.in_transaction
+    language = again.execute("SELECT language FROM users WHERE username='viewer'").fetchone()
+    assert language == ("en",)
+    extra = pool.take()
+    assert extra is not first
+    pool.give(again)
+    pool.give(extra)  # over ``keep``: closed
+    with pytest.raises(sqlite3.ProgrammingError):
+        extra.execute("SELECT 1")
+    pool.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.execute("SELECT 1")

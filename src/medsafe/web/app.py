@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 
 from medsafe.store.sqlite import Store
 from medsafe.web.auth import IDLE_TIMEOUT_S
-from medsafe.web.deps import LoginRequired
+from medsafe.web.deps import ConnectionPool, LoginRequired
 from medsafe.web.templating import render
 
 STATIC = Path(__file__).with_name("static")
@@ -106,6 +106,7 @@ def create_app(
             worker.start()
         yield
         stop.set()
+        app.state.pool.close()
         if worker is not None:
             worker.join(timeout=5)
 
@@ -117,6 +118,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.db = path
+    app.state.pool = ConnectionPool(path)
     app.state.secure_cookies = secure_cookies
     app.state.idle_timeout = idle_timeout
     _errors(app)

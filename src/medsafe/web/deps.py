@@ -9,6 +9,7 @@ field ``csrf_token`` or header ``X-CSRF-Token``) is not its session's gets 403.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -35,13 +36,49 @@ def store_path(request: Request) -> Path:
     return path
 
 
+class ConnectionPool:
+    """Open store connections reused across requests: no connect per request, and no
+    checkpoint of the write-ahead log each time a request's connection was the last open."""
+
+    def __init__(self, path: Path, keep: int = 32) -> None:
+        self.path = path
+        self.keep = keep
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> sqlite3.Connection:
+        """An idle connection, or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return connect_shared(self.path)
+
+    def give(self, conn: sqlite3.Connection) -> None:
+        """Return a connection (rolled back if a transaction was left open)."""
+        if conn.in_transaction:
+            conn.rollback()
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 def get_conn(request: Request) -> Iterator[sqlite3.Connection]:
-    """One connection to the store per request (the store was migrated at start-up)."""
-    conn = connect_shared(store_path(request))
+    """A connection to the store for this request (the store was migrated at start-up)."""
+    pool: ConnectionPool = request.app.state.pool
+    conn = pool.take()
     try:
         yield conn
     finally:
-        conn.close()
+        pool.give(conn)
 
 
 Conn = Annotated[sqlite3.Connection, Depends(get_conn)]
@@ -60,7 +97,7 @@ def current_session(request: Request, conn: Conn) -> Session:
     return session
 
 
-def current_user(session: Annotated[Session, Depends(current_session)]) -> User:
+async def current_user(session: Annotated[Session, Depends(current_session)]) -> User:
     """The signed-in user (see :func:`current_session`)."""
     return session.user
 
@@ -75,7 +112,7 @@ class RoleCheck:
     def __init__(self, roles: tuple[str, ...]) -> None:
         self.roles = frozenset(roles)
 
-    def __call__(self, user: CurrentUser) -> User:
+    async def __call__(self, user: CurrentUser) -> User:
         if not user.has(*self.roles):
             raise HTTPException(403, "your role does not allow this")
         return user
