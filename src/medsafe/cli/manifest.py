@@ -42,7 +42,7 @@ def manifest_command(
         str, typer.Argument(metavar="RUN | verify", help="A run id, or 'verify' and a FILE.")
     ],
     file: Annotated[
-        Path | None, typer.Argument(metavar="[FILE]", help="The manifest to verify.")
+        Path | None, typer.Argument(metavar="FILE", help="The manifest to verify.")
     ] = None,
     db: Annotated[
         Path | None,
