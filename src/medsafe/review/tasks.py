@@ -51,7 +51,7 @@ def _now() -> str:
 def ensure_tables(conn: sqlite3.Connection) -> None:
     """Create the review tables if a store predates them (``CREATE ... IF NOT EXISTS``)."""
     found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='review_adjudications'"
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='review_finals'"
     ).fetchone()
     if found is None:
         for statement in statements(REVIEW_DDL):
@@ -196,8 +196,7 @@ def list_tasks(conn: sqlite3.Connection, run_id: str | None = None) -> list[Task
     out = []
     for spec, by, created, status, n in conn.execute(sql + " ORDER BY t.created DESC", args):
         task = TaskSpec.model_validate_json(spec)
-        n_final = len(final_labels(conn, task))
-        out.append(TaskRow(task, by, created, status, int(n), n_final))
+        out.append(TaskRow(task, by, created, status, int(n), n_final(conn, task.task_id)))
     return out
 
 
@@ -290,14 +289,28 @@ def labels_of(conn: sqlite3.Connection, task_id: str, item_id: str | None = None
     return [Label(str(i), str(r), json.loads(v), str(t), str(c)) for i, r, v, t, c in rows]
 
 
-def adjudications_of(conn: sqlite3.Connection, task_id: str) -> dict[str, Label]:
-    """Adjudicated units of the task, by item id."""
-    rows = conn.execute(
+def adjudications_of(
+    conn: sqlite3.Connection, task_id: str, item_id: str | None = None
+) -> dict[str, Label]:
+    """Adjudicated units of the task (or that one unit), by item id."""
+    sql = (
         'SELECT item_id, adjudicator, "values", rationale, created FROM review_adjudications '
-        "WHERE task_id=?",
-        (task_id,),
-    ).fetchall()
+        "WHERE task_id=?"
+    )
+    args: tuple[Any, ...] = (task_id,)
+    if item_id is not None:
+        sql += " AND item_id=?"
+        args = (task_id, item_id)
+    rows = conn.execute(sql, args).fetchall()
     return {str(i): Label(str(i), str(a), json.loads(v), str(t), str(c)) for i, a, v, t, c in rows}
+
+
+def labelled_by(conn: sqlite3.Connection, task_id: str, reviewer: str) -> set[str]:
+    """The units ``reviewer`` has labelled."""
+    rows = conn.execute(
+        "SELECT item_id FROM review_labels WHERE task_id=? AND reviewer=?", (task_id, reviewer)
+    ).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def _field_values(task: TaskSpec, labels: Sequence[Label], field: str) -> list[float | None]:
@@ -353,33 +366,53 @@ class Final:
 
 def final_labels(conn: sqlite3.Connection, task: TaskSpec) -> dict[str, Final]:
     """The final label of every unit that has one."""
-    by_unit: dict[str, list[Label]] = {}
-    for lab in labels_of(conn, task.task_id):
-        by_unit.setdefault(lab.item_id, []).append(lab)
-    adjudicated = adjudications_of(conn, task.task_id)
-    out: dict[str, Final] = {}
-    for item_id, adj in adjudicated.items():
-        out[item_id] = Final(item_id, adj.values, "adjudicated", (adj.by,), adj.created)
-    for item_id, labs in by_unit.items():
-        if item_id in out or len(labs) < task.k or disagree(task, labs):
-            continue
-        when = max(lab.created for lab in labs)
-        by = tuple(lab.by for lab in labs)
-        out[item_id] = Final(item_id, agreed_values(task, labs), "agreed", by, when)
-    return out
+    rows = conn.execute(
+        'SELECT item_id, "values", how, decided_by, created FROM review_finals WHERE task_id=?',
+        (task.task_id,),
+    ).fetchall()
+    return {
+        str(i): Final(str(i), json.loads(v), str(h), tuple(json.loads(by)), str(c))
+        for i, v, h, by, c in rows
+    }
+
+
+def is_final(conn: sqlite3.Connection, task_id: str, item_id: str) -> bool:
+    """Whether the unit has its final label."""
+    row = conn.execute(
+        "SELECT 1 FROM review_finals WHERE task_id=? AND item_id=?", (task_id, item_id)
+    ).fetchone()
+    return row is not None
+
+
+def n_final(conn: sqlite3.Connection, task_id: str) -> int:
+    """How many units of the task are final."""
+    return int(
+        conn.execute("SELECT COUNT(*) FROM review_finals WHERE task_id=?", (task_id,)).fetchone()[0]
+    )
+
+
+def _decide_unit(conn: sqlite3.Connection, task: TaskSpec, item_id: str) -> Final | None:
+    """The unit's final label as its labels and adjudication make it now, or None."""
+    adj = adjudications_of(conn, task.task_id, item_id).get(item_id)
+    if adj is not None:
+        return Final(item_id, adj.values, "adjudicated", (adj.by,), adj.created)
+    labs = labels_of(conn, task.task_id, item_id)
+    if len(labs) < task.k or disagree(task, labs):
+        return None
+    when = max(lab.created for lab in labs)
+    return Final(item_id, agreed_values(task, labs), "agreed", tuple(lab.by for lab in labs), when)
 
 
 def adjudication_queue(conn: sqlite3.Connection, task: TaskSpec) -> list[str]:
-    """Units whose k labels are in and disagree, not yet adjudicated, in review order."""
-    by_unit: dict[str, list[Label]] = {}
-    for lab in labels_of(conn, task.task_id):
-        by_unit.setdefault(lab.item_id, []).append(lab)
-    done = adjudications_of(conn, task.task_id)
-    return [
-        u
-        for u in unit_ids(conn, task.task_id)
-        if u not in done and len(by_unit.get(u, [])) >= task.k and disagree(task, by_unit[u])
-    ]
+    """Units whose k labels are in and disagree (so not final), in review order."""
+    rows = conn.execute(
+        "SELECT u.item_id FROM review_units u WHERE u.task_id=? "
+        "AND (SELECT COUNT(*) FROM review_labels l WHERE l.task_id=u.task_id "
+        "AND l.item_id=u.item_id) >= ? AND NOT EXISTS (SELECT 1 FROM review_finals f "
+        "WHERE f.task_id=u.task_id AND f.item_id=u.item_id) ORDER BY u.position",
+        (task.task_id, task.k),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def _store_final(conn: sqlite3.Connection, task: TaskSpec, final: Final) -> None:
@@ -394,7 +427,7 @@ def _store_final(conn: sqlite3.Connection, task: TaskSpec, final: Final) -> None
     rationales = [
         lab.rationale for lab in labels_of(conn, task.task_id, final.item_id) if lab.rationale
     ]
-    adj = adjudications_of(conn, task.task_id).get(final.item_id)
+    adj = adjudications_of(conn, task.task_id, final.item_id).get(final.item_id)
     rationale = adj.rationale if adj is not None and adj.rationale else "\n".join(rationales)
     extra: dict[str, Any] = {
         "values": final.values,
@@ -427,10 +460,17 @@ def _store_final(conn: sqlite3.Connection, task: TaskSpec, final: Final) -> None
 
 
 def _refresh(conn: sqlite3.Connection, task: TaskSpec, item_id: str, actor: str) -> None:
-    """Store the unit's final label if it has one now; mark the task complete when all are."""
-    final = final_labels(conn, task).get(item_id)
+    """Make the unit final if it is now (stored, scored, audited); mark the task complete
+    when every unit is."""
+    final = _decide_unit(conn, task, item_id)
     if final is None:
         return
+    conn.execute(
+        'INSERT INTO review_finals (task_id, item_id, how, "values", decided_by, created) '
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (task.task_id, item_id, final.how, json.dumps(final.values, sort_keys=True),
+         json.dumps(list(final.by)), final.created),
+    )  # fmt: skip
     _store_final(conn, task, final)
     value, label = task.label_schema.score_of(final.values)
     append(
@@ -441,8 +481,11 @@ def _refresh(conn: sqlite3.Connection, task: TaskSpec, item_id: str, actor: str)
         {"run_id": task.run_id, "scorer": task.label_schema.scorer, "judge": HUMAN,
          "how": final.how, "values": final.values, "value": value, "label": label},
     )  # fmt: skip
-    finals = len(final_labels(conn, task))
-    if finals == len(unit_ids(conn, task.task_id)):
+    units = conn.execute(
+        "SELECT COUNT(*) FROM review_units WHERE task_id=?", (task.task_id,)
+    ).fetchone()[0]
+    finals = n_final(conn, task.task_id)
+    if finals == units:
         conn.execute("UPDATE review_tasks SET status='complete' WHERE task_id=?", (task.task_id,))
         append(conn, actor, "review.task.complete", task.task_id, {"n_units": finals})
 
@@ -467,7 +510,7 @@ def submit_label(
     with _tx(conn):
         if reviewer not in assignees(conn, task_id, item_id):
             raise ReviewError(f"unit {item_id!r} of task {task_id!r} is not assigned to {reviewer}")
-        if item_id in final_labels(conn, task):
+        if is_final(conn, task_id, item_id):
             raise ReviewError(f"unit {item_id!r} of task {task_id!r} is final already")
         when = created or _now()
         conn.execute(
@@ -505,7 +548,8 @@ def adjudicate(
     with _tx(conn):
         if adjudicator in {lab.by for lab in labels_of(conn, task_id, item_id)}:
             raise ReviewError(f"{adjudicator} labelled unit {item_id!r}: she cannot adjudicate it")
-        if item_id not in adjudication_queue(conn, task):
+        waiting = len(labels_of(conn, task_id, item_id)) >= task.k
+        if not waiting or is_final(conn, task_id, item_id):
             raise ReviewError(
                 f"unit {item_id!r} of task {task_id!r} is not waiting for adjudication"
             )

@@ -8,6 +8,8 @@ by :mod:`medsafe.review`.
 - ``review_labels``: each reviewer's label (``values``: JSON field -> choice key) and rationale;
   they stay here: only the final label reaches the run, as a score by the judge ``human``.
 - ``review_adjudications``: an adjudicator's decision on a unit the reviewers disagreed on.
+- ``review_finals``: each unit's final label (``agreed`` or ``adjudicated``; ``decided_by``: JSON
+  list of names), written in the transaction that made it final.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ CREATE TABLE IF NOT EXISTS review_labels (
     created TEXT NOT NULL,
     PRIMARY KEY (task_id, item_id, reviewer)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS review_finals (
+    task_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    how TEXT NOT NULL CHECK (how IN ('agreed', 'adjudicated')),
+    "values" TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (task_id, item_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS review_adjudications (
     task_id TEXT NOT NULL,
     item_id TEXT NOT NULL,
@@ -58,5 +69,12 @@ CREATE TABLE IF NOT EXISTS review_adjudications (
 """Added by schema v5 (created in place: ``CREATE ... IF NOT EXISTS``)."""
 
 REVIEW_TABLES = frozenset(
-    {"review_tasks", "review_units", "review_assignments", "review_labels", "review_adjudications"}
+    {
+        "review_tasks",
+        "review_units",
+        "review_assignments",
+        "review_labels",
+        "review_adjudications",
+        "review_finals",
+    }
 )

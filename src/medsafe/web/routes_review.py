@@ -20,8 +20,9 @@ from medsafe.review.tasks import (
     adjudication_queue,
     assigned_units,
     create_task,
-    final_labels,
     get_task,
+    is_final,
+    labelled_by,
     labels_of,
     list_tasks,
     progress,
@@ -77,9 +78,7 @@ def review_home(request: Request, conn: Conn, user: Anyone) -> Response:
     for row in tasks:
         units = assigned_units(conn, row.spec.task_id, user.username)
         if units and user.has("reviewer"):
-            done = {
-                lab.item_id for lab in labels_of(conn, row.spec.task_id) if lab.by == user.username
-            }
+            done = labelled_by(conn, row.spec.task_id, user.username)
             mine.append(
                 {
                     "task_id": row.spec.task_id,
@@ -184,7 +183,7 @@ def task_page(request: Request, conn: Conn, user: Anyone, task_id: str) -> Respo
 
     task = _task(conn, task_id)
     units = assigned_units(conn, task_id, user.username)
-    done = {lab.item_id for lab in labels_of(conn, task_id) if lab.by == user.username}
+    done = labelled_by(conn, task_id, user.username)
     if not user.has("admin", "adjudicator", "auditor") or any(u not in done for u in units):
         if not units:
             raise HTTPException(403, "your role does not allow this page")
@@ -250,7 +249,7 @@ def my_units(request: Request, conn: Conn, user: Reviewer, task_id: str) -> Resp
     units = assigned_units(conn, task_id, user.username)
     if not units:
         raise HTTPException(403, "no unit of this task is assigned to you")
-    done = {lab.item_id for lab in labels_of(conn, task_id) if lab.by == user.username}
+    done = labelled_by(conn, task_id, user.username)
     positions = {u: n for n, u in enumerate(unit_ids(conn, task_id), start=1)}
     rows = [(positions[u], u in done) for u in units]
     return render(request, "review_mine.html", {"task": task, "rows": rows})
@@ -293,7 +292,7 @@ def unit_page(
                 if s.judge != "human"
             ]
     prev, nxt = _neighbours(conn, task_id, user, item_id)
-    final = item_id in final_labels(conn, task)
+    final = is_final(conn, task_id, item_id)
     return render(
         request,
         "review_unit.html",
@@ -331,7 +330,7 @@ async def submit_unit(
     except ReviewError as exc:
         return _blocked(request, str(exc))
     units = assigned_units(conn, task_id, user.username)
-    done = {lab.item_id for lab in labels_of(conn, task_id) if lab.by == user.username}
+    done = labelled_by(conn, task_id, user.username)
     positions = {u: n for n, u in enumerate(unit_ids(conn, task_id), start=1)}
     after = [u for u in units if u not in done and positions[u] > position]
     todo = after or [u for u in units if u not in done]
