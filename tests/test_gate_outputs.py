@@ -119,4 +119,20 @@ def test_markdown_to_stdout(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0
-    assert "✅ pass" in result.stdout
+    assert result.stdout.startswith("### medsafe gate gate: ✅ pass")
+    assert "┃" not in result.stdout  # the comment alone, no table
+    both = runner.invoke(
+        app,
+        [
+            "gate",
+            str(tmp_path / "policy.toml"),
+            "--run",
+            "r1",
+            "--db",
+            str(db),
+            "--markdown",
+            "-",
+            "--json",
+        ],
+    )
+    assert both.exit_code == 2 and "standard output" in both.stderr

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from medsafe.errors import ConfigError, MedsafeError
@@ -72,23 +73,27 @@ def _write(path: Path, text: str) -> None:
 
 def gate_command(
     policy: Annotated[
-        Path | None, typer.Argument(help="Policy file (TOML): [[suites]] and [[rules]].")
+        Path | None, typer.Argument(help=escape("Policy file (TOML): [[suites]] and [[rules]]."))
     ] = None,
     run: Annotated[
         list[str] | None,
         typer.Option(
             "--run",
-            help="Judge an existing run: RUN, RUN@STORE or SUITE=RUN (repeatable; one per "
-            "[[suites]] entry).",
+            help=escape(
+                "Judge an existing run: RUN, RUN@STORE or SUITE=RUN (repeatable; one per "
+                "[[suites]] entry)."
+            ),
         ),
     ] = None,
     db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
     model: Annotated[
         str | None,
-        typer.Option(help="Run every [[suites]] entry with this model (spec or config name)."),
+        typer.Option(
+            help=escape("Run every [[suites]] entry with this model (spec or config name).")
+        ),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file with [models.NAME] entries.")
+        Path | None, typer.Option("--config", help=escape("TOML file with [models.NAME] entries."))
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
     junit: Annotated[
@@ -118,10 +123,12 @@ def gate_command(
 ) -> None:
     """Decide a safety gate on confidence bounds: pass (0), fail (1), inconclusive (4).
 
-    Rules bound one end of a metric's interval (``upper <= 0.05``) or test non-inferiority
-    against a baseline run (paired, Holm across rules). Exit 2 for a bad policy or input, 5 when
-    a suite's model calls all failed. See docs/governance.md.
+    Rules bound one end of a metric's interval (upper <= 0.05) or test
+    non-inferiority against a baseline run (paired; Holm across rules).
+    Exit 2 for a bad policy or input, 5 when a suite's model calls all failed.
+    See docs/governance.md.
     """
+
     try:
         if list_metrics is not None:
             _list_metrics(list_metrics, db, as_json)
@@ -176,6 +183,9 @@ def _gate(
     for target in (junit, markdown):
         if target is not None:
             check_output(target)
+    to_stdout = [t for t in (junit, markdown) if t is not None and str(t) == "-"]
+    if len(to_stdout) + as_json > 1:
+        raise ConfigError("only one of --json, --junit - and --markdown - can use standard output")
     suites = [s.name for s in loaded.policy.suites]
     if (model is None) == (not run_args):
         raise ConfigError("give either --model (run the policy's [[suites]]) or --run RUN_ID")
@@ -207,7 +217,7 @@ def _gate(
         _write(markdown, markdown_text(result))
     if as_json:
         emit_json(result.to_dict())
-    else:
+    elif not to_stdout:
         _out.print(table(result))
         for line in notes(result):
             _out.print(Text(line))
