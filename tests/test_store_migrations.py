@@ -17,12 +17,15 @@ from medsafe.store.calibrations import latest_calibrations, save_calibration
 from medsafe.store.migrations import CURRENT_VERSION, Migration, migrate
 from medsafe.store.queries import item_scores
 from medsafe.store.schema_audit import AUDIT_TABLES
+from medsafe.store.schema_authoring import AUTHORING_TABLES
 from medsafe.store.schema_gate import GATE_TABLES
 from medsafe.store.schema_review import REVIEW_TABLES
 from medsafe.store.schema_sql import CALIBRATIONS_DDL, MEDSAFE_TABLES
 from medsafe.store.schema_web import WEB_TABLES
 
-V3_TABLES = MEDSAFE_TABLES - AUDIT_TABLES - REVIEW_TABLES - WEB_TABLES - GATE_TABLES
+V3_TABLES = (
+    MEDSAFE_TABLES - AUDIT_TABLES - REVIEW_TABLES - WEB_TABLES - GATE_TABLES - AUTHORING_TABLES
+)
 """The tables of a v3 store (medsafe 0.2.0 before the governance tables)."""
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store-0.1.0.db"
@@ -118,7 +121,7 @@ def test_v2_store_gains_the_leases_table(tmp_path: Path) -> None:
     Store(path).close()
     version = str(CURRENT_VERSION)
     assert _inspect(path) == (CURRENT_VERSION, {"schema_version": version}, MEDSAFE_TABLES)
-    assert CURRENT_VERSION == 7
+    assert CURRENT_VERSION == 8
 
 
 def migrate_to(conn: sqlite3.Connection, path: Path, version: int) -> int:

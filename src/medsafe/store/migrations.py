@@ -20,6 +20,7 @@ from pathlib import Path
 
 from medsafe.errors import StoreError
 from medsafe.store.schema_audit import AUDIT_DDL
+from medsafe.store.schema_authoring import AUTHORING_DDL
 from medsafe.store.schema_gate import GATE_DDL
 from medsafe.store.schema_review import REVIEW_DDL
 from medsafe.store.schema_sql import (
@@ -74,6 +75,11 @@ def add_gate(conn: sqlite3.Connection) -> None:
     _run_script(conn, GATE_DDL)
 
 
+def add_authoring(conn: sqlite3.Connection) -> None:
+    """7 -> 8: normative corpora (documents, sections) for ``medsafe corpus``/``generate``."""
+    _run_script(conn, AUTHORING_DDL)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step: ``apply`` turns a store of version ``to - 1`` into version ``to``.
@@ -94,6 +100,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, add_review),
     Migration(6, add_web),
     Migration(7, add_gate),
+    Migration(8, add_authoring),
 )
 """Every step, in order: ``MIGRATIONS[i]`` migrates version ``i`` to ``i + 1``."""
 

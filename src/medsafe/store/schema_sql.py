@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from medsafe.store.schema_audit import AUDIT_TABLES
+from medsafe.store.schema_authoring import AUTHORING_TABLES
 from medsafe.store.schema_gate import GATE_TABLES
 from medsafe.store.schema_review import REVIEW_TABLES
 from medsafe.store.schema_web import WEB_TABLES
@@ -128,6 +129,7 @@ MEDSAFE_TABLES = frozenset(
     | REVIEW_TABLES
     | WEB_TABLES
     | GATE_TABLES
+    | AUTHORING_TABLES
 )
 """Every table a store of any version may hold."""
 

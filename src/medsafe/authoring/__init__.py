@@ -1,0 +1,1 @@
+"""Authoring: normative corpora, generated rules and items, deduplication, CoT curation."""

@@ -1,0 +1,1 @@
+"""Images and report QC: image/DICOM attachments, de-identification, error injection."""
