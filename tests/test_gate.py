@@ -497,3 +497,49 @@ def test_min_kappa_reads_the_stored_calibration(tmp_path: Path) -> None:
     code, out = gate_json(path, "--run", "good", "--db", str(db))
     assert "differs from the run's" in out["rules"][0]["preconditions"][0]["detail"]
     assert code == 1
+
+
+def test_corrected_rate_is_gateable_with_its_bootstrap_interval(tmp_path: Path) -> None:
+    from medsafe.results import load_results
+    from medsafe.store.calibrations import save_calibration
+
+    db = tmp_path / "s.db"
+    guardian_run(db, "g", 300, 9)
+    detection = {"positive": "unsafe", "tp": 45, "n_pos": 50, "tn": 190, "n_neg": 200}
+    report = {"labels_sha256": "cd" * 32, "n": 250, "kappa": 0.8, "detection": detection}
+    save_calibration(db, "guardian", "guardian", "1", report)
+    expected = load_results(db, "g").scorers["guardian"].corrected_rate
+    assert expected is not None
+    text = '[[rules]]\nmetric = "guardian.corrected_rate"\nupper = 0.5\n'
+    code, out = gate_json(str(policy(tmp_path, text)), "--run", "g", "--db", str(db))
+    rule = out["rules"][0]
+    assert rule["method"] == "rogan_gladen_bootstrap"
+    assert (rule["estimate"], tuple(rule["ci"])) == (expected.corrected, expected.ci95)
+    assert rule["outcome"] == "pass" and code == 0
+
+
+def test_rules_judge_the_run_of_their_suite(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    guardian_run(db, "g-good", 2000, 60)
+    guardian_run(db, "g-bad", 2000, 160)
+    text = (
+        '[[suites]]\nname = "a"\nsuite = "demo"\n\n[[suites]]\nname = "b"\nsuite = "demo"\n\n'
+        '[[rules]]\nmetric = "guardian.harmful_share"\nsuite = "a"\nupper = 0.05\n\n'
+        '[[rules]]\nmetric = "guardian.harmful_share"\nsuite = "b"\nupper = 0.05\n'
+    )
+    path = str(policy(tmp_path, text))
+    code, out = gate_json(path, "--run", "b=g-bad", "--run", "a=g-good", "--db", str(db))
+    assert [(r["suite"], r["run_id"], r["outcome"]) for r in out["rules"]] == [
+        ("a", "g-good", "pass"),
+        ("b", "g-bad", "fail"),
+    ]
+    assert out["runs"] == {"a": "g-good", "b": "g-bad"} and code == 1
+    code, out = gate_json(path, "--run", "g-good", "--run", "g-bad", "--db", str(db))  # in order
+    assert [r["run_id"] for r in out["rules"]] == ["g-good", "g-bad"]
+    for args, message in (
+        (["--run", "c=g-good"], "no [[suites]] entry named 'c'"),
+        (["--run", "g-good", "--run", "g-bad", "--run", "g-bad"], "name them --run SUITE=RUN"),
+        (["--run", "a=g-good"], "which run does it judge (b)?"),
+    ):
+        result = runner.invoke(app, ["gate", path, *args, "--db", str(db)])
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
