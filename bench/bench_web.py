@@ -197,7 +197,7 @@ def _real_transcripts(db: Path, run_id: str) -> None:
 
 
 def build(db: Path, items: int, runs: int) -> dict[str, float]:
-    """The store: ``runs`` small runs and the big one; users; every run's results."""
+    """The store: ``runs`` small runs, the big one, and the users."""
     started = time.perf_counter()
     build_run(db, "big", items, skill=0.7, seed=1)
     _real_transcripts(db, "big")
@@ -209,16 +209,23 @@ def build(db: Path, items: int, runs: int) -> dict[str, float]:
         add_user(store.connection, "admin", PASSWORD, ["admin"], actor="bench")
         for i in range(20):
             add_user(store.connection, f"rev{i:02d}", PASSWORD, ["reviewer"], actor="bench")
+    return {"build_s": round(built, 1)}
+
+
+def materialise(db: Path) -> dict[str, float]:
+    """Every run's results, computed now unless current (the big run's time is the cost the
+    first view after a change pays)."""
+    with Store(db) as store:
+        runs = [r for (r,) in store.connection.execute("SELECT run_id FROM runs")]
     started = time.perf_counter()
     results_for(db, "big")
     big = time.perf_counter() - started
     started = time.perf_counter()
-    for i in range(runs):
-        results_for(db, f"small-{i:03d}")
+    for run_id in runs:
+        results_for(db, run_id)
     return {
-        "build_s": round(built, 1),
         "materialise_big_s": round(big, 2),
-        "materialise_small_total_s": round(time.perf_counter() - started, 2),
+        "materialise_others_total_s": round(time.perf_counter() - started, 2),
     }
 
 
@@ -237,6 +244,7 @@ def main() -> None:
                                   "cpus": os.cpu_count()}  # fmt: skip
         if not db.exists():
             result.update(build(db, args.items, args.runs))
+        result.update(materialise(db))
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(

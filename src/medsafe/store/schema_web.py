@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS web_results (
     run_id TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     results_json TEXT NOT NULL,
+    summary_json TEXT NOT NULL,
     computed REAL NOT NULL
 ) WITHOUT ROWID;
 """

@@ -78,13 +78,14 @@ def cached_results(conn: sqlite3.Connection, run_id: str) -> tuple[str, str] | N
     return None if row is None else (str(row[0]), str(row[1]))
 
 
-def cached_results_many(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """:func:`cached_results` of several runs (at most 998) in one query."""
+def cached_summaries(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """The materialised summaries of several runs (at most 998): run id -> (fingerprint,
+    summary JSON), without reading their full results."""
     if not run_ids:
         return {}
     marks = ",".join("?" * len(run_ids))
     rows = conn.execute(
-        f"SELECT run_id, fingerprint, results_json FROM web_results WHERE run_id IN ({marks})",
+        f"SELECT run_id, fingerprint, summary_json FROM web_results WHERE run_id IN ({marks})",
         run_ids,
     ).fetchall()
     return {str(r): (str(f), str(j)) for r, f, j in rows}
@@ -103,13 +104,19 @@ def run_versions(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, int]
 
 
 def store_results(
-    conn: sqlite3.Connection, run_id: str, fingerprint: str, results_json: str, now: float
+    conn: sqlite3.Connection,
+    run_id: str,
+    fingerprint: str,
+    results_json: str,
+    summary_json: str,
+    now: float,
 ) -> None:
-    """Materialise a run's results under ``fingerprint`` (replacing older ones)."""
+    """Materialise a run's results and their summary under ``fingerprint`` (replacing older
+    ones)."""
     conn.execute(
-        "INSERT OR REPLACE INTO web_results (run_id, fingerprint, results_json, computed) "
-        "VALUES (?, ?, ?, ?)",
-        (run_id, fingerprint, results_json, now),
+        "INSERT OR REPLACE INTO web_results (run_id, fingerprint, results_json, summary_json, "
+        "computed) VALUES (?, ?, ?, ?, ?)",
+        (run_id, fingerprint, results_json, summary_json, now),
     )
 
 

@@ -17,8 +17,10 @@ import threading
 import time
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from medsafe._version import __version__
-from medsafe.results import SCHEMA_VERSION, RunResults, compute_results
+from medsafe.results import SCHEMA_VERSION, Estimate, RunResults, compute_results
 from medsafe.store import webstore
 from medsafe.store.sqlite import Store
 
@@ -36,14 +38,55 @@ def _lock(run_id: str) -> threading.Lock:
         return _LOCKS.setdefault(run_id, threading.Lock())
 
 
-def cached(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, RunResults]:
-    """The results of those of ``run_ids`` whose materialised copy is current (others are
-    left out: a list page shows them as not computed yet rather than wait)."""
+class RunSummary(BaseModel):
+    """What the runs list shows of a run, kept beside its results (reading 50 runs' full
+    results would cost a second): counts, MCQ accuracy and the headline metric."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    ok: int
+    failed: int
+    mcq: Estimate | None
+    metric: str
+    """The headline metric's title ('' when the run has none)."""
+    headline: Estimate | None
+    percent: bool
+    """Whether the headline reads as a percentage (a share or a binary verdict)."""
+
+
+def summary_of(results: RunResults) -> RunSummary:
+    """The runs-list summary of ``results`` (the same estimates, not recomputed)."""
+    from medsafe.report.data import metric_key
+    from medsafe.report.render import metric_title
+    from medsafe.report.text import headline_scorer
+
+    head = headline_scorer(results)
+    metric, estimate, percent = "", None, False
+    if head is not None:
+        block = head[1]
+        metric, estimate = metric_title(metric_key(block)), block.estimate
+        binary = block.scale.kind == "binary" and not block.per_turn
+        percent = block.scale.is_share or binary
+    return RunSummary(
+        n=results.n,
+        ok=results.ok,
+        failed=results.failed,
+        mcq=results.mcq if results.mcq_answered else None,
+        metric=metric,
+        headline=estimate,
+        percent=percent,
+    )
+
+
+def summaries(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, RunSummary]:
+    """The summaries of those of ``run_ids`` whose materialised results are current (others
+    are left out: the list shows them as being computed rather than wait)."""
     versions = webstore.run_versions(conn, run_ids)
-    out: dict[str, RunResults] = {}
-    for run_id, (key, blob) in webstore.cached_results_many(conn, run_ids).items():
+    out: dict[str, RunSummary] = {}
+    for run_id, (key, blob) in webstore.cached_summaries(conn, run_ids).items():
         if key == fingerprint(versions[run_id]):
-            out[run_id] = RunResults.model_validate_json(blob)
+            out[run_id] = RunSummary.model_validate_json(blob)
     return out
 
 
@@ -66,7 +109,14 @@ def results_for(db: Path, run_id: str) -> RunResults:
             results = compute_results(conn, record)
             # stored under the key read before computing: a change meanwhile bumps the
             # counter, so the copy is recomputed on the next view rather than served stale
-            webstore.store_results(conn, run_id, key, results.model_dump_json(), time.time())
+            webstore.store_results(
+                conn,
+                run_id,
+                key,
+                results.model_dump_json(),
+                summary_of(results).model_dump_json(),
+                time.time(),
+            )
             return results
 
 

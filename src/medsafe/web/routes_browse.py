@@ -19,7 +19,7 @@ from medsafe.store.sqlite import Store
 from medsafe.web import views
 from medsafe.web.auth import User
 from medsafe.web.deps import Conn, require_roles, store_path
-from medsafe.web.results_cache import cached, results_for
+from medsafe.web.results_cache import results_for, summaries
 from medsafe.web.templating import render
 
 router = APIRouter()
@@ -63,12 +63,16 @@ def _run_list(
         offset=(page - 1) * PAGE,
     )  # fmt: skip
     ids = [r.run_id for r in rows]
-    results = cached(conn, ids)
+    found_all = summaries(conn, ids)
     live = live_runs(conn)
     out = []
     for row in rows:
-        found = results.get(row.run_id)
-        status = views.run_status(found, row.run_id in live) if found else "not computed"
+        found = found_all.get(row.run_id)
+        status = (
+            views.run_status(found.n, found.ok, found.failed, row.run_id in live)
+            if found
+            else "not computed"
+        )
         out.append(
             RunListRow(
                 row,
@@ -158,7 +162,7 @@ def run_page(
         {
             "results": results,
             "spec": results.run.spec,
-            "status": views.run_status(results, live),
+            "status": views.run_status(results.n, results.ok, results.failed, live),
             "view": views.run_overview(results),
             "signoffs": _signoffs(conn, id),
         },

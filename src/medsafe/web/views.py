@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from medsafe.report.data import Cell, MetricKey, metric_key, metrics_of
+from medsafe.report.data import Cell, MetricKey, metrics_of
 from medsafe.report.render import (
     calibration_text,
     category_label,
@@ -18,20 +18,20 @@ from medsafe.report.render import (
     fmt_value,
     metric_title,
 )
-from medsafe.report.text import headline_scorer
 from medsafe.results import Estimate, RunResults
+from medsafe.web.results_cache import RunSummary
 
 RunStatus = str
 """``running``, ``complete``, ``failed`` or ``partial`` (as ``medsafe runs`` says)."""
 
 
-def run_status(results: RunResults, live: bool) -> RunStatus:
-    """A run's status as ``medsafe runs`` reports it."""
+def run_status(n: int, ok: int, failed: int, live: bool) -> RunStatus:
+    """A run's status as ``medsafe runs`` reports it, from its item counts."""
     if live:
         return "running"
-    if results.ok == results.n:
+    if ok == n:
         return "complete"
-    if results.failed == results.n:
+    if failed == n:
         return "failed"
     return "partial"
 
@@ -57,21 +57,13 @@ def _percent(key: MetricKey, binary: bool) -> bool:
     return bool(key.scale is not None and key.scale.is_share) or binary
 
 
-def headline(results: RunResults) -> dict[str, Any]:
+def headline(summary: RunSummary) -> dict[str, Any]:
     """The runs list's figures: MCQ accuracy and the headline open-answer metric."""
-    out: dict[str, Any] = {
-        "mcq": Figure.of(results.mcq, True) if results.mcq_answered else None,
-        "metric": "",
-        "figure": None,
+    return {
+        "mcq": Figure.of(summary.mcq, True) if summary.mcq is not None else None,
+        "metric": summary.metric,
+        "figure": Figure.of(summary.headline, summary.percent) if summary.metric else None,
     }
-    head = headline_scorer(results)
-    if head is not None:
-        _name, block = head
-        key = metric_key(block)
-        binary = block.scale.kind == "binary" and not block.per_turn
-        out["metric"] = metric_title(key)
-        out["figure"] = Figure.of(block.estimate, _percent(key, binary))
-    return out
 
 
 def _direction(key: MetricKey) -> str:
