@@ -79,6 +79,9 @@ def test_disagreement_goes_to_an_adjudicator_then_the_auditor_signs(app: FastAPI
     assert task_id in home.text
     overview = judge.get(f"/review/task/{task_id}")
     assert "Gwet" in overview.text and "/adjudicate/1" in overview.text
+    live = judge.get(f"/review/task/{task_id}/live")  # what htmx polls: a fragment
+    assert live.text.lstrip().startswith('<div id="live" hx-get=') and "<html" not in live.text
+    assert "1 waiting for adjudication" in live.text
     page = judge.get(f"/review/task/{task_id}/adjudicate/1")
     assert page.status_code == 200 and "reviewer2" in page.text
     assert (

@@ -175,32 +175,46 @@ async def new_task(request: Request, conn: Conn, user: Admin) -> Response:
 # -- a task's overview ----------------------------------------------------------------------
 
 
-@router.get("/review/task/{task_id}")
-def task_page(request: Request, conn: Conn, user: Anyone, task_id: str) -> Response:
-    """Progress, per-reviewer counts, agreement with CIs and the adjudication queue; a
-    reviewer who has units left to label (or holds no other role) gets her own list."""
+def _overview(conn: sqlite3.Connection, task: TaskSpec) -> dict[str, Any]:
     from medsafe.review.agreement import task_agreement
 
-    task = _task(conn, task_id)
+    queue = adjudication_queue(conn, task)
+    positions = {u: n for n, u in enumerate(unit_ids(conn, task.task_id), start=1)}
+    return {
+        "task": task,
+        "progress": progress(conn, task),
+        "agreement": task_agreement(conn, task, n_resamples=500),
+        "queue": [(positions[u], u) for u in queue],
+    }
+
+
+def _may_oversee(conn: sqlite3.Connection, user: User, task_id: str) -> Response | None:
+    """None when ``user`` may see the task's overview, else where to send her: a reviewer
+    with units left to label (or holding no other role) gets her own list."""
     units = assigned_units(conn, task_id, user.username)
     done = labelled_by(conn, task_id, user.username)
     if not user.has("admin", "adjudicator", "auditor") or any(u not in done for u in units):
         if not units:
             raise HTTPException(403, "your role does not allow this page")
         return RedirectResponse(f"/review/task/{task_id}/mine", status_code=303)
-    prog = progress(conn, task)
-    agreement = task_agreement(conn, task, n_resamples=500)
-    queue = adjudication_queue(conn, task)
-    positions = {u: n for n, u in enumerate(unit_ids(conn, task_id), start=1)}
-    return render(
-        request,
-        "review_task.html",
-        {
-            "task": task,
-            "progress": prog,
-            "agreement": agreement,
-            "queue": [(positions[u], u) for u in queue],
-        },
+    return None
+
+
+@router.get("/review/task/{task_id}")
+def task_page(request: Request, conn: Conn, user: Anyone, task_id: str) -> Response:
+    """Progress, per-reviewer counts, agreement with CIs and the adjudication queue."""
+    task = _task(conn, task_id)
+    return _may_oversee(conn, user, task_id) or render(
+        request, "review_task.html", _overview(conn, task)
+    )
+
+
+@router.get("/review/task/{task_id}/live")
+def task_live(request: Request, conn: Conn, user: Anyone, task_id: str) -> Response:
+    """The live part of the task page (htmx polls it)."""
+    task = _task(conn, task_id)
+    return _may_oversee(conn, user, task_id) or render(
+        request, "review_task_live.html", _overview(conn, task)
     )
 
 
