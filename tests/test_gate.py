@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -15,13 +16,21 @@ from medsafe.audit.chain import verify
 from medsafe.cli import app
 from medsafe.gate.decision import decide_bound, scaled_n_needed
 from medsafe.gate.paired import cluster_of
-from medsafe.stats.normal import wilson_bounds
+from medsafe.stats.normal import wilson_bounds as _wilson_bounds
 from medsafe.store import Store
 from medsafe.store.schema_gate import gate_results_of
 from tests.conftest import make_mcq
 from tests.test_report import Row, guardian, make_open, mcq_scores, write_run
 
 runner = CliRunner()
+
+
+def wilson_bounds(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson interval (n > 0)."""
+    bounds = _wilson_bounds(successes, n, level)
+    assert bounds is not None
+    return bounds
+
 
 SHARE_RULE = """
 [gate]
@@ -61,7 +70,7 @@ def policy(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
     return path
 
 
-def gate_json(*args: str) -> tuple[int, dict]:
+def gate_json(*args: str) -> tuple[int, dict[str, Any]]:
     result = runner.invoke(app, ["gate", *args, "--json"])
     assert result.exit_code != 2, result.output
     return result.exit_code, json.loads(result.stdout)

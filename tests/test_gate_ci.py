@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import xmlschema
-import yaml
 from typer.testing import CliRunner
 
 from medsafe.cli import app
@@ -34,16 +33,14 @@ def doc_blocks() -> dict[str, str]:
 
 
 def medsafe_commands(workflow: str) -> list[list[str]]:
-    """Every ``medsafe ...`` command line of a GitHub Actions or GitLab CI workflow."""
-    data = yaml.safe_load(workflow)
-    scripts: list[str] = []
-    for job in (data.get("jobs") or {}).values():  # GitHub Actions
-        scripts += [str(step["run"]) for step in job["steps"] if "run" in step]
-    for name, job in data.items():  # GitLab CI
-        if isinstance(job, dict) and "script" in job and name != "jobs":
-            scripts += [str(line) for line in job["script"]]
-    lines = [line.strip() for s in scripts for line in s.splitlines()]
-    return [shlex.split(line)[1:] for line in lines if line.startswith("medsafe ")]
+    """Every ``medsafe ...`` command of a workflow: a GitHub Actions ``run:`` step or a GitLab CI
+    ``script`` line."""
+    commands = []
+    for line in workflow.splitlines():
+        text = line.strip().removeprefix("- ").removeprefix("run: ").strip()
+        if text.startswith("medsafe "):
+            commands.append(shlex.split(text)[1:])
+    return commands
 
 
 @pytest.fixture
