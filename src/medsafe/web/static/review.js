@@ -1,18 +1,19 @@
 // Keyboard labelling on the review pages (no inline script: the CSP forbids it).
 // Digits 1-9 and 0 pick the choice with that number in the first field without a choice
-// (or the field holding the focus); n / p open the next / previous unit; Enter submits the
+// (once every field has one: the field holding the focus, to correct it); n / p open the next / previous unit; Enter submits the
 // label form once every field has a choice. Keys typed into a text box are left alone.
 (function () {
   "use strict";
   function form() { return document.getElementById("label-form"); }
   function activeField(f) {
-    var focused = document.activeElement && document.activeElement.closest
-      ? document.activeElement.closest("fieldset.field") : null;
-    if (focused && f.contains(focused)) { return focused; }
+    // the first field without a choice; once all have one, the field holding the focus
     var sets = f.querySelectorAll("fieldset.field");
     for (var i = 0; i < sets.length; i++) {
       if (!sets[i].querySelector("input[type=radio]:checked")) { return sets[i]; }
     }
+    var focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("fieldset.field") : null;
+    if (focused && f.contains(focused)) { return focused; }
     return sets.length ? sets[sets.length - 1] : null;
   }
   function complete(f) {
@@ -34,7 +35,6 @@
       var radios = field.querySelectorAll("input[type=radio]");
       if (index < radios.length) {
         radios[index].checked = true;
-        radios[index].focus();
         field.classList.add("picked");
         event.preventDefault();
       }
