@@ -118,8 +118,12 @@ def gate_command(
         str | None, typer.Option(help="Who the audit entry names (default: the OS user).")
     ] = None,
     progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Progress while suites run.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress on stderr while suites run (a bar on a terminal, else lines).",
+        ),
+    ] = True,
 ) -> None:
     """Decide a safety gate on confidence bounds: pass (0), fail (1), inconclusive (4).
 
