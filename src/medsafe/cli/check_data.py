@@ -124,6 +124,10 @@ def check_data_command(
         Path | None,
         typer.Option("--evaluate", help="Labelled JSONL set: print precision and recall."),
     ] = None,
+    ner: Annotated[
+        bool,
+        typer.Option("--ner", help="Add GiNZA person names in Japanese text (medsafe[ner])."),
+    ] = False,
 ) -> None:
     """Find personal identifiers (PHI/PII) in zh/ja/en data, report suites without a licence,
     write a redacted copy. Exit 0: none found; 1: identifiers found; 2: bad input."""
@@ -138,7 +142,7 @@ def check_data_command(
             re.compile(pattern)
         except re.error as exc:
             raise fail(f"--mrn-pattern {pattern!r} is not a regular expression: {exc}") from None
-    config = ScanConfig(tuple(mrn_pattern or ()), lang)
+    config = ScanConfig(tuple(mrn_pattern or ()), lang, ner)
     try:
         if evaluate is not None:
             _evaluate(evaluate, as_json, config)
@@ -214,7 +218,7 @@ def _print(
     quiet: bool,
 ) -> None:
     console = _err if quiet else _out
-    if findings:
+    if findings and not quiet:
         table = Table(title=Text(f"findings in {target}"), title_justify="left")
         for column in ("line", "item", "field", "type", "span", "text (masked)"):
             table.add_column(column)
@@ -233,6 +237,7 @@ def _print(
                 )
             )
         console.print(table)
+    if findings:
         summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
         console.print(Text(f"{len(findings)} findings: {summary}"))
     else:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from medsafe.dataethics.detectors import detect
+from medsafe.dataethics.detectors import detect, detect_language
 from medsafe.dataethics.entities import Finding
 from medsafe.schema import Item
 
@@ -36,6 +36,8 @@ class ScanConfig:
 
     mrn_patterns: tuple[str, ...] = ()
     lang: str | None = None
+    ner: bool = False
+    """Add GiNZA person names in Japanese texts (:mod:`medsafe.dataethics.ner`)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,17 @@ def scan_text(
 ) -> list[Finding]:
     """Findings in ``text`` (offsets into ``text``), in text order."""
     config = config or ScanConfig()
-    spans = detect(text, lang or config.lang, config.mrn_patterns)
+    language = lang or config.lang or detect_language(text)
+    spans = detect(text, language, config.mrn_patterns)
+    if config.ner and language == "ja":
+        from medsafe.dataethics.ner import person_spans
+
+        taken = [(start, end) for _, start, end in spans]
+        for start, end in person_spans(text):
+            if all(end <= a or start >= b for a, b in taken):
+                spans.append(("person", start, end))
+                taken.append((start, end))
+        spans.sort(key=lambda span: (span[1], span[2]))
     return [Finding(kind, start, end, text[start:end]) for kind, start, end in spans]
 
 
