@@ -285,3 +285,32 @@ def test_results_compare_human_with_the_llm_judges(
     assert block.human_agreement is not None
     assert block.human_agreement.judges == ["human", "j1", "j2"]
     assert block.human_agreement.n_units == 6 and block.human_agreement.kappa == pytest.approx(1.0)
+
+
+def test_a_rescore_keeps_the_human_labels(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    from medsafe.store.sqlite import Store
+
+    tid = _task(conn, sample="ids:o00000")
+    for who in ("ann", "bob"):
+        submit_label(conn, tid, "o00000", who, {"verdict": "unsafe"})
+    with Store(tmp_path / "r.db") as store:
+        store.delete_scores(RUN, ["guardian"])
+    judges = conn.execute("SELECT judge FROM scores WHERE scorer='guardian'").fetchall()
+    assert judges == [(HUMAN,)]
+
+
+def test_a_blinded_file_round_trips(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    tid = _task(conn, sample="ids:o00000,o00001")
+    path = tmp_path / "ann.jsonl"
+    write_file(conn, tid, path, reviewer="ann")
+    head = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    assert head["for"] == "ann" and "run_id" not in head and "reviewers" not in head
+    with path.open("a", encoding="utf-8") as fh:
+        for item in ("o00000", "o00001"):
+            line = {"type": "label", "item_id": item, "reviewer": "ann",
+                    "values": {"verdict": "refusal"}, "rationale": "offline"}  # fmt: skip
+            fh.write(json.dumps(line) + "\n")
+    assert import_file(conn, path)["labels"] == 2
+    from medsafe.review.tasks import labelled_by
+
+    assert labelled_by(conn, tid, "ann") == {"o00000", "o00001"}

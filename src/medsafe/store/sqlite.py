@@ -264,9 +264,10 @@ class Store:
         return {"n": total, "ok": ok, "failed": failed, "pending": total - ok - failed}
 
     def delete_scores(self, run_id: str, scorer_names: Sequence[str]) -> None:
-        """Drop a run's scores from the named scorers (before a rescore)."""
+        """Drop a run's scores from the named scorers (before a rescore); the final human
+        labels of review tasks (judge ``human``) stay: a rescore asks no person."""
         self._conn.executemany(
-            "DELETE FROM scores WHERE run_id=? AND (scorer=? OR scorer LIKE ?)",
+            "DELETE FROM scores WHERE run_id=? AND (scorer=? OR scorer LIKE ?) AND judge<>'human'",
             [(run_id, name, f"{name}.%") for name in scorer_names],
         )
 
