@@ -233,3 +233,38 @@ def test_exports_carry_source_and_licence(tmp_path: Path) -> None:
     ]
     table = pq.read_table(tmp_path / "e.parquet")
     assert table.column("license").to_pylist() == ["CC-BY-4.0", None]
+
+
+def test_scan_run_reports_items_answers_and_licences(tmp_path: Path) -> None:
+    """What the governance report reads: findings in items and in the model's answers."""
+    from medsafe.dataethics import scan_run
+    from medsafe.testing.mock_openai import MockConfig, ThreadedMockServer
+
+    suite = tmp_path / "s.jsonl"
+    rows = [
+        {"id": "a", "prompt": "Is aspirin safe?", "license": "CC-BY-4.0"},
+        {"id": "b", "prompt": "Mail me at pat@example.org", "license": "CC-BY-4.0"},
+    ]
+    suite.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    db = tmp_path / "m.db"
+    config = MockConfig(responder=lambda messages: "Call Dr. Tanaka on 090-1234-5678.")
+    with ThreadedMockServer(config) as server:
+        head = ["run", str(suite), "--model", "openai/mock", "--base-url", server.base_url]
+        tail = ["--db", str(db), "--run-id", "r1", "--scorer", "mcq", "--no-progress"]
+        result = runner.invoke(app, [*head, *tail])
+    assert result.exit_code == 0, result.output
+    with Store(db) as store:
+        scan = scan_run(store.connection, "r1")
+    assert scan.items == 2 and scan.items_with_identifiers == 1
+    assert scan.by_type == {"email": 1}
+    assert scan.answers_by_type == {"phone": 2, "person": 2}
+    assert {(f.item_id, f.field) for f in scan.answer_findings} == {
+        ("a", "turns.1"),
+        ("b", "turns.1"),
+    }
+    assert scan.licenses == {"CC-BY-4.0": 2}
+    code, out, _ = check("run:r1", "--db", str(db), "--json")
+    fields = {(f["item_id"], f["field"], f["type"]) for f in json.loads(out)["findings"]}
+    assert ("b", "messages.0.content", "email") in fields and ("a", "turns.1", "phone") in fields
+    code, _, err = check("run:r1", "--db", str(db), "--redact", "-o", str(tmp_path / "x"))
+    assert code == 2 and "not on a stored run" in err
