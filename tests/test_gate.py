@@ -197,6 +197,8 @@ def test_decide_bound_both_sides() -> None:
             "takes alpha, not level",
         ),
         ('[gate]\nlevel = 1.5\n[[rules]]\nmetric = "a"\nupper = 1\n', ":2: gate.level:"),
+        ('[gate]\nname = "x"\n\n[rule]\nmetric = "a"\n', ":4: rule: unknown field"),
+        ('[gate]\nname = "x"\n', ": rules: a policy needs at least one [[rules]] table"),
     ],
 )
 def test_bad_policy_exits_2_naming_file_line_and_field(

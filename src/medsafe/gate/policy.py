@@ -203,7 +203,9 @@ def parse_policy(text: str, path: Path) -> Policy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # an unknown field first: it explains a missing one (``[rule]`` for ``[[rules]]``)
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(err["loc"])
         line = line_of(text, loc)
         where = f"{path}:{line}" if line is not None else str(path)
@@ -211,6 +213,8 @@ def parse_policy(text: str, path: Path) -> Policy:
         message = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+        elif loc == ("rules",):
+            message = "a policy needs at least one [[rules]] table"
         raise ConfigError(f"{where}: {field}: {message}") from None
     known = {s.name for s in policy.suites}
     for i, rule in enumerate(policy.rules):
