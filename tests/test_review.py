@@ -285,6 +285,13 @@ def test_results_compare_human_with_the_llm_judges(
     assert block.human_agreement is not None
     assert block.human_agreement.judges == ["human", "j1", "j2"]
     assert block.human_agreement.n_units == 6 and block.human_agreement.kappa == pytest.approx(1.0)
+    from rich.console import Console
+
+    from medsafe.report.text import print_results
+
+    console = Console(record=True, width=300)
+    print_results(console, load_results(tmp_path / "r.db", RUN), RUN)
+    assert "human vs j1 1 (n=6), j2 1 (n=6) (kappa)" in console.export_text()
 
 
 def test_a_rescore_keeps_the_human_labels(conn: sqlite3.Connection, tmp_path: Path) -> None:
