@@ -89,6 +89,14 @@ def _notes(block: ScorerResults) -> str:
         notes.append(f"quality {_fmt(block.quality_score, False)}")
     if block.agreement is not None and block.agreement.kappa is not None:
         notes.append(f"judges' kappa {block.agreement.kappa:.3g}")
+    human = block.human_agreement
+    if human is not None:  # final review labels (judge "human") against each LLM judge
+        one = {f"{human.judges[0]}|{human.judges[1]}": {"kappa": human.kappa, "n": human.n_units}}
+        pairs = human.pairs or one
+        shown = [f"{pair.split('|', 1)[1]} {_num(v.get('kappa'))} (n={v['n']})"
+                 for pair, v in pairs.items() if pair.startswith("human|")]  # fmt: skip
+        if shown:
+            notes.append("human vs " + ", ".join(shown) + " (kappa)")
     if block.corrected_rate is not None:
         c = block.corrected_rate
         notes.append(f"{c.positive} corrected {with_ci(c.corrected, c.ci95, '.3g')}")
