@@ -6,6 +6,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medsafe.dataethics.checkdigits import (
     cn_id_check,
@@ -168,3 +170,21 @@ def test_redaction_placeholders_are_consistent() -> None:
 def test_blocking_types() -> None:
     assert "person" not in BLOCKING and "date" not in BLOCKING
     assert {"email", "phone", "cn_resident_id", "jp_my_number", "date_of_birth"} <= BLOCKING
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("0123456789０１２３４５６７８９－-@.abcXｘ ﬁ㍉①患者様さん田中电话\n")
+        ),
+        max_size=60,
+    )
+)
+def test_offsets_always_index_the_original_text(text: str) -> None:
+    folded = normalise(text)
+    assert len(folded.origin) == len(folded.text)
+    assert list(folded.origin) == sorted(folded.origin)
+    for finding in scan_text(text):
+        assert 0 <= finding.start < finding.end <= len(text)
+        assert text[finding.start : finding.end] == finding.text
