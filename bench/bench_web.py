@@ -8,8 +8,9 @@ big run's computation is timed: the cost the first view after a change pays), st
 - the run page, the runs list, the item list (first page, a deep keyset page, a text filter)
   and transcript pages of the big run: time to first byte and total, median / p95 / max;
 - label submission with 20 concurrent reviewers (one client each, one request in flight per
-  reviewer) on a review task of the big run, when the review routes exist: p50 / p95 / max
-  and throughput.
+  reviewer) on review tasks of the big run, when the review routes exist: back to back (the
+  server saturated: latency is mostly queueing) and paced (each reviewer pauses 0.5-1.5 s per
+  unit, a very fast human); p50 / p95 / max and throughput.
 
 Prints one JSON object. Every figure is a wall-clock time on this machine (say which).
 """
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import socket
 import statistics
@@ -101,7 +103,7 @@ def _pages(client: httpx.Client, urls: list[str], repeat: int) -> dict[str, Any]
 
 
 async def _reviewer(
-    base: str, user: str, task_id: str, positions: list[int], field: str, key: str
+    base: str, user: str, task_id: str, positions: list[int], field: str, key: str, think: float
 ) -> list[float]:
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         page = await client.get("/login")
@@ -115,7 +117,10 @@ async def _reviewer(
         assert match is not None
         csrf = match.group(1)
         out = []
+        pause = random.Random(user)
         for position in positions:
+            if think:  # reading the unit: uniform in [think/2, 3*think/2]
+                await asyncio.sleep(think * (0.5 + pause.random()))
             started = time.perf_counter()
             response = await client.post(
                 f"/review/task/{task_id}/unit/{position}",
@@ -126,9 +131,12 @@ async def _reviewer(
         return out
 
 
-def _labels(base: str, db: Path, reviewers: list[str], units: int) -> dict[str, Any] | None:
-    """Label submission with ``len(reviewers)`` concurrent reviewers (None without the
-    review routes)."""
+def _labels(
+    base: str, db: Path, reviewers: list[str], units: int, think: float, seed: int
+) -> dict[str, Any] | None:
+    """Label submission with ``len(reviewers)`` concurrent reviewers, each pausing ``think``
+    seconds on average before each label (0: back to back, the server saturated); None
+    without the review routes."""
     try:
         from medsafe.review.tasks import assigned_units, get_task, unit_ids
     except ImportError:
@@ -139,7 +147,7 @@ def _labels(base: str, db: Path, reviewers: list[str], units: int) -> dict[str, 
         response = admin.post(
             "/review/new",
             data={"csrf_token": csrf, "run_id": "big", "labels": "guardian",
-                  "sample": f"stratified:{units}", "k": "2", "seed": "0",
+                  "sample": f"stratified:{units}", "k": "2", "seed": str(seed),
                   "reviewers": reviewers},
         )  # fmt: skip
         if response.status_code != 303:
@@ -155,7 +163,7 @@ def _labels(base: str, db: Path, reviewers: list[str], units: int) -> dict[str, 
     async def everyone() -> list[list[float]]:
         return await asyncio.gather(
             *(
-                _reviewer(base, r, task_id, work[r], field.name, field.choices[0].key)
+                _reviewer(base, r, task_id, work[r], field.name, field.choices[0].key, think)
                 for r in reviewers
             )
         )
@@ -165,6 +173,7 @@ def _labels(base: str, db: Path, reviewers: list[str], units: int) -> dict[str, 
     wall = time.perf_counter() - started
     samples = [s for one in per_reviewer for s in one]
     return {
+        "think_s": think,
         "task_units": len(order),
         "reviewers": len(reviewers),
         "labels": len(samples),
@@ -235,7 +244,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--units", type=int, default=1000, help="review task size")
+    parser.add_argument("--units", type=int, default=1000, help="saturated task's units")
+    parser.add_argument("--paced-units", type=int, default=200, help="paced task's units")
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="paced reviewers' mean pause (s) per unit"
+    )
     parser.add_argument("--db", type=Path, default=None, help="reuse (or keep) this store")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -279,8 +292,12 @@ def main() -> None:
                     ["/run/items?id=big&language=zh&metric=guardian&label=unsafe"],
                     max(3, args.repeat // 4),
                 )
-            result["label_submission"] = _labels(
-                base, db, [f"rev{i:02d}" for i in range(20)], args.units
+            reviewers = [f"rev{i:02d}" for i in range(20)]
+            result["label_submission_saturated"] = _labels(
+                base, db, reviewers, args.units, 0.0, seed=2
+            )
+            result["label_submission_paced"] = _labels(
+                base, db, reviewers, args.paced_units, args.think, seed=3
             )
         finally:
             server.terminate()
