@@ -268,3 +268,12 @@ def test_scan_run_reports_items_answers_and_licences(tmp_path: Path) -> None:
     assert ("b", "messages.0.content", "email") in fields and ("a", "turns.1", "phone") in fields
     code, _, err = check("run:r1", "--db", str(db), "--redact", "-o", str(tmp_path / "x"))
     assert code == 2 and "not on a stored run" in err
+
+
+def test_text_output_lists_the_first_findings_only(tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("".join(f"call 138{i:08d}\n" for i in range(60)), encoding="utf-8")
+    code, out, _ = check(str(path))
+    assert code == 1
+    assert "... and 10 more (all of them with --json)" in out and "60 findings: phone 60" in out
+    assert len(findings(str(path))) == 60

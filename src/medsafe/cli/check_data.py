@@ -21,6 +21,8 @@ _out = Console(highlight=False)
 
 FOUND_IDENTIFIERS = 1
 """Exit status when identifiers (any type but ``date``) were found."""
+SHOWN = 50
+"""Findings listed in the text output (all of them are in --json)."""
 
 
 def _mask(text: str) -> str:
@@ -222,7 +224,7 @@ def _print(
         table = Table(title=Text(f"findings in {target}"), title_justify="left")
         for column in ("line", "item", "field", "type", "span", "text (masked)"):
             table.add_column(column)
-        for f in findings:
+        for f in findings[:SHOWN]:
             table.add_row(
                 *(
                     Text(str(cell))
@@ -237,6 +239,8 @@ def _print(
                 )
             )
         console.print(table)
+        if len(findings) > SHOWN:
+            console.print(Text(f"... and {len(findings) - SHOWN} more (all of them with --json)"))
     if findings:
         summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
         console.print(Text(f"{len(findings)} findings: {summary}"))
