@@ -83,6 +83,8 @@ def test_full_width_text_keeps_original_offsets() -> None:
         ("田中さんと山田様", [("person", "田中"), ("person", "山田")]),
         ("王医生建议复查", [("person", "王")]),
         ("Dr. Smith called", [("person", "Smith")]),
+        ("Prof. Dr. Müller agreed", [("person", "Müller")]),
+        ("see 10.1.2.3 of the guideline; server 10.0.0.1", [("ip_address", "10.0.0.1")]),
         (
             "〒100-0001 東京都千代田区千代田1-1",
             [("postal_code", "100-0001"), ("address", "東京都千代田区千代田1-1")],

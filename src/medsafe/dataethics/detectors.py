@@ -85,6 +85,7 @@ def _ip(text: str, lang: str) -> Iterator[Candidate]:
     for match in _IPV4.finditer(text):
         octets = [int(part) for part in match.group(0).split(".")]
         context = _has_word(_window(text, match.start(), 20), vocab.IP_CONTEXT)
+        # all octets below 32 without an IP word: more likely a section number (see 10.1.2.3)
         if context or (max(octets) >= 32 and not _not_an_id(text, match.start())):
             yield Candidate("ip_address", match.start(), match.end())
     for match in _IPV6.finditer(text):
@@ -321,7 +322,8 @@ _JA_MORE_NOT = frozenset(
 )
 _EN_TITLES = "|".join(vocab.EN_TITLES)
 _EN_TITLED = re.compile(
-    rf"\b(?:{_EN_TITLES})\.?\s+((?:(?:[A-Z]')?[A-Z][a-z]+|[A-Z]\.)(?:[-'][A-Z][a-z]+)?(?:\s+[A-Z][a-z]+)?)"
+    rf"\b(?:{_EN_TITLES})\.?\s+(?!(?:{_EN_TITLES})\b)((?:(?:[A-Z]')?[A-Z][a-z\u00e0-\u00ff]+|[A-Z]\.)"
+    r"(?:[-'][A-Z][a-z\u00e0-\u00ff]+)?(?:\s+[A-Z][a-z\u00e0-\u00ff]+)?)"
 )
 _EN_NAMED = re.compile(
     r"(?:\b[Nn]ame\s*[:：]\s*|\b[Mm]y name is\s+)([A-Z][a-z]+(?:\s+[A-Z]\.)?(?:\s+[A-Z][a-z]+)+)"
