@@ -321,3 +321,24 @@ def test_a_blinded_file_round_trips(conn: sqlite3.Connection, tmp_path: Path) ->
     from medsafe.review.tasks import labelled_by
 
     assert labelled_by(conn, tid, "ann") == {"o00000", "o00001"}
+
+
+def test_a_cot_rubric_from_a_file(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    from medsafe.review.model import load_rubric
+
+    met = [{"key": "0", "value": 0}, {"key": "1", "value": 1}]
+    rubric = {"name": "cot", "scorer": "cot_review", "aggregate": "mean", "fields": [
+        {"name": "premises", "title": "Premises are correct", "kind": "ordinal", "choices": met},
+        {"name": "steps", "kind": "ordinal", "choices": met}]}  # fmt: skip
+    path = tmp_path / "cot.json"
+    path.write_text(json.dumps(rubric), encoding="utf-8")
+    schema = load_rubric(path)
+    tid = _task(conn, schema=schema, sample="ids:o00000")
+    for who in ("ann", "bob"):
+        submit_label(conn, tid, "o00000", who, {"premises": "1", "steps": "0"})
+    row = conn.execute("SELECT scorer, value FROM scores WHERE judge='human'").fetchone()
+    assert row == ("cot_review", 0.5)
+    rubric["fields"][1]["choices"] = met[:1]  # type: ignore[index]
+    path.write_text(json.dumps(rubric), encoding="utf-8")
+    with pytest.raises(SuiteError, match=r"cot.json: field 'fields.1.choices'"):
+        load_rubric(path)

@@ -117,7 +117,14 @@ def test_review_workflow_in_chromium(tmp_path: Path) -> None:
             bob.wait_for_load_state("load")
             ann.goto(f"{base}/review")
             shots.both(ann, "reviewer-home")
-            ann.goto(f"{base}/review/task/{task_id}/unit/1")
+            ann.goto(f"{base}/review/task/{task_id}/mine")
+            ann.click("table.tasks a >> nth=0")
+            ann.wait_for_url("**/unit/*")
+            first = ann.url
+            ann.keyboard.press("n")  # next unit, then back with p
+            ann.wait_for_url(lambda url: url != first)
+            ann.keyboard.press("p")
+            ann.wait_for_url(first)
             shots.both(ann, "unit-blinded")
             assert _label_all(ann, base, task_id, "1", "3") == 20  # 1 safe_helpful, 3 unsafe
             ann.goto(f"{base}/review/task/{task_id}/unit/5")
