@@ -193,3 +193,22 @@ def test_the_system_prompt_is_checked_too(
     code, output = run(suite, tmp_path / "m.db", url, "--system", system)
     assert code == 2 and "(system prompt)" in output
     assert server.state.requests == 0
+
+
+def test_a_resumed_run_checks_what_it_still_has_to_send(
+    tmp_path: Path, remote: tuple[MockOpenAIServer, str]
+) -> None:
+    server, url = remote
+    suite = write_suite(tmp_path / "s.jsonl", PHI_PROMPTS)
+    db = tmp_path / "m.db"
+    with ThreadedMockServer(MockConfig(fail_500=1.0)) as failing:  # loopback: no check
+        code, output = run(suite, db, failing.base_url, "--retries", "0")
+    assert code == 3, output  # every call failed: both items are still to send
+    code, output = run(suite, db, url, "--retries", "0")
+    assert code == 2 and "1 of 2 items contain personal identifiers" in " ".join(output.split())
+    assert server.state.requests == 0
+    code, output = run(suite, db, url, "--allow-phi")
+    assert code == 0 and server.state.requests == 2
+    code, output = run(suite, db, url)  # nothing left to send: nothing to refuse
+    assert code == 0, output
+    assert server.state.requests == 2

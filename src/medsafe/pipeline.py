@@ -548,35 +548,42 @@ def _replay_preflight(plan: RunPlan, store: Store) -> str | None:
     return plan.backend.preflight(items)
 
 
-def _endpoints(plan: RunPlan) -> list[str]:
-    """The URLs a run sends items to: the target's, its judges' and its attacker's."""
+def _endpoints(plan: RunPlan) -> tuple[list[str], list[str]]:
+    """The URLs a run sends items to: the target's and its attacker's (which see the items
+    still to generate), and its judges' (which see every item they score)."""
     urls: list[object] = [getattr(plan.backend, "base_url", None)]
-    for scorer in plan.scorers:
-        for judge in getattr(scorer, "judges", ()) or ():
-            urls.append(getattr(getattr(judge, "backend", None), "base_url", None))
     attacker = plan.spec.attacker
     if attacker is not None and attacker.model.partition("/")[0] == "openai":
         from medsafe.models.openai_compat import resolve_base_url
 
         urls.append(resolve_base_url(attacker.base_url))
-    return [url for url in urls if isinstance(url, str)]
+    judges: list[object] = []
+    for scorer in plan.scorers:
+        for judge in getattr(scorer, "judges", ()) or ():
+            judges.append(getattr(getattr(judge, "backend", None), "base_url", None))
+    return [u for u in urls if isinstance(u, str)], [u for u in judges if isinstance(u, str)]
 
 
 def _check_egress(plan: RunPlan, store: Store, notify: Callable[[str], None] | None) -> RunPlan:
     """Scan every item the run will send before any request; EgressRefused (exit 2) when the
     policy forbids sending them (see :mod:`medsafe.dataethics.egress`)."""
-    from medsafe.dataethics.egress import EgressRefused, check_egress
+    from medsafe.dataethics.egress import EgressRefused, check_egress, is_loopback
 
-    items: Iterable[Item] = (
-        plan.suite.items() if plan.suite is not None else store.iter_items(plan.spec.run_id)
-    )
+    generating, judging = _endpoints(plan)
+    items: Iterable[Item]
+    if plan.suite is not None:
+        items = plan.suite.items()
+    else:  # a resumed run: the target sees only what is pending; a remote judge sees all
+        every = plan.rescore or not all(is_loopback(url) for url in judging)
+        items = store.iter_items(plan.spec.run_id, pending_only=not every)
     system = plan.spec.params.system_prompt
     if system:  # sent with every item
         message = Message(role="system", content=system)
         prompt = Item(id="(system prompt)", kind="open", messages=(message,))
         items = itertools.chain([prompt], items)
     mode: Any = plan.phi_check
-    decision = check_egress(items, _endpoints(plan), mode, allow_phi=plan.allow_phi)
+    endpoints = generating + judging
+    decision = check_egress(items, endpoints, mode, allow_phi=plan.allow_phi)
     if not decision.allowed:
         raise EgressRefused(decision.refusal())
     for note in decision.warnings():
