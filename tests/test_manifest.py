@@ -179,3 +179,18 @@ def test_a_signature_by_another_key_fails(tmp_path: Path, signed: tuple[Path, Pa
     assert medsafe("keys", "new", "--out", str(other)).exit_code == 0
     result = medsafe("manifest", "verify", str(manifest), "--key", f"{other}.pub")
     assert result.exit_code == 1 and "does not match" in result.output
+
+
+def test_manifest_lists_review_tasks_and_gate_results(tmp_path: Path) -> None:
+    from tests.test_governance_report import _governed
+
+    db = tmp_path / "g.db"
+    run = _governed(db)
+    out = tmp_path / "m.json"
+    assert medsafe("manifest", run, "--db", str(db), "-o", str(out)).exit_code == 0
+    predicate = json.loads(out.read_text(encoding="utf-8"))["predicate"]
+    (task,) = predicate["review_tasks"]
+    assert task["task_id"] == "t1" and task["units_labelled_k_times"] == 8
+    assert task["labels"] == 16 and task["reviewers"] == 2
+    assert predicate["gate_results"][0]["result"]["rules"][0]["n_needed"] == 1147
+    assert predicate["egress"]["allow_phi"] is True

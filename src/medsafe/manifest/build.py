@@ -23,7 +23,7 @@ from medsafe.audit.chain import verify
 from medsafe.audit.content import CONTENT_FORMAT, run_content_hash
 from medsafe.audit.signoffs import signoffs_for
 from medsafe.redact import redact
-from medsafe.store.governance import item_licences
+from medsafe.store.governance import item_licences, review_tasks_of
 from medsafe.store.schema_gate import gate_results_of
 from medsafe.store.sqlite import RunRecord
 
@@ -118,6 +118,25 @@ def gate_results_for(conn: sqlite3.Connection, run_id: str) -> list[dict[str, An
     return [sanitized(row) for row in gate_results_of(conn, run_id)]
 
 
+def _reviews(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """The run's review tasks and their progress (reviewers' labels stay in the store)."""
+    return [
+        {
+            "task_id": t.task_id,
+            "status": t.status,
+            "required": bool(t.spec.get("required", True)),
+            "sample": t.spec.get("sample"),
+            "k": t.spec.get("k"),
+            "units": t.units,
+            "units_labelled_k_times": t.fully_labelled,
+            "labels": t.labels,
+            "reviewers": t.reviewers,
+            "adjudicated": t.adjudicated,
+        }
+        for t in review_tasks_of(conn, run_id)
+    ]
+
+
 def build_manifest(conn: sqlite3.Connection, record: RunRecord) -> dict[str, Any]:
     """The in-toto Statement for the stored run ``record`` (read in one snapshot)."""
     run_id = record.run_id
@@ -131,6 +150,7 @@ def build_manifest(conn: sqlite3.Connection, record: RunRecord) -> dict[str, Any
         head = conn.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         gates = gate_results_for(conn, run_id)
         suite = _suite(conn, record)
+        reviews = _reviews(conn, run_id)
     finally:
         if own:
             conn.execute("COMMIT")
@@ -157,6 +177,7 @@ def build_manifest(conn: sqlite3.Connection, record: RunRecord) -> dict[str, Any
             }
             for s in signoffs
         ],
+        "review_tasks": reviews,
         "audit": {
             "head": head[0] if head is not None else "0" * 64,
             "entries": chain.n,

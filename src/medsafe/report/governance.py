@@ -119,7 +119,7 @@ def _audit_team(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
                 "task_id": task.task_id,
                 "status": task.status,
                 "required": "yes" if task.spec.get("required", True) else "no",
-                "sample": str(task.spec.get("sample", "")),
+                "sample": str(task.spec.get("sample", "")).replace(",", ", "),  # wraps
                 "k": str(k),
                 "progress": f"{task.fully_labelled}/{task.units}",
                 "labels": str(task.labels),
