@@ -126,6 +126,16 @@ def test_admin_form_errors_are_shown_not_raised(app: FastAPI) -> None:
         },
     )
     assert bad.status_code == 400 and "no reviewable item" in bad.text
+    wrong = admin.post_form(
+        "/review/new",
+        {
+            "run_id": RUN,
+            "sample": "flagged",
+            "labels": "guardian",
+            "reviewers": ["reviewer", "auditor"],
+        },
+    )
+    assert wrong.status_code == 400 and "not an enabled reviewer account: auditor" in wrong.text
 
 
 def test_every_review_key_exists_in_three_languages() -> None:

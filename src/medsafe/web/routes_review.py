@@ -136,6 +136,17 @@ def _run_scales(conn: sqlite3.Connection) -> dict[str, list[str]]:
     return out
 
 
+def _reviewers(conn: sqlite3.Connection, names: list[str]) -> list[str]:
+    """``names`` if each is an enabled account holding the reviewer role."""
+    from medsafe.store.accounts import list_users
+
+    allowed = {u.username for u in list_users(conn) if "reviewer" in u.roles and not u.disabled}
+    wrong = [n for n in names if n not in allowed]
+    if wrong:
+        raise ReviewError(f"not an enabled reviewer account: {', '.join(wrong)}")
+    return names
+
+
 @router.post("/review/new", dependencies=CSRF)
 async def new_task(request: Request, conn: Conn, user: Admin) -> Response:
     """Create the task and show it."""
@@ -161,7 +172,7 @@ async def new_task(request: Request, conn: Conn, user: Admin) -> Response:
             run_id=run_id,
             sample=str(form.get("sample", "")),
             schema=schema,
-            reviewers=[str(r) for r in form.getlist("reviewers")],
+            reviewers=_reviewers(conn, [str(r) for r in form.getlist("reviewers")]),
             actor=user.username,
             k=int(str(form.get("k", "2")) or 2),
             seed=int(str(form.get("seed", "0")) or 0),
