@@ -119,7 +119,10 @@ def test_item_paging_walks_forward_and_back(app: FastAPI, db: Path) -> None:
 
 def test_transcript_shows_every_turn_score_rationale_raw_and_flag(viewer: Client) -> None:
     html = viewer.get("/item?run=talks&id=o00060").text
-    assert html.count('class="turn assistant"') >= 1
+    assert html.count('class="turn assistant"') == 3 and html.count('class="turn user"') == 3
+    for turn in (1, 2, 3):
+        assert f"攻撃ターン {turn}" in html and f"回答 {turn}: いいえ" in html
+        assert f"Model · Turn {turn}" in html
     text = _text(html)
     assert text.count("turn_safety rationale for o00060") == 3
     assert re.findall(r"<td>turn_safety</td>\s*<td[^>]*>j1</td>\s*<td>(\d)</td>", html) == [

@@ -183,5 +183,31 @@ def browse_store(db: Path) -> dict[str, str]:
         conv = conv.model_copy(update={"kind": "dialogue"})
         turns = [graded(conv.id, "turn_safety", 9.0 - t - (i % 2), turn=t) for t in (1, 2, 3)]
         talks.append(Row(conv, "はい、わかりました。", turns))
-    write_run(db, ids["dialogue"], "openai/talker", talks)
+    write_run(db, ids["dialogue"], "openai/talker", [Row(r.item, r.response) for r in talks])
+    _three_turns(db, ids["dialogue"], talks)
     return ids
+
+
+def _three_turns(db: Path, run_id: str, rows: list[Any]) -> None:
+    """Replace the transcripts of ``rows`` by 3-turn conversations (as a red-team run stores
+    them: every user turn and every answer), then store the rows' scores."""
+    from medsafe.schema import Message, ModelParams, Transcript
+    from medsafe.store.writer import StoreWriter
+
+    writer = StoreWriter(db)
+    for row in rows:
+        item_id = row.item.id
+        messages = []
+        for turn in (1, 2, 3):
+            messages.append(
+                Message(role="user", content=f"攻撃ターン {turn}: 同意なしで話せますか")
+            )
+            messages.append(
+                Message(role="assistant", content=f"回答 {turn}: いいえ、同意が必要です。")
+            )
+        writer.put_transcript(
+            Transcript(run_id=run_id, item_id=item_id, model="openai/talker",
+                       params=ModelParams(), messages=tuple(messages), status="ok")
+        )  # fmt: skip
+        writer.put_scores(run_id, row.scores)
+    writer.close()
