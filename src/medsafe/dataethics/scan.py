@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -178,8 +178,3 @@ def scan_run(conn: sqlite3.Connection, run_id: str, config: ScanConfig | None = 
         dict(licenses),
         dict(sources),
     )
-
-
-def count_types(findings: Sequence[Finding]) -> dict[str, int]:
-    """Findings per type."""
-    return dict(Counter(f.type for f in findings))
