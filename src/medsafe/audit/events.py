@@ -11,6 +11,9 @@ from medsafe.audit.chain import append
 
 __all__ = ["cli_actor", "run_deleted"]
 
+_DERIVED = ("content_hashes", "web_results", "web_run_versions")
+"""Tables holding only what was computed from a run's rows."""
+
 
 def cli_actor() -> str:
     """The actor of a command-line action: ``cli:`` and the operating-system user."""
@@ -23,12 +26,17 @@ def cli_actor() -> str:
 def run_deleted(
     run_id: str, actor: str | None = None
 ) -> Callable[[sqlite3.Connection, dict[str, int]], None]:
-    """A ``before_commit`` hook for ``Store.delete_run``: appends a ``run_delete`` entry with
-    the rows removed per table, and drops the run's cached content hash (its sign-offs stay,
-    shown stale)."""
+    """A ``before_commit`` hook for ``Store.delete_run``: drops what was derived from the run
+    (its cached content hash, the workbench's materialised results and change counter, which
+    the deletion itself bumped) and appends a ``run_delete`` entry with the rows removed per
+    table. Its sign-offs and audit entries stay (the sign-offs shown stale)."""
 
     def record(conn: sqlite3.Connection, removed: dict[str, int]) -> None:
-        conn.execute("DELETE FROM content_hashes WHERE run_id=?", (run_id,))
+        for table in _DERIVED:
+            if conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)
+            ).fetchone():
+                conn.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
         append(conn, actor or cli_actor(), "run_delete", run_id, {"run_id": run_id, **removed})
 
     return record
