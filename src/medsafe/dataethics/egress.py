@@ -98,7 +98,7 @@ class EgressDecision:
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(self.by_type.items()))
         ids = self.blocking_items or self.warning_items
         shown = ", ".join(ids[:EXAMPLES]) + (", ..." if len(ids) > EXAMPLES else "")
-        return f"{counts} (items: {shown})"
+        return f"{counts}; items: {shown}"
 
     def refusal(self) -> str:
         """The error message of a refused run."""
