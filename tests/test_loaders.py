@@ -201,14 +201,14 @@ FUNDUS = [{"path": "images/fundus.png", "media_type": "image/png"}]
 @pytest.mark.parametrize(
     ("record", "field", "message"),
     [
-        ({**OPEN, "kind": "image"}, "kind", "kind 'image' is not supported yet"),
-        ({**OPEN, "kind": "detection"}, "kind", "kind 'detection' is not supported yet"),
-        ({**OPEN, "kind": "image", "attachments": FUNDUS}, "kind", "not supported yet"),
-        ({**OPEN, "attachments": FUNDUS}, "attachments", "attachments are not supported yet"),
-        ({**MCQ, "attachments": FUNDUS}, "attachments", "attachments are not supported yet"),
+        ({**OPEN, "kind": "image"}, "attachments", "an image item needs at least one attachment"),
+        ({**OPEN, "kind": "detection"}, "label_set", "a detection item needs a label_set"),
+        ({**OPEN, "kind": "image", "attachments": FUNDUS}, "attachments[0].path", "no such file"),
+        ({**OPEN, "attachments": FUNDUS}, "attachments[0].path", "no such file"),
+        ({**MCQ, "attachments": [3]}, "attachments[0]", "each attachment must be a path"),
     ],
 )
-def test_image_kinds_and_attachments_are_refused(
+def test_image_kinds_and_attachments_are_checked(
     tmp_path: Path, record: dict[str, Any], field: str, message: str
 ) -> None:
     path = jsonl(tmp_path, MCQ | {"id": "ok"}, record)
@@ -217,12 +217,12 @@ def test_image_kinds_and_attachments_are_refused(
     assert message in str(err)
 
 
-def test_attachments_refused_in_csv_too(tmp_path: Path) -> None:
+def test_missing_attachment_located_in_csv_too(tmp_path: Path) -> None:
     path = write(
         tmp_path / "suite.csv",
         'id,prompt,attachments\no1,Look,"[{""path"": ""x.png""}]"\n',
     )
-    assert_located(error_of(path), path, 2, "attachments")
+    assert_located(error_of(path), path, 2, "attachments[0].path")
 
 
 def test_empty_attachments_are_accepted(tmp_path: Path) -> None:

@@ -191,13 +191,21 @@ class Score(_Frozen):
         return data
 
 
-def request_hash(model: str, messages: tuple[Message, ...], params: ModelParams) -> str:
-    """The cache key of a model call: model id, every message and every parameter."""
-    payload = {
+def request_hash(
+    model: str,
+    messages: tuple[Message, ...],
+    params: ModelParams,
+    attachments: tuple[Attachment, ...] = (),
+) -> str:
+    """The cache key of a model call: model id, every message, every parameter and the content
+    hash of every attachment sent with it (a call without attachments keeps its old key)."""
+    payload: dict[str, Any] = {
         "model": model,
         "messages": [m.model_dump() for m in messages],
         "params": params.model_dump(),
     }
+    if attachments:
+        payload["attachments"] = [a.sha256 or a.path for a in attachments]
     blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from medsafe.errors import BackendError, ConfigError
+from medsafe.imaging.media import DEFAULT_MAX_SIDE
 from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
 from medsafe.models.config import check_url
 from medsafe.redact import redact
@@ -76,6 +77,7 @@ class OpenAICompatBackend:
         self._headers = headers
         self._timeout = aiohttp.ClientTimeout(total=options.timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._max_side = int(options.extra.get("image_max_side", DEFAULT_MAX_SIDE))
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily inside the running event loop, as aiohttp requires.
@@ -116,8 +118,15 @@ class OpenAICompatBackend:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """POST ``/chat/completions``; map HTTP and protocol failures to BackendError."""
         url = f"{self.base_url}/chat/completions"
+        sent = self.payload(request)
+        if request.item is not None and request.item.attachments:
+            from medsafe.imaging.media import with_images
+
+            sent["messages"] = await with_images(
+                sent["messages"], request.item.attachments, self._max_side
+            )
         try:
-            async with self._client().post(url, json=self.payload(request)) as response:
+            async with self._client().post(url, json=sent) as response:
                 status = response.status
                 body = await response.read()
                 retry_after = response.headers.get("Retry-After")

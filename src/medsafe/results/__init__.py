@@ -131,6 +131,18 @@ def _beside(
     )
 
 
+def _with_imaging(
+    conn: sqlite3.Connection, run_id: str, blocks: dict[str, ScorerResults]
+) -> dict[str, ScorerResults]:
+    """Detection and classification figures (docs/imaging.md) on their scorers' blocks."""
+    if not any(n.split(":", 1)[0] in ("detection", "classification") for n in blocks):
+        return blocks
+    from medsafe.results.classification import with_classification
+    from medsafe.results.detection import with_detection
+
+    return with_classification(conn, run_id, with_detection(conn, run_id, blocks))
+
+
 def compute_results(conn: sqlite3.Connection, record: RunRecord) -> RunResults:
     """Every aggregate of one run, from its store connection."""
     return results_and_groups(conn, record)[0]
@@ -172,6 +184,7 @@ def results_and_groups(
             side, dialogue = future.result()
         reader.close()
     blocks = with_calibrations(conn, run_id, judged_blocks(blocks, side.judged, specs))
+    blocks = _with_imaging(conn, run_id, blocks)
     total, by_category, by_language = group_counts(side.groups)
     results = RunResults(
         run_id=run_id,

@@ -141,6 +141,54 @@ class Agreement(_Model):
     pairs: dict[str, dict[str, Any]] | None = None
 
 
+class LabelFigures(_Model):
+    """One label of a detection scorer: precision, recall and F1 with cluster bootstrap
+    intervals, reference positives (``support``) and predicted positives."""
+
+    precision: Estimate
+    recall: Estimate
+    f1: Estimate
+    support: int
+    predicted: int
+
+
+class ClassFigures(_Model):
+    """One class of a classification scorer (one-vs-rest, Wilson intervals)."""
+
+    sensitivity: Estimate
+    specificity: Estimate
+    ppv: Estimate
+    f1: float | None
+    support: int
+
+
+class ClassificationFigures(_Model):
+    """Classification scorers: per class, confusion matrix (rows reference, columns answer),
+    macro-F1, Cohen's kappa against the reference and accuracy by modality."""
+
+    classes: list[str]
+    per_class: dict[str, ClassFigures]
+    confusion: list[list[int]]
+    accuracy: Estimate
+    macro_f1: float | None
+    kappa: float | None
+    by_modality: dict[str, Estimate]
+    unparsed: int
+
+
+class AdditionalDiscoveries(_Model):
+    """Model-flagged labels the reference lacks (docs/imaging.md): how many, their rate per
+    item, and how many reviewers confirmed; precision before and after confirmation."""
+
+    flagged: int
+    reviewed: int
+    confirmed: int
+    rate: Estimate
+    confirmed_rate: Estimate | None
+    precision_before: Estimate
+    precision_after: Estimate | None
+
+
 class ScorerResults(_Model):
     """One scorer (and judge): counts, labels, mean with CI, by category, scale-derived rates."""
 
@@ -180,6 +228,17 @@ class ScorerResults(_Model):
     human_agreement: Agreement | None = None
     """The final human labels (judge ``human``, from review tasks) against each LLM judge,
     on the units both rated (``human`` is never one of ``judges`` nor in the jury)."""
+    per_label: dict[str, LabelFigures] | None = None
+    """Detection scorers: figures per label of the label set (docs/imaging.md)."""
+    macro_f1: Estimate | None = None
+    micro_f1: Estimate | None = None
+    exact_match: Estimate | None = None
+    unparsed: int | None = None
+    """Detection and classification: ok answers no label could be read from (not scored)."""
+    location: Estimate | None = None
+    """Report errors found with a location: share whose location (findings/impression) is right."""
+    additional: AdditionalDiscoveries | None = None
+    classification: ClassificationFigures | None = None
 
 
 class TurnPoint(_Model):

@@ -54,7 +54,8 @@ def _job_batch(reader: Store, spec: RunSpec, items: Sequence[Item]) -> list[_Job
             keyed.append((item, (), ""))
             continue
         sent = request_messages(item, spec)
-        keyed.append((item, sent, request_hash(spec.model, sent, spec.params)))
+        key = request_hash(spec.model, sent, spec.params, item.attachments)
+        keyed.append((item, sent, key))
     hits = reader.cached_many([key for _, _, key in keyed if key])
     return [(item, sent, key, hits.get(key) if key else None) for item, sent, key in keyed]
 

@@ -3,6 +3,8 @@
 from medsafe.scoring import scorers
 
 BUILTIN = {
+    "classification": "medsafe.scorers.classification",
+    "detection": "medsafe.scorers.detection",
     "guardian": "medsafe.scorers.guardian",
     "harmfulness": "medsafe.scorers.harmfulness",
     "mcq": "medsafe.scorers.mcq",

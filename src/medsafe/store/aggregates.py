@@ -577,3 +577,15 @@ def jury_coverage(
     )
     args = (jury, run_id, scorer, *judges, jury, jury)
     return [(str(c), bool(covered), int(n)) for c, covered, n in conn.execute(sql, args)]
+
+
+def ok_score_extras(
+    conn: sqlite3.Connection, run_id: str, scorer: str
+) -> Iterator[tuple[str, str, str | None, str]]:
+    """``(item_id, judge, label, score_json)`` of every ok whole-transcript score of one scorer
+    (detection and classification figures are computed from the extras)."""
+    yield from conn.execute(
+        "SELECT item_id, judge, label, score_json FROM scores "
+        "WHERE run_id=? AND scorer=? AND status='ok' AND turn=-1 ORDER BY item_id",
+        (run_id, scorer),
+    )

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
 import random
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ class MockState:
     requests: int = 0
     answered: list[str] = field(default_factory=list)
     authorization: set[str] = field(default_factory=set)
+    images: list[bytes] = field(default_factory=list)
+    """Decoded bytes of every ``image_url`` data-URI part received (when recording)."""
 
 
 class MockOpenAIServer:
@@ -159,9 +163,14 @@ class MockOpenAIServer:
             await asyncio.sleep(cfg.latency_s)
         request = json.loads(body)
         messages = request.get("messages", [])
+        try:
+            images = [part for m in messages for part in content_images(m.get("content"))]
+        except ValueError as exc:
+            return 400, {"error": {"message": str(exc)}}, []
         text = cfg.request_responder(request) if cfg.request_responder else cfg.responder(messages)
         if cfg.record:
-            self.state.answered.append(str(messages[-1].get("content", "")) if messages else "")
+            self.state.answered.append(message_text(messages[-1]) if messages else "")
+            self.state.images.extend(images)
         return (
             200,
             {
@@ -179,6 +188,41 @@ class MockOpenAIServer:
             },
             [],
         )
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message: its content, or the text parts of a content-part list."""
+    content = message.get("content", "")
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+    return str(content)
+
+
+_DATA_URI = re.compile(r"^data:(image/png|image/jpeg);base64,([A-Za-z0-9+/=]+)$")
+_MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+
+
+def content_images(content: Any) -> list[bytes]:
+    """The decoded images of a content-part list, checked as OpenAI's API would: text parts
+    hold text, ``image_url`` parts a PNG or JPEG data URI whose bytes match its media type."""
+    if not isinstance(content, list):
+        return []
+    images = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        if kind != "image_url":
+            raise ValueError(f"content[{i}]: unknown part type {kind!r}")
+        url = (part.get("image_url") or {}).get("url", "")
+        match = _DATA_URI.match(url) if isinstance(url, str) else None
+        if match is None:
+            raise ValueError(f"content[{i}]: image_url must be a PNG or JPEG base64 data URI")
+        data = base64.b64decode(match.group(2), validate=True)
+        if not data.startswith(_MAGIC[match.group(1)]):
+            raise ValueError(f"content[{i}]: bytes are not {match.group(1)}")
+        images.append(data)
+    return images
 
 
 class ThreadedMockServer:

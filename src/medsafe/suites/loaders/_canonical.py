@@ -26,6 +26,7 @@ from medsafe.schema import (
     TaxonomyLabel,
 )
 from medsafe.suites.base import ColumnMapping
+from medsafe.suites.loaders import _media
 from medsafe.suites.prompting import mcq_messages
 from medsafe.taxonomy import framework_of
 
@@ -39,9 +40,7 @@ CANONICAL_FIELDS = TEXT_FIELDS + JSON_FIELDS + INT_FIELDS
 """Every canonical field; option columns ``A``..``H`` come on top in tables."""
 
 ITEM_KINDS: tuple[str, ...] = get_args(ItemKind)
-UNSUPPORTED_KINDS = ("detection", "image")
-"""Kinds the schema reserves for the imaging work; the loaders refuse them until it lands."""
-SUPPORTED_KINDS = tuple(k for k in ITEM_KINDS if k not in UNSUPPORTED_KINDS)
+SUPPORTED_KINDS = ITEM_KINDS
 _JSON_NAMES: dict[type, str] = {dict: "object", list: "array"}
 
 
@@ -89,7 +88,9 @@ def build_item(record: Mapping[str, Any], where: Where) -> Item:
     options = _options(rec, where)
     answer = _answer(rec, options, where)
     kind = _kind(rec, options, where)
-    _refuse_unsupported(rec, kind, where)
+    attachments = _media.attachments(rec.get("attachments"), where)
+    if kind == "image" and not attachments:
+        raise where.error("an image item needs at least one attachment", "attachments")
     question = _text(rec, "question", where)
     messages = _conversation(rec, kind, question, options, answer, language, where)
     rubric = _rubric(rec.get("rubric"), where)
@@ -113,24 +114,12 @@ def build_item(record: Mapping[str, Any], where: Where) -> Item:
         "turns": _turns(rec, where),
         "source": _text(rec, "source", where),
         "license": _text(rec, "license", where),
+        "attachments": attachments,
         "metadata": _metadata(rec, where),
     }
+    if kind == "detection":
+        fields["metadata"] = _media.detection_metadata(fields["metadata"], where)
     return validate_item(fields, where)
-
-
-def _refuse_unsupported(rec: Mapping[str, Any], kind: ItemKind, where: Where) -> None:
-    """Refuse what the schema describes but nothing evaluates yet: image and detection items,
-    and attachments (an empty list is accepted)."""
-    if kind in UNSUPPORTED_KINDS:
-        raise where.error(
-            f"kind {kind!r} is not supported yet (it awaits image support); "
-            f"supported kinds: {', '.join(SUPPORTED_KINDS)}",
-            "kind",
-        )
-    if _json(rec, "attachments", where, list):
-        raise where.error(
-            "attachments are not supported yet (they await image support)", "attachments"
-        )
 
 
 def _conversation(
