@@ -221,3 +221,36 @@ def test_connection_pool_reuses_and_rolls_back(tmp_path: Path) -> None:
     pool.close()
     with pytest.raises(sqlite3.ProgrammingError):
         first.execute("SELECT 1")
+
+
+def test_cookies_are_secure_over_tls_without_the_flag(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    client = Client(app, base_url="https://127.0.0.1", follow_redirects=False)
+    token = login_form_token(client)
+    response = client.post(
+        "/login", data={"username": "viewer", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert all("Secure" in c for c in response.headers.get_list("set-cookie"))
+
+
+def test_login_activity_keeps_the_audit_chain_valid(tmp_path: Path) -> None:
+    from medsafe.audit.chain import verify
+
+    app = make_app(tmp_path)
+    client = login(app, "auditor")
+    client.post_form("/logout")
+    bad = Client(app, base_url="http://127.0.0.1", follow_redirects=False)
+    token = login_form_token(bad)
+    bad.post("/login", data={"username": "auditor", "password": "no", "csrf_token": token})
+    db = tmp_path / "web.db"
+    actions = _actions(db)
+    assert [a for a in actions if a[1].startswith(("login", "logout"))] == [
+        ("auditor", "login", "auditor"),
+        ("auditor", "logout", "auditor"),
+        ("auditor", "login.failed", "auditor"),
+    ]
+    with Store(db) as store:
+        assert verify(store.connection).ok
+        payloads = [p for (p,) in store.connection.execute("SELECT payload FROM audit_log")]
+    assert all(PASSWORD not in p and "password" not in p for p in payloads)

@@ -218,3 +218,30 @@ def test_runs_list_leaves_large_runs_to_the_warm_up(
     stopped = threading.Event()
     stopped.set()
     warm_all(db, stopped)  # returns at once
+
+
+def test_sign_off_state_shows_and_goes_stale(tmp_path: Path) -> None:
+    from medsafe.audit.signoffs import record_signoff
+
+    db = tmp_path / "s.db"
+    browse_store(db)
+    app = make_app(tmp_path, db=db)
+    with Store(db) as store:
+        record_signoff(store.connection, "base", "auditor", "approve", "fine", "")
+        record_signoff(store.connection, "tuned", "auditor", "reject", "no", "")
+    client = login(app, "viewer")
+    runs = client.get("/runs").text
+    assert 'class="badge approve"' in runs and 'class="badge reject"' in runs
+    assert "stale" not in _text(runs)
+    writer = StoreWriter(db)
+    writer.put_scores(
+        "base",
+        [Score(item_id="o00090", scorer="guardian", scorer_version="1", judge="guardian",
+               value=0.0, label="unsafe")],
+    )  # fmt: skip
+    writer.close()
+    run = client.get("/run?id=base").text
+    assert 'class="badge approve stale"' in run and "content changed since" in run
+    listed = client.get("/api/runs").json()["runs"]
+    states = {r["run_id"]: [(s["decision"], s["stale"]) for s in r["signoffs"]] for r in listed}
+    assert states["base"] == [("approve", True)] and states["tuned"] == [("reject", False)]

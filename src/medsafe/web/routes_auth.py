@@ -41,16 +41,23 @@ def _login_page(request: Request, token: str, next_url: str, error: str, status:
         token,
         httponly=True,
         samesite="strict",
-        secure=request.app.state.secure_cookies,
+        secure=secure(request),
         path="/login",
     )
     return response
 
 
+def secure(request: Request) -> bool:
+    """Whether cookies are marked Secure: ``--secure-cookies``, or the request came over TLS
+    (directly, or through the local proxy's ``X-Forwarded-Proto``, which the server trusts
+    from 127.0.0.1 only)."""
+    return bool(request.app.state.secure_cookies) or request.url.scheme == "https"
+
+
 def _forget(request: Request, response: Response, name: str, path: str) -> None:
     """Delete a cookie with the same attributes it was set with."""
     response.delete_cookie(
-        name, path=path, secure=request.app.state.secure_cookies, httponly=True, samesite="strict"
+        name, path=path, secure=secure(request), httponly=True, samesite="strict"
     )
 
 
@@ -88,7 +95,7 @@ def login_submit(
         result.token,
         httponly=True,
         samesite="strict",
-        secure=request.app.state.secure_cookies,
+        secure=secure(request),
         path="/",
     )
     _forget(request, response, LOGIN_CSRF_COOKIE, "/login")
