@@ -118,3 +118,16 @@ def test_signoffs_for_fresh_ignores_the_cache(db: Path) -> None:
     conn.execute("UPDATE content_hashes SET content_hash='forged' WHERE run_id='run1'")
     assert signoffs_for(conn, "run1")[0].stale  # the display trusts the cache ...
     assert not signoffs_for(conn, "run1", fresh=True)[0].stale  # ... a decision does not
+
+
+def test_a_run_without_a_counter_row_caches_at_version_zero(db: Path) -> None:
+    items = write_run(db)
+    conn = Store(db).connection
+    conn.execute("DELETE FROM web_run_versions")  # a run older than the counters' triggers
+    real = run_content_hash(conn, "run1")
+    conn.execute("UPDATE content_hashes SET content_hash='cached' WHERE version=0")
+    assert run_content_hash(conn, "run1", reuse=True) == "cached"
+    writer = StoreWriter(db)
+    writer.put_scores("run1", [score(items[1], 0.0)])  # a trigger creates the counter row
+    writer.close()
+    assert run_content_hash(conn, "run1", reuse=True) not in ("cached", real)

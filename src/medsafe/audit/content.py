@@ -118,14 +118,15 @@ def _compute(conn: sqlite3.Connection, run_id: str) -> str:
 
 
 def _version(conn: sqlite3.Connection, run_id: str) -> int | None:
-    """The run's change counter, None where the store keeps none."""
+    """The run's change counter (0: unchanged since the counters' triggers exist), None where
+    the store keeps none."""
     try:
         row = conn.execute(
             "SELECT version FROM web_run_versions WHERE run_id=?", (run_id,)
         ).fetchone()
     except sqlite3.OperationalError:  # no such table: a store without the counters
         return None
-    return int(row[0]) if row is not None else None
+    return int(row[0]) if row is not None else 0
 
 
 def _cached(conn: sqlite3.Connection, run_id: str, version: int) -> str | None:
