@@ -48,7 +48,7 @@ def test_jsonl_fields_and_item_ids(tmp_path: Path) -> None:
         {"id": "b", "messages": [{"role": "user", "content": "Mail bob@example.org"}]},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    code, out, _ = check(str(path), "--json")
+    code, out, err = check(str(path), "--json")
     assert code == 1
     data = json.loads(out)
     assert data["findings"] == [
@@ -61,7 +61,8 @@ def test_jsonl_fields_and_item_ids(tmp_path: Path) -> None:
             "end": 20,
         }
     ]
-    assert data["licenses"] == {"MIT": 1, "": 1}
+    assert set(data) == {"findings"}
+    assert "licences: MIT (1)" in err and "1 items have no license" in err
     code, out, _ = check(str(path))
     assert "1 items have no license" in out
 
@@ -82,14 +83,10 @@ def test_csv_header_is_line_one_and_multiline_cells(tmp_path: Path) -> None:
 
 
 def test_bundled_suite_is_clean_and_licensed() -> None:
-    code, out, _ = check("starter", "--json")
+    code, out, err = check("starter", "--json")
     assert code == 0
-    data = json.loads(out)
-    assert data == {
-        "findings": [],
-        "licenses": {"CC-BY-4.0": 181},
-        "sources": {"medsafe starter suite": 181},
-    }
+    assert json.loads(out) == {"findings": []}
+    assert "licences: CC-BY-4.0 (181)" in err and "no license" not in err
 
 
 def test_run_input_has_null_lines(tmp_path: Path) -> None:
@@ -117,7 +114,8 @@ def test_run_input_has_null_lines(tmp_path: Path) -> None:
             "end": 26,
         }
     ]
-    assert data["licenses"] == {"": 2}
+    assert set(data) == {"findings"}
+    assert "2 items have no license" in err
     code, _, err = check("run:nope", "--db", str(db))
     assert code == 2 and "no run 'nope'" in err
 
@@ -199,9 +197,9 @@ def test_text_output_masks_values(tmp_path: Path) -> None:
 
 def test_known_benchmarks_carry_licences_and_check_data_reports_them() -> None:
     suites = Path(__file__).parent / "fixtures" / "suites"
-    code, out, _ = check(str(suites / "cmmlu"), "--json")
-    assert code == 0
-    assert json.loads(out)["licenses"] == {"CC-BY-NC-4.0": 3}
+    code, out, err = check(str(suites / "cmmlu"), "--json")
+    assert code == 0 and json.loads(out) == {"findings": []}
+    assert "licences: CC-BY-NC-4.0 (3)" in err
     code, out, _ = check(str(suites / "cmmlu"))
     assert "licences: CC-BY-NC-4.0 (3)" in out and "no license" not in out
 

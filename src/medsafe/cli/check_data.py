@@ -191,12 +191,10 @@ def _check(
         _err.print(
             Text(f"wrote {written} redacted records to {output} (distinct values: {replaced})")
         )
-    if as_json:
-        data: dict[str, Any] = {"findings": [f.location() for f in findings]}
-        if licenses:
-            data["licenses"] = licenses
-            data["sources"] = sources
-        emit_json(data)
+    if as_json:  # exactly the documented shape; the licences go to stderr
+        emit_json({"findings": [f.location() for f in findings]})
+        for line in _licence_lines(licenses, sources):
+            _err.print(Text(line))
     else:
         _print(
             target,
