@@ -159,3 +159,14 @@ def test_tasks_use_the_store_the_app_serves(app: FastAPI) -> None:
         assert get_task(conn, task_id).reviewers == ("reviewer", "reviewer2")
     finally:
         conn.close()
+
+
+def test_agreement_on_the_task_page_follows_new_labels(app: FastAPI) -> None:
+    task_id = _create(app, "ids:o00000,o00001")
+    ann, bob, admin = login(app, "reviewer"), login(app, "reviewer2"), login(app, "admin")
+    for client in (ann, bob):
+        client.post_form(f"/review/task/{task_id}/unit/1", {"field.verdict": "unsafe"})
+    assert "(units: 1)" in admin.get(f"/review/task/{task_id}/live").text
+    for client in (ann, bob):
+        client.post_form(f"/review/task/{task_id}/unit/2", {"field.verdict": "refusal"})
+    assert "(units: 2)" in admin.get(f"/review/task/{task_id}/live").text

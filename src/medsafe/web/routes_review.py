@@ -6,7 +6,10 @@ page carries no run, model, score or other reviewer's label before she has submi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -186,15 +189,35 @@ async def new_task(request: Request, conn: Conn, user: Admin) -> Response:
 # -- a task's overview ----------------------------------------------------------------------
 
 
-def _overview(conn: sqlite3.Connection, task: TaskSpec) -> dict[str, Any]:
+_AGREEMENT: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+"""Agreement of recently shown tasks, keyed by (store, task, digest of its labels): the page
+and its 15 s poll recompute the bootstrap only when a label changed."""
+_AGREEMENT_SIZE = 32
+
+
+def _agreement(conn: sqlite3.Connection, task: TaskSpec) -> Any:
     from medsafe.review.agreement import task_agreement
 
+    digest = hashlib.sha256()
+    for row in labels_of(conn, task.task_id):
+        digest.update(json.dumps([row.item_id, row.by, row.values]).encode())
+    store = str(conn.execute("PRAGMA database_list").fetchone()[2])
+    key = (store, task.task_id, digest.hexdigest())
+    if key not in _AGREEMENT:
+        _AGREEMENT[key] = task_agreement(conn, task, n_resamples=500)
+        while len(_AGREEMENT) > _AGREEMENT_SIZE:
+            _AGREEMENT.popitem(last=False)
+    _AGREEMENT.move_to_end(key)
+    return _AGREEMENT[key]
+
+
+def _overview(conn: sqlite3.Connection, task: TaskSpec) -> dict[str, Any]:
     queue = adjudication_queue(conn, task)
     positions = {u: n for n, u in enumerate(unit_ids(conn, task.task_id), start=1)}
     return {
         "task": task,
         "progress": progress(conn, task),
-        "agreement": task_agreement(conn, task, n_resamples=500),
+        "agreement": _agreement(conn, task),
         "queue": [(positions[u], u) for u in queue],
     }
 
@@ -232,8 +255,6 @@ def task_live(request: Request, conn: Conn, user: Anyone, task_id: str) -> Respo
 @router.get("/review/task/{task_id}/export")
 def export_task(conn: Conn, user: Admin, task_id: str) -> Response:
     """The task's review file (JSONL, medsafe-review/1)."""
-    import json
-
     from medsafe.review.files import export_lines
 
     _task(conn, task_id)
@@ -251,8 +272,6 @@ def export_task(conn: Conn, user: Admin, task_id: str) -> Response:
 @router.get("/review/task/{task_id}/labels.jsonl")
 def export_labels(conn: Conn, user: Admin, task_id: str) -> Response:
     """The final labels in ``medsafe calibrate --labels`` format."""
-    import json
-
     from medsafe.review.exports import calibrate_rows
 
     _task(conn, task_id)
