@@ -78,7 +78,10 @@ def test_browse_pages_in_chromium(tmp_path: Path) -> None:
                 "run": "/run?" + urlencode({"id": hostile}),
                 "items": "/run/items?" + urlencode({"id": hostile}),
                 "transcript": "/item?" + urlencode({"run": hostile, "id": "o00001"}),
+                "compare": "/compare?" + urlencode({"a": hostile, "b": "base"}),
+                "search": "/run/items?" + urlencode({"id": hostile, "q": HOSTILE[1]}),
             }
+            bodies = {}
             for name, url in pages.items():
                 page.goto(base + url)
                 assert page.locator("h1").count() == 1, name
@@ -89,7 +92,8 @@ def test_browse_pages_in_chromium(tmp_path: Path) -> None:
                 body = page.locator("main").inner_text()
                 assert HOSTILE[0] in body and "{{7*7}}" in body, name
                 assert "49" not in body.replace("2049", ""), name
-            transcript = page.locator("main").inner_text()
+                bodies[name] = body
+            transcript = bodies["transcript"]
             assert "\u202eevil\u202c" in transcript and "zero\u200bwidth" in transcript
             assert page.evaluate("window.htmx !== undefined"), "htmx did not load"
             page.set_viewport_size({"width": 1280, "height": 1400})
