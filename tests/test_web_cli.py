@@ -114,3 +114,16 @@ def test_serve_binds_loopback_and_says_so(tmp_path: Path) -> None:
         _out, err = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/" in err
     assert "bound to loopback" in err and "TLS reverse proxy" in err
+
+
+def test_serve_warns_off_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    db = tmp_path / "s.db"
+    assert _users(db, "add", "a", "--role", "viewer", "--password-stdin")[0] == 0
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))  # binds nothing
+    result = runner.invoke(app, ["serve", "--db", str(db), "--host", "0.0.0.0", "--port", "9"])
+    assert result.exit_code == 0, result.output
+    assert "warning: bound to 0.0.0.0, not loopback" in result.output
+    assert calls == [{"host": "0.0.0.0", "port": 9, "log_level": "warning"}]
