@@ -19,6 +19,7 @@ from medsafe.cli.calibrate import calibrate_command
 from medsafe.cli.check_data import check_data_command
 from medsafe.cli.gate import gate_command
 from medsafe.cli.manifest import keys_app, manifest_command
+from medsafe.cli.qc import qc_app
 from medsafe.cli.redteam import redteam_app
 from medsafe.cli.report import compare_command, report_command
 from medsafe.cli.review import review_app, signoff_command
@@ -641,6 +642,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(review_app, name="review")
+app.add_typer(qc_app, name="qc")
 
 
 def _print_evaluation(evaluation: Any, as_json: bool) -> None:

@@ -1,0 +1,76 @@
+"""``medsafe qc inject``: build a labelled report-QC benchmark by injecting the eight error
+types into clean radiology reports (docs/imaging.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from medsafe.exits import fail
+
+qc_app = typer.Typer(help="Report quality control: error injection.", no_args_is_help=True)
+err = Console(stderr=True, highlight=False)
+
+
+@qc_app.command("inject")
+def inject_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Detection suite to write (JSONL).")],
+    truth: Annotated[
+        Path, typer.Option("--truth", help="Ground-truth file to write (JSONL, one per error).")
+    ],
+    n: Annotated[int, typer.Option("--n", min=1, help="Clean reports to start from.")] = 200,
+    language: Annotated[
+        str, typer.Option("--language", help="Report languages, comma-separated: zh, en.")
+    ] = "zh,en",
+    types: Annotated[
+        str | None,
+        typer.Option("--types", help="Error type ids, comma-separated (default: all eight)."),
+    ] = None,
+    clean: Annotated[
+        bool, typer.Option("--clean/--no-clean", help="Also write each report without errors.")
+    ] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of sizes, sides and positions.")] = 0,
+) -> None:
+    """Write N clean reports with each error type injected, and the ground truth of each."""
+    from medsafe.errors import MedsafeError
+    from medsafe.imaging.inject import INJECTORS, inject_all
+    from medsafe.imaging.reports import clean_reports
+    from medsafe.outputs import staged, stderr_note
+    from medsafe.schema import LANGUAGES, Language
+
+    wanted = [x.strip() for x in language.split(",") if x.strip()]
+    bad = [x for x in wanted if x not in ("zh", "en")]
+    if bad or not wanted:
+        raise fail(f"--language: expected zh and/or en, got {language!r}")
+    chosen = tuple(x for x in LANGUAGES if x in wanted)
+    langs: tuple[Language, ...] = chosen
+    type_ids = tuple(t.strip() for t in types.split(",") if t.strip()) if types else None
+    unknown = sorted(set(type_ids or ()) - set(INJECTORS))
+    if unknown:
+        raise fail(f"--types: unknown {', '.join(unknown)} (known: {', '.join(INJECTORS)})")
+    items = errors = 0
+    try:
+        with (
+            staged(out, stderr_note) as suite_tmp,
+            staged(truth, stderr_note) as truth_tmp,
+            suite_tmp.open("w", encoding="utf-8") as suite_f,
+            truth_tmp.open("w", encoding="utf-8") as truth_f,
+        ):
+            reports = clean_reports(n, langs, seed)
+            for item, record in inject_all(reports, type_ids, clean=clean, seed=seed):
+                suite_f.write(json.dumps(item, ensure_ascii=False) + "\n")
+                items += 1
+                if record is not None:
+                    truth_f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    errors += 1
+    except (MedsafeError, ValueError) as exc:
+        raise fail(exc) from None
+    err.print(
+        f"wrote {items} items ({n} reports, {errors} injected errors) to {out}; "
+        f"ground truth in {truth}; licence CC-BY-4.0",
+        markup=False,
+    )
