@@ -1,0 +1,282 @@
+"""``medsafe generate``: corpus -> rules -> items -> validation -> deduplication -> release.
+
+Each model stage goes through :func:`medsafe.authoring.stages.ask` (one stored run per stage,
+the request cache, resumable after ``kill -9``). The release is written by
+:mod:`medsafe.authoring.release`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medsafe.authoring.corpus import StoredSection, corpus_hash, load_sections
+from medsafe.authoring.dedup import near_duplicates
+from medsafe.authoring.items import Generated, Seed, parse_items, text_of
+from medsafe.authoring.prompts import (
+    ITEMS_SYSTEM,
+    ITEMS_USER,
+    LANGUAGE_NAMES,
+    RULES_SYSTEM,
+    RULES_USER,
+    VALIDATE_SYSTEM,
+    VALIDATE_USER,
+    fill,
+)
+from medsafe.authoring.release import Release, write_release
+from medsafe.authoring.replies import json_object
+from medsafe.authoring.rules import Rejection, Rule, parse_rules
+from medsafe.authoring.stages import ModelTarget, Prompt, Reply, ask
+from medsafe.errors import ConfigError
+from medsafe.store.sqlite import Store
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """What ``medsafe generate`` was told."""
+
+    db: Path
+    corpus: str
+    generator: ModelTarget
+    out: Path
+    validator: ModelTarget | None = None
+    languages: tuple[str, ...] = ()
+    """Languages of the items (empty: each document's own)."""
+    taxonomy: str = "medes"
+    """Framework whose categories are the scenes (``corpus``: any scene the model names)."""
+    against: tuple[str, ...] = ()
+    """Existing suites the new items are deduplicated against."""
+    threshold: float = 0.8
+    paraphrase_threshold: float | None = 0.95
+    name: str | None = None
+    show_progress: bool = False
+    notify: Callable[[str], None] | None = field(default=None, compare=False)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _scenes(taxonomy: str) -> frozenset[str] | None:
+    if taxonomy == "corpus":
+        return None
+    from medsafe.taxonomy import get_framework
+
+    try:
+        return frozenset(c.id for c in get_framework(taxonomy).categories)
+    except Exception as exc:  # an unknown framework name
+        raise ConfigError(f"--taxonomy {taxonomy!r}: {exc}") from None
+
+
+def _rule_prompts(sections: Sequence[StoredSection], scenes: frozenset[str] | None) -> list[Prompt]:
+    listing = ", ".join(sorted(scenes)) if scenes is not None else "a short scene name of your own"
+    system = fill(RULES_SYSTEM, scenes=listing)
+    return [
+        Prompt(
+            id=f"sec-{_sha(s.ref)[:16]}",
+            system=system,
+            user=fill(
+                RULES_USER,
+                title=s.meta.get("title", ""),
+                issuer=s.meta.get("issuer", "?"),
+                jurisdiction=s.meta.get("jurisdiction", "?"),
+                language=s.language,
+                number=s.number,
+                chapter=s.chapter or "-",
+                text=s.text,
+            ),
+            language=s.language,
+        )
+        for s in sections
+    ]
+
+
+def _item_prompts(rules: Sequence[Rule], languages: tuple[str, ...]) -> list[Prompt]:
+    prompts = []
+    for rule in rules:
+        for lang in languages or (rule.language,):
+            prompts.append(
+                Prompt(
+                    id=f"{rule.id}-{lang}",
+                    system=fill(ITEMS_SYSTEM, language_name=LANGUAGE_NAMES[lang]),
+                    user=fill(
+                        ITEMS_USER,
+                        deontic=rule.deontic,
+                        actors=", ".join(rule.actors),
+                        scene=rule.scene,
+                        statement=rule.statement,
+                        ref=rule.section_ref,
+                        quote=rule.quote,
+                        language=lang,
+                    ),
+                    language=lang,
+                )
+            )
+    return prompts
+
+
+def _validation_prompts(entries: Sequence[Generated], rules: dict[str, Rule]) -> list[Prompt]:
+    prompts = []
+    for entry in entries:
+        rule = rules[str(entry.metadata["rule_id"])]
+        kind = "redteam seed" if isinstance(entry, Seed) else entry.kind
+        text = text_of(entry)
+        if not isinstance(entry, Seed) and entry.kind == "mcq":
+            text += f"\nKey: {entry.answer}\nRationale: {entry.metadata.get('rationale', '')}"
+        prompts.append(
+            Prompt(
+                id=entry.id,
+                system=VALIDATE_SYSTEM,
+                user=fill(
+                    VALIDATE_USER,
+                    deontic=rule.deontic,
+                    statement=rule.statement,
+                    quote=rule.quote,
+                    kind=kind,
+                    item=text,
+                ),
+                language=entry.language,
+            )
+        )
+    return prompts
+
+
+def verdict(reply: Reply) -> str | None:
+    """None when the validator passes the item, else the reason it fails."""
+    if reply.text is None:
+        return f"validator call failed: {reply.error}"
+    try:
+        data = json_object(reply.text)
+    except ValueError as exc:
+        return f"validator: {exc}"
+    failed = [k for k in ("answerable", "key_correct", "faithful") if data.get(k) is not True]
+    if not failed:
+        return None
+    reason = data.get("reason")
+    why = reason.strip() if isinstance(reason, str) and reason.strip() else "no reason given"
+    return f"validator: not {', not '.join(failed)} ({why})"
+
+
+def _existing_texts(refs: Sequence[str]) -> list[str]:
+    from medsafe.suites import load_items
+
+    texts: list[str] = []
+    for ref in refs:
+        for item in load_items(ref):
+            texts.append(text_of(item))
+    return texts
+
+
+async def generate_release(options: GenerateOptions) -> Release:
+    """Run every stage and write the release to ``options.out``; returns what was written."""
+    scenes = _scenes(options.taxonomy)
+    for lang in options.languages:
+        if lang not in LANGUAGE_NAMES:
+            raise ConfigError(f"--languages: {lang!r} is not one of zh, ja, en")
+    with Store(options.db) as store:
+        sections = load_sections(store.connection, options.corpus)
+    say = options.notify or (lambda _msg: None)
+    gen, progress = options.generator, options.show_progress
+    rejected: list[Rejection] = []
+
+    say(f"rules: {len(sections)} section(s)")
+    prompts = _rule_prompts(sections, scenes)
+    replies = await ask(options.db, "rules", gen, prompts, show_progress=progress, notify=say)
+    rules: list[Rule] = []
+    for section, prompt in zip(sections, prompts, strict=True):
+        reply = replies.get(prompt.id, Reply(None, "no reply"))
+        found, bad = parse_rules(section, reply.text if reply.text is not None else None, scenes)
+        if reply.text is None:
+            bad = [Rejection("rules", section.ref, section.ref, f"call failed: {reply.error}")]
+        rules.extend(found)
+        rejected.extend(bad)
+    by_id = {r.id: r for r in rules}
+    licences = {s.ref: s.meta.get("license") for s in sections}
+
+    say(f"items: {len(rules)} rule(s)")
+    prompts = _item_prompts(rules, options.languages)
+    replies = await ask(options.db, "items", gen, prompts, show_progress=progress, notify=say)
+    suite = options.name or options.corpus
+    entries: list[Generated] = []
+    for prompt in prompts:
+        rule = by_id[prompt.id.rsplit("-", 1)[0]]
+        reply = replies.get(prompt.id, Reply(None, "no reply"))
+        if reply.text is None:
+            rejected.append(
+                Rejection("items", prompt.id, rule.section_ref, f"call failed: {reply.error}")
+            )
+            continue
+        made, bad = parse_items(
+            rule,
+            prompt.language,
+            reply.text,
+            suite,
+            options.taxonomy,
+            licences.get(rule.section_ref),
+        )
+        entries.extend(made)
+        rejected.extend(bad)
+
+    if options.validator is not None:
+        say(f"validation: {len(entries)} item(s)")
+        prompts = _validation_prompts(entries, by_id)
+        replies = await ask(
+            options.db, "validate", options.validator, prompts, show_progress=progress, notify=say
+        )
+        kept: list[Generated] = []
+        for entry in entries:
+            why = verdict(replies.get(entry.id, Reply(None, "no reply")))
+            if why is None:
+                kept.append(entry)
+            else:
+                rejected.append(
+                    Rejection("validate", entry.id, str(entry.metadata["section_ref"]), why)
+                )
+        entries = kept
+
+    say(f"deduplication: {len(entries)} item(s)")
+    texts = [text_of(e) for e in entries]
+    groups = [  # paraphrases: same source section, same kind and language, different words
+        f"{'seed' if isinstance(e, Seed) else e.kind}/{e.language}/{e.metadata['section_ref']}"
+        for e in entries
+    ]
+    existing = _existing_texts(options.against)
+    pairs = near_duplicates(
+        texts,
+        existing,
+        threshold=options.threshold,
+        paraphrase_threshold=options.paraphrase_threshold,
+        groups=groups,
+    )
+    removed = []
+    for pair in pairs:
+        other = "" if pair.in_existing else entries[pair.other].id
+        removed.append(
+            {
+                "id": entries[pair.index].id,
+                "stage": pair.stage,
+                "similarity": round(pair.similarity, 4),
+                "duplicate_of": other or f"existing text {pair.other}",
+                "reason": pair.reason(),
+            }
+        )
+    drop = {p.index for p in pairs}
+    entries = [e for i, e in enumerate(entries) if i not in drop]
+
+    release = Release(
+        suite=suite,
+        corpus=options.corpus,
+        corpus_hash=corpus_hash(sections),
+        sections={s.ref: s.sha256 for s in sections},
+        generator=gen.spec,
+        validator=options.validator.spec if options.validator else None,
+        taxonomy=options.taxonomy,
+        rules=rules,
+        entries=entries,
+        rejected=rejected,
+        removed=removed,
+    )
+    write_release(release, options.out)
+    return release

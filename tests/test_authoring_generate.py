@@ -1,0 +1,218 @@
+"""medsafe generate against the loopback mock with a scripted generator and validator."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from medsafe.authoring.corpus import load_sections, sample_corpus
+from medsafe.cli import app
+from medsafe.store.sqlite import Store
+from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
+from tests.test_authoring_support import PARAPHRASE_EN, respond
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def mock() -> Iterator[MockOpenAIServer]:
+    with ThreadedMockServer(MockConfig(responder=respond)) as server:
+        yield server
+
+
+def _corpus(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "docs"
+    shutil.copytree(sample_corpus(), folder)
+    db = tmp_path / "m.db"
+    assert invoke("corpus", "add", str(folder), "--corpus", "s", "--db", str(db))[0] == 0
+    return folder, db
+
+
+def _generate(db: Path, out: Path, mock: MockOpenAIServer, *extra: str) -> tuple[int, str]:
+    return invoke(
+        "generate",
+        "--corpus",
+        "s",
+        "--model",
+        "openai/gen",
+        "--validator",
+        "openai/val",
+        "--base-url",
+        mock.base_url,
+        "--db",
+        str(db),
+        "-o",
+        str(out),
+        *extra,
+    )
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def test_generate_release_rules_items_validation_dedup_and_rerun(
+    tmp_path: Path, mock: MockOpenAIServer
+) -> None:
+    _, db = _corpus(tmp_path)
+    code, output = _generate(db, tmp_path / "r1", mock)
+    assert code == 0, output
+    r1 = tmp_path / "r1"
+    manifest = json.loads((r1 / "manifest.json").read_text(encoding="utf-8"))
+    rules = _lines(r1 / "rules.jsonl")
+    with Store(db) as store:
+        sections = {s.ref: s for s in load_sections(store.connection, "s")}
+    assert len(rules) == 43  # one per section and the planted second rule
+    for rule in rules:  # every kept rule quotes its section exactly, offsets included
+        section = sections[str(rule["section_ref"])]
+        assert section.text[int(rule["start"]) : int(rule["end"])] == rule["quote"]
+        assert rule["deontic"] in ("must", "must_not", "may") and rule["actors"]
+    rejected = _lines(r1 / "rejected.jsonl")
+    reasons = Counter(str(r["stage"]) for r in rejected)
+    assert any("not found verbatim" in str(r["reason"]) for r in rejected)
+    assert reasons["validate"] == 9  # 3 social-media sections x 3 kinds, with the reason
+    assert all(
+        "does not test the rule" in str(r["reason"]) for r in rejected if r["stage"] == "validate"
+    )
+    removed = _lines(r1 / "dedup.jsonl")
+    assert {(r["stage"], str(r["id"]).rsplit("-", 1)[1]) for r in removed} == {
+        ("minhash", "mcq"),
+        ("minhash", "redteam"),
+        ("embedding", "open"),
+    }
+    items = _lines(r1 / "suite.jsonl")
+    assert PARAPHRASE_EN not in {str(i["messages"][-1]["content"]) for i in items}
+    counts = manifest["counts"]
+    assert counts["kind"] == {"mcq": 39, "open": 39, "redteam": 39}
+    assert counts["language"] == {"en": 39, "ja": 39, "zh": 39}
+    assert set(manifest["prompts"]) == {"rules", "items", "validate"}
+    assert manifest["generator"] == "openai/gen" and manifest["validator"] == "openai/val"
+    mcq = next(i for i in items if i["kind"] == "mcq")
+    assert mcq["answer"] == "AC" and mcq["metadata"]["rationale"]
+    assert mcq["labels"] == [{"framework": "medes", "category": mcq["category"]}]
+    seeds = _lines(r1 / "seeds.jsonl")
+    assert {"id", "prompt", "category", "language"} <= set(seeds[0])
+
+    asked = mock.state.requests
+    code, output = _generate(db, tmp_path / "r2", mock)
+    assert code == 0, output
+    assert mock.state.requests == asked  # an unchanged corpus asks nothing again
+    assert (
+        json.loads((tmp_path / "r2" / "manifest.json").read_text())["release"]
+        == manifest["release"]
+    )
+
+
+def test_changed_section_regenerates_only_its_items_and_diff_lists_them(
+    tmp_path: Path, mock: MockOpenAIServer
+) -> None:
+    folder, db = _corpus(tmp_path)
+    assert _generate(db, tmp_path / "old", mock)[0] == 0
+    asked = mock.state.requests
+    en = folder / "sample-en.md"
+    en.write_text(
+        en.read_text(encoding="utf-8").replace(
+            "10. A physician must not prescribe a drug",
+            "10. A physician must never prescribe a drug",
+        ),
+        encoding="utf-8",
+    )
+    code, output = invoke("corpus", "add", str(folder), "--corpus", "s", "--db", str(db))
+    assert "1 changed" in output
+    assert _generate(db, tmp_path / "new", mock)[0] == 0
+    assert mock.state.requests - asked == 1 + 1 + 3  # its rules, its items, their validation
+    code, output = invoke(
+        "generate", "diff", str(tmp_path / "old"), str(tmp_path / "new"), "--json"
+    )
+    assert code == 0, output
+    diff = json.loads(output)
+    assert len(diff["changed_sections"]) == 1 and diff["changed_sections"][0].endswith("/10")
+    old_items = _lines(tmp_path / "old" / "suite.jsonl") + _lines(tmp_path / "old" / "seeds.jsonl")
+    expected = {
+        str(i["id"])
+        for i in old_items
+        if i["metadata"]["section_ref"] == diff["changed_sections"][0]
+    }
+    assert set(diff["stale_items"]) == expected and len(expected) == 3
+    code, output = invoke("generate", "diff", str(tmp_path / "old"), str(tmp_path / "new"))
+    assert "1 changed" in output and "(source changed)" in output
+
+
+def test_kill_minus_9_then_rerun_repeats_no_answered_request(tmp_path: Path) -> None:
+    _, db = _corpus(tmp_path)
+    config = MockConfig(responder=respond, latency_s=0.05)
+    with ThreadedMockServer(config) as server:
+        cmd = [
+            sys.executable,
+            "-m",
+            "medsafe.cli",
+            "generate",
+            "--corpus",
+            "s",
+            "--model",
+            "openai/gen",
+            "--base-url",
+            server.base_url,
+            "--db",
+            str(db),
+            "-o",
+            str(tmp_path / "r"),
+            "--concurrency",
+            "2",
+            "--paraphrase-threshold",
+            "0",
+        ]
+        env = {**os.environ, "OPENAI_API_KEY": "k"}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(server.state.answered) < 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        first = list(server.state.answered)
+        assert 50 <= len(first) < 42 + 43  # killed in the items stage
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        again = server.state.answered[len(first) :]
+        repeated = Counter(first) & Counter(again)
+        assert sum(repeated.values()) <= 2  # at most the calls in flight at the kill
+        assert len(set(server.state.answered)) == 42 + 43
+    assert (tmp_path / "r" / "manifest.json").exists()
+
+
+def test_generate_needs_options_and_a_corpus(tmp_path: Path) -> None:
+    code, output = invoke("generate", "--corpus", "x")
+    assert code == 2 and "--model" in output
+    code, output = invoke(
+        "generate",
+        "--corpus",
+        "x",
+        "--model",
+        "openai/g",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "-o",
+        str(tmp_path / "o"),
+        "--db",
+        str(tmp_path / "m.db"),
+    )
+    assert code == 2 and "no corpus 'x'" in output
+    code, output = invoke("generate", "diff", str(tmp_path), str(tmp_path))
+    assert code == 2 and "manifest.json" in output
