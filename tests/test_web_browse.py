@@ -245,3 +245,17 @@ def test_sign_off_state_shows_and_goes_stale(tmp_path: Path) -> None:
     listed = client.get("/api/runs").json()["runs"]
     states = {r["run_id"]: [(s["decision"], s["stale"]) for s in r["signoffs"]] for r in listed}
     assert states["base"] == [("approve", True)] and states["tuned"] == [("reject", False)]
+
+
+def test_metric_filter_by_one_judge(viewer: Client) -> None:
+    def ids(metric: str, **query: str) -> list[str]:
+        html = viewer.get(
+            "/run/items?" + urlencode({"id": "talks", "metric": metric, **query})
+        ).text
+        return re.findall(r'href="/item\?run=talks&amp;id=([^"]+)"', html)
+
+    # turn 3 scores 6 (i even) or 5 (i odd); every conversation has a turn at 8 or 7 too
+    assert len(ids("turn_safety", max="5")) == 3
+    assert ids("turn_safety:j1", max="5") == ids("turn_safety", max="5")
+    assert ids("turn_safety:other", max="5") == []
+    assert len(ids("turn_safety", min="8")) == 3

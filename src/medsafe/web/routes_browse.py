@@ -214,14 +214,12 @@ def items_page(
         language=language,
         flag=flag,
         scorer=scorer,
-        judge=(judge or (block.judge if block is not None else None)) if metric else None,
+        judge=judge if ":" in metric else None,  # "scorer": any of its judges
         label=label,
         min_value=_float(min, "min"),
         max_value=_float(max, "max"),
         text=q.strip(),
     )
-    if block is not None and ":" not in metric:
-        item_filter = webstore.ItemFilter(**{**item_filter.__dict__, "judge": None})
     rows = webstore.item_page(conn, id, item_filter, after=after, before=before, limit=PAGE + 1)
     more = len(rows) > PAGE
     rows = rows[-PAGE:] if before is not None else rows[:PAGE]
