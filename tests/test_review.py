@@ -261,6 +261,10 @@ def test_review_file_round_trip(conn: sqlite3.Connection, tmp_path: Path) -> Non
     bad.write_text(path.read_text().splitlines()[0] + '\n{"type": "label", "item_id": "o00001"}\n')
     with pytest.raises(SuiteError, match=r"bad.jsonl:2: field .values."):
         import_file(conn, bad)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"type": "task", "format": FORMAT, "task_id": "task-gone"}) + "\n")
+    with pytest.raises(SuiteError, match=r"other.jsonl:1: field 'task_id': no review task"):
+        import_file(conn, other)
 
 
 def test_results_compare_human_with_the_llm_judges(

@@ -120,6 +120,7 @@ def import_file(conn: sqlite3.Connection, path: Path) -> dict[str, int]:
     except OSError as exc:
         raise SuiteError(f"cannot read ({exc.strerror})", path=path) from None
     task_id: str | None = None
+    task_line = 0
     counts = {"labels": 0, "adjudications": 0, "unchanged": 0}
     pending: list[tuple[int, dict[str, Any]]] = []
     for n, raw in enumerate(text.splitlines(), start=1):
@@ -135,7 +136,7 @@ def import_file(conn: sqlite3.Connection, path: Path) -> dict[str, int]:
         if kind == "task":
             if obj.get("format") != FORMAT:
                 raise SuiteError(f"expected {FORMAT!r}", path=path, line=n, field="format")
-            task_id = _str(obj, "task_id", path, n)
+            task_id, task_line = _str(obj, "task_id", path, n), n
         elif kind in ("label", "adjudication"):
             pending.append((n, obj))
         elif kind != "unit":
@@ -144,7 +145,10 @@ def import_file(conn: sqlite3.Connection, path: Path) -> dict[str, int]:
             )
     if task_id is None:
         raise SuiteError('no task line (the first line must have "type": "task")', path=path)
-    task = get_task(conn, task_id)
+    try:
+        task = get_task(conn, task_id)
+    except ReviewError as exc:
+        raise SuiteError(str(exc), path=path, line=task_line, field="task_id") from None
     last: dict[tuple[object, ...], tuple[int, dict[str, Any]]] = {}
     for n, obj in pending:  # a later line for the same unit and person replaces an earlier one
         last[(obj["type"], obj.get("item_id"), obj.get("reviewer"), obj.get("adjudicator"))] = (
