@@ -6,6 +6,7 @@ from medsafe.suites.loaders import (  # noqa: F401  (each module registers its l
     cmmlu,
     csvfile,
     healthbench,
+    imaging,
     jsonl,
     medes,
     medsafetybench,
