@@ -170,3 +170,12 @@ def test_agreement_on_the_task_page_follows_new_labels(app: FastAPI) -> None:
     for client in (ann, bob):
         client.post_form(f"/review/task/{task_id}/unit/2", {"field.verdict": "refusal"})
     assert "(units: 2)" in admin.get(f"/review/task/{task_id}/live").text
+
+
+def test_a_unit_whose_run_was_deleted_is_not_found(app: FastAPI) -> None:
+    from medsafe.store.sqlite import Store
+
+    task_id = _create(app, "ids:o00000")
+    with Store(app.state.db) as store:
+        store.delete_run(RUN)
+    assert login(app, "reviewer").get(f"/review/task/{task_id}/unit/1").status_code == 404

@@ -19,6 +19,7 @@ from medsafe.errors import MedsafeError
 from medsafe.review.model import BUILTIN_RUBRICS, LabelSchema, TaskSpec, schema_from_scale
 from medsafe.review.tasks import (
     ReviewError,
+    UnitView,
     adjudicate,
     adjudication_queue,
     assigned_units,
@@ -60,6 +61,14 @@ def _unit_at(conn: sqlite3.Connection, task: TaskSpec, position: int) -> str:
     if not 1 <= position <= len(units):
         raise HTTPException(404, "no such unit")
     return units[position - 1]
+
+
+def _view(conn: sqlite3.Connection, task: TaskSpec, item_id: str) -> UnitView:
+    """The blinded view of a unit; 404 when its run no longer holds it (deleted)."""
+    try:
+        return unit_view(conn, task, item_id)
+    except ReviewError:
+        raise HTTPException(404, "this unit's answer is no longer in the store") from None
 
 
 def _form_values(form: Any, schema: LabelSchema) -> dict[str, str]:
@@ -319,7 +328,7 @@ def unit_page(
     item_id = _unit_at(conn, task, position)
     if item_id not in assigned_units(conn, task_id, user.username):
         raise HTTPException(403, "this unit is not assigned to you")
-    view = unit_view(conn, task, item_id)
+    view = _view(conn, task, item_id)
     labels = labels_of(conn, task_id, item_id)
     own = next((lab for lab in labels if lab.by == user.username), None)
     others = [lab for lab in labels if lab.by != user.username] if own is not None else []
@@ -406,7 +415,7 @@ def adjudicate_page(
     return render(
         request,
         "review_adjudicate.html",
-        {"task": task, "view": unit_view(conn, task, item_id), "labels": labels},
+        {"task": task, "view": _view(conn, task, item_id), "labels": labels},
     )
 
 
