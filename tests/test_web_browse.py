@@ -259,3 +259,30 @@ def test_metric_filter_by_one_judge(viewer: Client) -> None:
     assert ids("turn_safety:j1", max="5") == ids("turn_safety", max="5")
     assert ids("turn_safety:other", max="5") == []
     assert len(ids("turn_safety", min="8")) == 3
+
+
+def test_a_large_runs_page_shows_its_previous_figures_while_recomputing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medsafe.web.routes_browse as browse
+    from medsafe.web.results_cache import refresh_in_background
+
+    db = tmp_path / "r.db"
+    browse_store(db)
+    app = make_app(tmp_path, db=db)
+    client = login(app, "viewer")
+    before = load_results(db, "base").scorers["guardian"].labels
+    assert 'id="stale"' not in client.get("/run?id=base").text  # computed now, current
+    monkeypatch.setattr(browse, "QUICK", 0)  # every run is "large"
+    writer = StoreWriter(db)
+    writer.put_scores(
+        "base",
+        [Score(item_id="o00090", scorer="guardian", scorer_version="1", judge="guardian",
+               value=0.0, label="unsafe")],
+    )  # fmt: skip
+    writer.close()
+    page = client.get("/run?id=base").text
+    assert 'id="stale"' in page and f"unsafe: {before['unsafe']}" in _text(page)
+    refresh_in_background(db, "base").join(timeout=60)
+    page = client.get("/run?id=base").text
+    assert 'id="stale"' not in page and f"unsafe: {before['unsafe'] + 1}" in _text(page)

@@ -120,6 +120,48 @@ def results_for(db: Path, run_id: str) -> RunResults:
             return results
 
 
+_REFRESHING: dict[str, threading.Thread] = {}
+
+
+def refresh_in_background(db: Path, run_id: str) -> threading.Thread:
+    """Recompute ``run_id``'s results in a daemon thread (the one already running, if any)."""
+    with _LOCKS_GUARD:
+        running = _REFRESHING.get(run_id)
+        if running is not None and running.is_alive():
+            return running
+
+        def work() -> None:
+            try:
+                results_for(db, run_id)
+            except Exception:  # the next view computes it again and shows why
+                return
+
+        thread = threading.Thread(target=work, name=f"medsafe-results-{run_id}", daemon=True)
+        _REFRESHING[run_id] = thread
+        thread.start()
+        return thread
+
+
+def latest_results(db: Path, run_id: str, *, wait_below: int) -> tuple[RunResults, bool]:
+    """The run's results for a page, and whether they are stale.
+
+    Current results, computed now if needed, for a run of up to ``wait_below`` items or one
+    never computed. For a larger run whose copy is stale (a review is storing human labels
+    in it, a rescore is running), the last computed results come back at once with ``True``
+    while a background thread recomputes them: the page says so rather than make every
+    view wait for a recomputation of seconds.
+    """
+    with Store(db) as store:
+        conn = store.connection
+        key = fingerprint(webstore.run_version(conn, run_id))
+        found = webstore.cached_results(conn, run_id)
+        record = store.get_run(run_id)
+    if found is None or found[0] == key or record is None or record.n_items <= wait_below:
+        return results_for(db, run_id), False
+    refresh_in_background(db, run_id)
+    return RunResults.model_validate_json(found[1]), True
+
+
 def warm_all(db: Path, stop: threading.Event) -> None:
     """Compute the results of every run whose copy is missing or stale, newest first, until
     ``stop`` is set (the server's start-up warms its cache this way)."""

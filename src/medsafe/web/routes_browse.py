@@ -19,7 +19,7 @@ from medsafe.store.sqlite import Store
 from medsafe.web import views
 from medsafe.web.auth import User
 from medsafe.web.deps import Conn, require_roles, store_path
-from medsafe.web.results_cache import results_for, summaries
+from medsafe.web.results_cache import latest_results, results_for, summaries
 from medsafe.web.templating import render
 
 router = APIRouter()
@@ -153,8 +153,12 @@ def run_page(
     conn: Conn,
     id: str,
 ) -> Response:
-    """One run: overview, metrics with intervals, categories, judges, red-team, flags."""
-    results = _results(request, id)
+    """One run: overview, metrics with intervals, categories, judges, red-team, flags (a
+    large run's previous figures, marked as such, while its changed results are recomputed)."""
+    try:
+        results, stale = latest_results(store_path(request), id, wait_below=QUICK)
+    except MedsafeError as exc:
+        raise HTTPException(404, str(exc)) from None
     live = id in live_runs(conn)
     return render(
         request,
@@ -165,6 +169,7 @@ def run_page(
             "status": views.run_status(results.n, results.ok, results.failed, live),
             "view": views.run_overview(results),
             "signoffs": _signoffs(conn, id),
+            "stale": stale,
         },
     )
 
