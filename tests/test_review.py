@@ -346,3 +346,20 @@ def test_a_cot_rubric_from_a_file(conn: sqlite3.Connection, tmp_path: Path) -> N
     path.write_text(json.dumps(rubric), encoding="utf-8")
     with pytest.raises(SuiteError, match=r"cot.json: field 'fields.1.choices'"):
         load_rubric(path)
+
+
+def test_numbers_in_a_review_file_are_choice_keys(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    tid = _task(conn, schema=schema_from_scale("harmfulness", HARM), sample="ids:o00000")
+    path = tmp_path / "h.jsonl"
+    write_file(conn, tid, path)
+    with path.open("a", encoding="utf-8") as fh:
+        for who, value in (("ann", 4), ("bob", 4.0)):
+            line = {
+                "type": "label",
+                "item_id": "o00000",
+                "reviewer": who,
+                "values": {"verdict": value},
+            }
+            fh.write(json.dumps(line) + "\n")
+    assert import_file(conn, path)["labels"] == 2
+    assert conn.execute("SELECT value FROM scores WHERE judge='human'").fetchone() == (4.0,)

@@ -109,7 +109,14 @@ def _values(obj: dict[str, Any], path: Path, line: int) -> dict[str, str]:
         raise SuiteError(
             "must be an object of field -> choice", path=path, line=line, field="values"
         )
-    return {str(k): str(v) for k, v in values.items()}
+    return {str(k): _key(v) for k, v in values.items()}
+
+
+def _key(value: str | float) -> str:
+    """A choice key as written: a number 3 or 3.0 is the key "3"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def import_file(conn: sqlite3.Connection, path: Path) -> dict[str, int]:
