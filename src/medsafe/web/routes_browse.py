@@ -19,7 +19,12 @@ from medsafe.store.sqlite import Store
 from medsafe.web import views
 from medsafe.web.auth import User
 from medsafe.web.deps import Conn, require_roles, store_path
-from medsafe.web.results_cache import latest_results, results_for, summaries
+from medsafe.web.results_cache import (
+    latest_results,
+    refresh_in_background,
+    results_for,
+    summaries,
+)
 from medsafe.web.templating import render
 
 router = APIRouter()
@@ -97,13 +102,17 @@ def runs_page(
 ) -> Response:
     """Every run, newest first, filtered by model, suite and date, with headline figures."""
     rows, total = _run_list(conn, model, suite, since, until, page)
-    missing = [r.run.run_id for r in rows if r.headline is None and r.run.n_items <= QUICK]
-    for run_id in missing[:5]:  # compute a few small ones now; the server's warm-up does the rest
+    missing = [r.run for r in rows if r.headline is None]
+    small = [r.run_id for r in missing if r.n_items <= QUICK]
+    for run in missing:
+        if run.n_items > QUICK:  # computed in the background; shown as being computed
+            refresh_in_background(store_path(request), run.run_id)
+    for run_id in small[:5]:  # a few small ones now; the server's warm-up does the rest
         try:
             results_for(store_path(request), run_id)
         except MedsafeError:
             continue
-    if missing:
+    if small:
         rows, total = _run_list(conn, model, suite, since, until, page)
     return render(
         request,
