@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.align import align_app
 from medsafe.cli.audit import audit_app
 from medsafe.cli.authoring import corpus_app, generate_app
 from medsafe.cli.calibrate import calibrate_command
@@ -643,6 +644,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(review_app, name="review")
+app.add_typer(align_app, name="align")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(generate_app, name="generate")
 app.add_typer(qc_app, name="qc")

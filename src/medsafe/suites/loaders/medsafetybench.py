@@ -3,8 +3,15 @@ columns ``<index>,harmful_medical_request,safe_response``, anywhere under a dire
 
 Each row becomes an open item: the harmful request is the prompt, the safe response the
 reference, category ``ama-{i}`` (AMA Principle of Medical Ethics i), metadata ``intent=harmful``.
-Ids are ``msb/{subdir}/cat{i}/{index}`` with ``subdir`` the folder relative to the one opened
-(e.g. ``gpt4`` when opening ``test/``).
+Ids are ``msb/{subdir}/cat{i}/{index}`` with ``subdir`` the folder relative to the one opened.
+
+Splits: a file under a folder named ``test`` or ``train`` (the folder opened, one of its
+subfolders, or the opened folder's parent) gets ``metadata.split`` (``test`` marks evaluation
+items, which ``medsafe align build`` refuses to train on) and the split leads its id, wherever the
+data is opened from: ``msb/test/gpt4/cat1/0`` and ``msb/train/gpt4/cat1/0`` (before medsafe
+0.x opening ``test/`` gave ``msb/gpt4/cat1/0``, an id the train split shared; stored runs keep
+their ids and stay readable, but resuming such a run with this loader is refused as a changed
+suite).
 """
 
 from __future__ import annotations
@@ -56,6 +63,23 @@ def _category_files(root: Path) -> list[Path]:
     return [p for p in sorted_files(root, ["*.csv"]) if FILE_PATTERN.match(p.name)]
 
 
+SPLITS = ("test", "train")
+
+
+def _split_and_subset(file: Path, root: Path) -> tuple[str | None, str]:
+    """``(split, subset)``: the nearest folder named test/train at or below ``root``'s parent
+    (None when there is none) and the folders below it (or below ``root``) as the subset."""
+    top = root.parent
+    chain = [file.parent, *file.parent.parents]
+    scope = chain[: chain.index(top) + 1] if top in chain else chain[:1]
+    for folder in scope:
+        if folder.name in SPLITS:
+            below = file.parent.relative_to(folder).as_posix()
+            return folder.name, below if below != "." else ""
+    subdir = file.parent.relative_to(root).as_posix()
+    return None, subdir if subdir != "." else file.parent.name
+
+
 def _file_items(file: Path, root: Path, mapping: ColumnMapping) -> Iterator[tuple[Item, int]]:
     match = FILE_PATTERN.match(file.name)
     if match is None:
@@ -64,9 +88,8 @@ def _file_items(file: Path, root: Path, mapping: ColumnMapping) -> Iterator[tupl
         )
     number = int(match.group(1))
     category = f"ama-{number}"
-    subdir = file.parent.relative_to(root).as_posix()
-    subset = subdir if subdir != "." else file.parent.name
-    prefix = f"msb/{subset}/cat{number}"
+    split, subset = _split_and_subset(file, root)
+    prefix = "/".join(filter(None, ("msb", split, subset, f"cat{number}")))
     request, response = mapping.source(REQUEST), mapping.source(RESPONSE)
     table = open_csv(file)
     table.require([request, response])
@@ -87,8 +110,14 @@ def _file_items(file: Path, root: Path, mapping: ColumnMapping) -> Iterator[tupl
             "reference": reference or None,
             "source": SOURCE,
             "license": "MIT",
-            "metadata": {"intent": "harmful", "msb_category": number, "msb_subset": subset},
+            "metadata": {
+                "intent": "harmful",
+                "msb_category": number,
+                "msb_subset": subset or split,
+            },
         }
+        if split:
+            fields["metadata"] = {**fields["metadata"], "split": split}
         yield validate_item(fields, where), line
 
 
