@@ -156,7 +156,9 @@ def latest_results(db: Path, run_id: str, *, wait_below: int) -> tuple[RunResult
         key = fingerprint(webstore.run_version(conn, run_id))
         found = webstore.cached_results(conn, run_id)
         record = store.get_run(run_id)
-    if found is None or found[0] == key or record is None or record.n_items <= wait_below:
+    if found is not None and found[0] == key:
+        return RunResults.model_validate_json(found[1]), False
+    if found is None or record is None or record.n_items <= wait_below:
         return results_for(db, run_id), False
     refresh_in_background(db, run_id)
     return RunResults.model_validate_json(found[1]), True
