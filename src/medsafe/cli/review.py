@@ -25,7 +25,7 @@ review_app = typer.Typer(
     help="Review tasks: create, label, adjudicate, status and agreement, review files, exports.",
     no_args_is_help=True,
 )
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
