@@ -191,3 +191,42 @@ def test_detection_item_errors_name_the_field(tmp_path: Path) -> None:
     path.write_text(json.dumps(row) + "\n", encoding="utf-8")
     (item,) = load_items(path)
     assert item.metadata["expected"] == ["a"]
+
+
+def test_additional_discovery_review_round_trip(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medsafe.cli import app
+    from medsafe.results import load_results
+    from medsafe.review.tasks import list_tasks, submit_label, unit_ids
+    from medsafe.store.sqlite import Store
+
+    db = tmp_path / "store.db"
+    with ThreadedMockServer(MockConfig(request_responder=_answer)) as server:
+        run = evaluate(
+            _suite(tmp_path), "openai/mock", base_url=server.base_url, scorers=["detection"], db=db
+        )
+    result = CliRunner().invoke(
+        app, ["qc", "discoveries", run.run_id, "--db", str(db), "--reviewer", "ana", "--k", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 items, 2 flagged labels" in result.output
+    verdicts = {"r4": {"单位错误": "confirmed", "左右错误": "not_flagged"},
+                "r5": {"单位错误": "not_flagged", "左右错误": "rejected"}}  # fmt: skip
+    with Store(db) as store:
+        (row,) = list_tasks(store.connection, run.run_id)
+        task = row.spec
+        assert sorted(unit_ids(store.connection, task.task_id)) == ["r4", "r5"]
+        for item_id, values in verdicts.items():
+            submit_label(store.connection, task.task_id, item_id, "ana", values)
+    extra = load_results(db, run.run_id).scorers["detection"].additional
+    assert extra is not None
+    assert (extra.flagged, extra.reviewed, extra.confirmed) == (2, 2, 1)
+    assert extra.precision_after is not None
+    assert extra.precision_after.value == pytest.approx(5 / 6)
+    assert extra.confirmed_rate is not None
+    assert extra.confirmed_rate.value == pytest.approx(1 / 5)
+    again = CliRunner().invoke(
+        app, ["qc", "discoveries", "nope", "--db", str(db), "--reviewer", "a"]
+    )
+    assert again.exit_code == 2 and "nope" in again.output

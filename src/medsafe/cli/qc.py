@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from medsafe.exits import fail
+
+if TYPE_CHECKING:
+    from medsafe.review.model import LabelSchema
 
 qc_app = typer.Typer(help="Report quality control: error injection.", no_args_is_help=True)
 err = Console(stderr=True, highlight=False)
@@ -73,4 +76,83 @@ def inject_command(
         f"wrote {items} items ({n} reports, {errors} injected errors) to {out}; "
         f"ground truth in {truth}; licence CC-BY-4.0",
         markup=False,
+    )
+
+
+CONFIRM_CHOICES = (
+    ("confirmed", 1.0, "a real error the reference missed"),
+    ("rejected", 0.0, "not an error"),
+    ("not_flagged", None, "the model did not flag this label here"),
+)
+
+
+def discovery_schema(labels: list[str]) -> LabelSchema:
+    """The review schema of an additional-discovery task: one field per flagged label."""
+    from medsafe.results.detection import CONFIRMED
+    from medsafe.review.model import Choice, LabelField, LabelSchema
+    from medsafe.scorers.detection import CONFIRMED_SCALE
+
+    choices = tuple(Choice(key=k, value=v, label=t) for k, v, t in CONFIRM_CHOICES)
+    return LabelSchema(
+        name="additional-discovery",
+        scorer=CONFIRMED,
+        fields=tuple(
+            LabelField(
+                name=label,
+                title=f"Flagged beyond the reference: {label}",
+                kind="categorical",
+                choices=choices,
+            )
+            for label in labels
+        ),
+        aggregate="mean",
+        scale=CONFIRMED_SCALE,
+    )
+
+
+@qc_app.command("discoveries")
+def discoveries_command(
+    run_id: Annotated[str, typer.Argument(help="The run whose detection answers to review.")],
+    reviewer: Annotated[
+        list[str], typer.Option("--reviewer", help="A reviewer (repeat; at least k).")
+    ],
+    db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
+    k: Annotated[int, typer.Option("--k", min=1, help="Reviewers per unit.")] = 2,
+    actor: Annotated[str, typer.Option("--as", help="Who creates the task (audited).")] = "admin",
+) -> None:
+    """Create a review task of the labels a model flagged beyond the reference (additional
+    discoveries); its final labels feed the confirmed rate in ``results``."""
+    from medsafe.errors import MedsafeError, StoreError
+    from medsafe.results.detection import flagged_units
+    from medsafe.review.tasks import create_task
+    from medsafe.store.sqlite import Store
+
+    if not db.is_file():
+        raise fail(StoreError(f"{db}: no such store"))
+    try:
+        with Store(db) as store:
+            conn = store.connection
+            store.require_run(run_id)
+            units = flagged_units(conn, run_id)
+            if not units:
+                raise fail(f"run {run_id}: no detection answer flags a label beyond the reference")
+            labels = sorted({label for found in units.values() for label in found})
+            schema = discovery_schema(labels)
+            task = create_task(
+                conn,
+                run_id=run_id,
+                sample="ids:" + ",".join(sorted(units)),
+                schema=schema,
+                reviewers=reviewer,
+                actor=actor,
+                k=k,
+                required=False,
+            )
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    flagged = sum(len(v) for v in units.values())
+    typer.echo(
+        f"task {task.task_id}: {len(units)} items, {flagged} flagged labels, "
+        f"{len(labels)} label fields, {k} reviewer(s) each; export it with "
+        f"'medsafe review export {task.task_id}' or label it in the workbench"
     )

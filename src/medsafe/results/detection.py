@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medsafe.results.estimate import N_RESAMPLES, proportion
+from medsafe.results.judged import HUMAN
 from medsafe.results.models import AdditionalDiscoveries, Estimate, LabelFigures, ScorerResults
 from medsafe.results.scores import metric_name
 from medsafe.stats.results import Interval
@@ -141,18 +142,45 @@ def additional_block(
     )
 
 
+CONFIRMED = "detection.confirmed"
+CONFIRMED_CHOICE = "confirmed"
+
+
+def confirmations(conn: sqlite3.Connection, run_id: str) -> dict[str, set[str]] | None:
+    """Item id -> the flagged labels reviewers confirmed, from the final human labels of the
+    additional-discovery review (``medsafe qc discoveries``); None before any is final."""
+    out: dict[str, set[str]] = {}
+    for item_id, judge, _label, blob in sql.ok_score_extras(conn, run_id, CONFIRMED):
+        if judge != HUMAN:
+            continue
+        values = (json.loads(blob).get("extra") or {}).get("values") or {}
+        out[item_id] = {label for label, key in values.items() if key == CONFIRMED_CHOICE}
+    return out or None
+
+
+def flagged_units(conn: sqlite3.Connection, run_id: str) -> dict[str, list[str]]:
+    """Item id -> the labels the model flagged that the reference lacks (the units of an
+    additional-discovery review), from the ``detection`` scorer's own scores."""
+    rows = detection_rows(conn, run_id).get(SCORER) or DetectionRows()
+    return {
+        item_id: sorted(predicted - expected)
+        for item_id, expected, predicted in zip(
+            rows.item_ids, rows.expected, rows.predicted, strict=True
+        )
+        if predicted - expected
+    }
+
+
 def with_detection(
-    conn: sqlite3.Connection,
-    run_id: str,
-    blocks: dict[str, ScorerResults],
-    confirmed: Mapping[str, set[str]] | None = None,
+    conn: sqlite3.Connection, run_id: str, blocks: dict[str, ScorerResults]
 ) -> dict[str, ScorerResults]:
     """``blocks`` with the detection fields filled in on every detection block."""
     if not any(name == SCORER or name.startswith(SCORER + ":") for name in blocks):
         return blocks
+    confirmed = confirmations(conn, run_id)
     out = dict(blocks)
     for name, rows in detection_rows(conn, run_id).items():
-        if name not in out:
+        if name not in out or name.endswith(":" + HUMAN):
             continue
         update = detection_figures(rows)
         update["additional"] = additional_block(rows, confirmed)

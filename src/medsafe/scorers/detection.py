@@ -32,6 +32,15 @@ SCALE = Scale(
     kappa="nominal",
 )
 """1 when the predicted label set equals the reference set; unparsed answers have no value."""
+CONFIRMED = "detection.confirmed"
+CONFIRMED_SCALE = Scale(
+    kind="continuous",
+    title="Additional discoveries confirmed",
+    lo=0,
+    hi=1,
+)
+"""Reviewers' verdicts on the labels a model flagged beyond the reference (``medsafe qc
+discoveries``): per item, the share of its flagged labels confirmed (judge ``human``)."""
 
 
 def cluster_of(item: Item) -> str:
@@ -118,7 +127,7 @@ def _skipped(item: Item, error: str) -> Score:
     )
 
 
-@register_scorer(NAME, {NAME: SCALE}, builtin=True)
+@register_scorer(NAME, {NAME: SCALE, CONFIRMED: CONFIRMED_SCALE}, builtin=True)
 def create_detection_scorer(config: ScorerConfig) -> DetectionScorer:
     """Factory for the registry (the ``detection`` scorer takes no options)."""
     return DetectionScorer()
