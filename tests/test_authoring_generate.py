@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from medsafe.authoring.corpus import load_sections, sample_corpus
 from medsafe.cli import app
 from medsafe.store.sqlite import Store
+from medsafe.suites import load_items
 from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
 from tests.test_authoring_support import PARAPHRASE_EN, respond
 
@@ -98,7 +99,10 @@ def test_generate_release_rules_items_validation_dedup_and_rerun(
         ("embedding", "open"),
     }
     items = _lines(r1 / "suite.jsonl")
-    assert PARAPHRASE_EN not in {str(i["messages"][-1]["content"]) for i in items}
+    assert PARAPHRASE_EN not in {
+        str(i["messages"][-1]["content"]) for i in items if "messages" in i
+    }
+    assert sum("messages" in i for i in items) == 39
     counts = manifest["counts"]
     assert counts["kind"] == {"mcq": 39, "open": 39, "redteam": 39}
     assert counts["language"] == {"en": 39, "ja": 39, "zh": 39}
@@ -107,6 +111,9 @@ def test_generate_release_rules_items_validation_dedup_and_rerun(
     mcq = next(i for i in items if i["kind"] == "mcq")
     assert mcq["answer"] == "AC" and mcq["metadata"]["rationale"]
     assert mcq["labels"] == [{"framework": "medes", "category": mcq["category"]}]
+    loaded = load_items(str(r1 / "suite.jsonl"))  # a suite medsafe run reads as it is
+    assert len(loaded) == 78 and {i.kind for i in loaded} == {"open", "mcq"}
+    assert next(i for i in loaded if i.kind == "mcq").answer == "AC"
     seeds = _lines(r1 / "seeds.jsonl")
     assert {"id", "prompt", "category", "language"} <= set(seeds[0])
 

@@ -29,6 +29,7 @@ from medsafe.authoring.items import Generated, Seed
 from medsafe.authoring.prompts import prompt_hashes
 from medsafe.authoring.rules import Rejection, Rule
 from medsafe.errors import SuiteError
+from medsafe.schema import Item
 
 FORMAT = "medsafe-authoring-release/1"
 
@@ -78,13 +79,22 @@ def _counts(entries: list[Generated]) -> dict[str, dict[str, int]]:
     }
 
 
+def suite_record(item: Item) -> dict[str, Any]:
+    """The canonical JSONL record of an item (docs/formats.md): an MCQ gives its question and
+    options (the loader renders the prompt), other kinds their messages."""
+    data = item.model_dump(mode="json", exclude={"suite"})
+    if item.kind == "mcq":
+        data.pop("messages")
+    return {k: v for k, v in data.items() if v not in (None, [], {}, "")}
+
+
 def write_release(release: Release, out: Path) -> None:
     """Write the release folder (see the module docstring); fills ``release.manifest``."""
     out.mkdir(parents=True, exist_ok=True)
     items = [e for e in release.entries if not isinstance(e, Seed)]
     seeds = [e for e in release.entries if isinstance(e, Seed)]
     hashes = {
-        "suite.jsonl": _write(out / "suite.jsonl", (i.model_dump_json() for i in items)),
+        "suite.jsonl": _write(out / "suite.jsonl", (_line(suite_record(i)) for i in items)),
         "seeds.jsonl": _write(out / "seeds.jsonl", (_line(s.to_json()) for s in seeds)),
         "rules.jsonl": _write(out / "rules.jsonl", (_line(r.to_json()) for r in release.rules)),
     }

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from medsafe.cli.align import align_app
 from medsafe.cli.audit import audit_app
-from medsafe.cli.authoring import corpus_app, generate_app
+from medsafe.cli.authoring import corpus_app, curate_command, generate_app
 from medsafe.cli.calibrate import calibrate_command
 from medsafe.cli.check_data import check_data_command
 from medsafe.cli.gate import gate_command
@@ -647,6 +647,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(align_app, name="align")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(generate_app, name="generate")
+app.command("curate")(curate_command)
 app.add_typer(qc_app, name="qc")
 
 

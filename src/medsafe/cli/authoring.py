@@ -276,3 +276,123 @@ def generate_diff(
         out.print(f"  removed section {ref}", markup=False)
     for item, why in diff.stale_items.items():
         out.print(f"  {item}  (source {why})", markup=False)
+
+
+def curate_command(
+    suite: Annotated[
+        str,
+        typer.Argument(
+            help="Suite of items with known answers (MCQ keys, or open items' references)."
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="Rationale writer (KIND/NAME or a --config name).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out",
+            help="Folder for review files, history.jsonl, curated.jsonl and curated.parquet.",
+        ),
+    ],
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            metavar="MODEL",
+            help="An LLM reviewer scoring the rubric (repeat for several).",
+        ),
+    ] = None,
+    expert: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expert",
+            metavar="NAME",
+            help="A human reviewer labelling the round's review file (repeat).",
+        ),
+    ] = None,
+    adjudicator: Annotated[
+        str | None,
+        typer.Option(
+            help="Model that decides when reviewers disagree (else: adjudication "
+            "lines of the review file, or another round)."
+        ),
+    ] = None,
+    rubric: Annotated[
+        Path | None, typer.Option(help="Rubric TOML/JSON (default: the 5-criterion CoT rubric).")
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Reviews needed for consensus (default: all).")
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="Largest difference of two reviewers' scores that agrees.")
+    ] = 1.0,
+    max_rounds: Annotated[int, typer.Option(help="Round limit.")] = 3,
+    db: DbOption = Path("medsafe.db"),
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Base URL of openai/ models (all of them).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML of named models (models.NAME tables).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight per stage.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar per stage.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print counts and paths as JSON.")
+    ] = False,
+) -> None:
+    """Curate chain-of-thought rationales: write, score against a rubric (LLM judges and
+    experts through review files), revise with feedback until consensus or the round limit.
+    Run it again after experts add labels: it continues where it waited (model calls cached)."""
+    from medsafe.authoring.curate import CurateOptions, curate
+    from medsafe.authoring.curate_export import write_outputs
+    from medsafe.authoring.rubric import load_rubric
+    from medsafe.authoring.stages import ModelTarget
+    from medsafe.pipeline import run_async
+
+    def target(spec: str) -> ModelTarget:
+        return ModelTarget(spec, base_url, config, concurrency=concurrency, timeout_s=timeout)
+
+    try:
+        options = CurateOptions(
+            suite=suite,
+            writer=target(model),
+            out=output,
+            db=db,
+            rubric=load_rubric(rubric),
+            judges=tuple(target(j) for j in judge or ()),
+            experts=tuple(expert or ()),
+            adjudicator=target(adjudicator) if adjudicator else None,
+            k=k,
+            margin=margin,
+            max_rounds=max_rounds,
+            show_progress=progress,
+            notify=lambda msg: err.print(msg, markup=False),
+        )
+        outcome = run_async(curate(options))
+        paths = write_outputs(options, outcome)
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    counts = outcome.counts()
+    if as_json:
+        emit_json(
+            {
+                "counts": counts,
+                "waiting_on": [str(p) for p in outcome.waiting_on],
+                **{k: str(v) for k, v in paths.items()},
+            }
+        )
+        return
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    out.print(f"curate: {parts}; history in {paths['history']}", markup=False)
+    for path in outcome.waiting_on:
+        out.print(
+            f"waiting for expert labels in {path}: add label lines, then run this again",
+            markup=False,
+        )
+    if not outcome.waiting_on:
+        out.print(f"verified dataset: {paths['jsonl']} and {paths['parquet']}", markup=False)

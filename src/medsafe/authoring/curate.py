@@ -1,0 +1,435 @@
+"""``medsafe curate``: chain-of-thought rationales scored against a rubric until reviewers agree.
+
+For every item with a known answer (an MCQ key, or an open item's ``reference``), round by round:
+
+1. a model writes a rationale (from round 2 on, with the reviewers' feedback in the prompt), or
+   a reviewer's edited rationale is taken as it is;
+2. every LLM judge scores it on each rubric criterion (:mod:`medsafe.authoring.rubric`) with
+   feedback; every expert labels it in the round's review file (``round-N.review.jsonl``, the
+   review workbench's ``medsafe-review/1`` format: one ordinal field per criterion; a label's
+   ``rationale`` is the feedback and an optional ``edit`` replaces the rationale next round);
+3. **consensus**: at least ``k`` reviews and every criterion's scores within ``margin`` of each
+   other; else an ``adjudication`` line of the review file, or the ``adjudicator`` model,
+   decides; else the item is revised. Decided scores (the reviewers' mean, or the
+   adjudicator's) that reach every criterion's ``pass`` accept the rationale; otherwise it is
+   revised with the feedback;
+4. an item still open after ``max_rounds`` is ``unresolved``.
+
+Every round is kept (rationale, who wrote it, each review with who, scores and feedback, the
+decision and why). Model stages go through :func:`medsafe.authoring.stages.ask` (cached,
+resumable), and expert labels are read from the files each time, so running the command again
+after reviewers have added labels continues where it waited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medsafe.authoring.prompts import (
+    FEEDBACK_BLOCK,
+    JUDGE_SYSTEM,
+    JUDGE_USER,
+    LANGUAGE_NAMES,
+    RATIONALE_SYSTEM,
+    RATIONALE_USER,
+    fill,
+)
+from medsafe.authoring.replies import json_object
+from medsafe.authoring.rubric import Rubric
+from medsafe.authoring.stages import ModelTarget, Prompt, Reply, ask
+from medsafe.errors import ConfigError, SuiteError
+from medsafe.review.files import FORMAT as REVIEW_FORMAT
+from medsafe.schema import Item
+
+Decision = Literal["accepted", "revise", "unresolved", "waiting"]
+
+
+class Review(BaseModel):
+    """One reviewer's scores of one rationale."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reviewer: str
+    kind: Literal["llm", "expert", "adjudicator"]
+    scores: dict[str, int] = Field(default_factory=dict)
+    feedback: str = ""
+    error: str | None = None
+    edit: str | None = None
+
+
+class Round(BaseModel):
+    """One round of one item: the rationale, its reviews and what was decided."""
+
+    round: int
+    rationale: str
+    author: str
+    reviews: list[Review] = Field(default_factory=list)
+    decision: Decision = "waiting"
+    reason: str = ""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """The deciding scores (reviewers' mean or the adjudicator's)."""
+
+
+@dataclass(frozen=True)
+class CurateOptions:
+    """What ``medsafe curate`` was told."""
+
+    suite: str
+    writer: ModelTarget
+    out: Path
+    db: Path
+    rubric: Rubric
+    judges: tuple[ModelTarget, ...] = ()
+    experts: tuple[str, ...] = ()
+    adjudicator: ModelTarget | None = None
+    k: int | None = None
+    """Reviews needed for consensus (default: every reviewer)."""
+    margin: float = 1.0
+    max_rounds: int = 3
+    show_progress: bool = False
+    notify: Callable[[str], None] | None = field(default=None, compare=False)
+
+
+@dataclass
+class CurateOutcome:
+    """Where curation stands."""
+
+    rounds: dict[str, list[Round]]
+    status: dict[str, Decision]
+    waiting_on: list[Path] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Items per status."""
+        out: dict[str, int] = {}
+        for s in self.status.values():
+            out[s] = out.get(s, 0) + 1
+        return out
+
+
+def _question(item: Item) -> tuple[str, str]:
+    """(question shown to the writer and reviewers, answer key)."""
+    if item.kind == "mcq" and item.options and item.answer:
+        options = "\n".join(f"{k}. {v}" for k, v in sorted(item.options.items()))
+        return f"{item.question or item.last_user_text()}\n{options}", item.answer
+    if item.reference:
+        return item.last_user_text() or (item.question or ""), item.reference
+    raise SuiteError(
+        "curate needs an answer (an MCQ key or an open item's reference)",
+        path=item.suite or None,
+        field=f"item {item.id}",
+    )
+
+
+def load_curation_items(suite: str) -> list[Item]:
+    """The suite's items, each checked to have a known answer."""
+    from medsafe.suites import load_items
+
+    items = load_items(suite)
+    for item in items:
+        _question(item)
+    if not items:
+        raise SuiteError("the suite has no items", path=suite)
+    return items
+
+
+def _judge_prompts(rubric: Rubric, pending: Sequence[tuple[Item, Round]]) -> list[Prompt]:
+    system = fill(JUDGE_SYSTEM, criteria=rubric.describe())
+    prompts = []
+    for item, rnd in pending:
+        question, answer = _question(item)
+        user = fill(JUDGE_USER, question=question, answer=answer, rationale=rnd.rationale)
+        prompts.append(Prompt(f"{item.id}~r{rnd.round}", system, user, item.language))
+    return prompts
+
+
+def _review(rubric: Rubric, who: str, kind: Any, reply: Reply) -> Review:
+    try:
+        data = json_object(reply.text if reply.text is not None else None)
+        scores = rubric.check(data.get("scores"))
+    except ValueError as exc:
+        why = reply.error if reply.text is None else str(exc)
+        return Review(reviewer=who, kind=kind, error=f"unusable review: {why}")
+    feedback = data.get("feedback")
+    return Review(
+        reviewer=who,
+        kind=kind,
+        scores=scores,
+        feedback=feedback.strip() if isinstance(feedback, str) else "",
+    )
+
+
+def _review_file_lines(
+    options: CurateOptions, rnd_no: int, pending: Sequence[tuple[Item, Round]]
+) -> list[dict[str, Any]]:
+    schema = options.rubric.label_schema()
+    head = {
+        "type": "task",
+        "format": REVIEW_FORMAT,
+        "task_id": f"curate-r{rnd_no}",
+        "run_id": "",
+        "sample": "curate",
+        "seed": 0,
+        "k": len(options.experts),
+        "margin": options.margin,
+        "reviewers": list(options.experts),
+        "required": True,
+        "label_schema": schema.model_dump(mode="json"),
+    }
+    lines: list[dict[str, Any]] = [head]
+    for position, (item, rnd) in enumerate(pending):
+        question, answer = _question(item)
+        lines.append(
+            {
+                "type": "unit",
+                "item_id": item.id,
+                "position": position,
+                "language": item.language,
+                "assigned": list(options.experts),
+                "messages": [
+                    {"role": "user", "content": f"{question}\n\nKey: {answer}"},
+                    {"role": "assistant", "content": rnd.rationale},
+                ],
+            }
+        )
+    return lines
+
+
+def _read_labels(
+    path: Path, rubric: Rubric, experts: Sequence[str]
+) -> tuple[dict[tuple[str, str], Review], dict[str, Review]]:
+    """(item, reviewer) -> expert review, and item -> adjudication, from a review file."""
+    schema = rubric.label_schema()
+    labels: dict[tuple[str, str], Review] = {}
+    adjudications: dict[str, Review] = {}
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SuiteError(f"not JSON ({exc.msg})", path=path, line=n) from None
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind not in ("label", "adjudication"):
+            continue
+        who = obj.get("reviewer" if kind == "label" else "adjudicator")
+        item_id = obj.get("item_id")
+        if not isinstance(who, str) or not isinstance(item_id, str):
+            raise SuiteError("needs item_id and reviewer (or adjudicator)", path=path, line=n)
+        if kind == "label" and who not in experts:
+            raise SuiteError(
+                f"{who!r} is not an expert of this curation", path=path, line=n, field="reviewer"
+            )
+        try:
+            values = schema.check({str(k): str(v) for k, v in dict(obj.get("values", {})).items()})
+        except (ValueError, TypeError) as exc:
+            raise SuiteError(str(exc), path=path, line=n, field="values") from None
+        edit = obj.get("edit")
+        review = Review(
+            reviewer=who,
+            kind="expert" if kind == "label" else "adjudicator",
+            scores={k: int(v) for k, v in values.items()},
+            feedback=str(obj.get("rationale") or ""),
+            edit=edit.strip() if isinstance(edit, str) and edit.strip() else None,
+        )
+        if kind == "label":
+            labels[(item_id, who)] = review
+        else:
+            adjudications[item_id] = review
+    return labels, adjudications
+
+
+def _agree(rubric: Rubric, reviews: Sequence[Review], margin: float) -> list[str]:
+    """Criteria on which the reviews differ by more than ``margin`` (empty: they agree)."""
+    return [
+        c.name
+        for c in rubric.criteria
+        if max(r.scores[c.name] for r in reviews) - min(r.scores[c.name] for r in reviews) > margin
+    ]
+
+
+def _decide(
+    options: CurateOptions, rnd: Round, adjudication: Review | None
+) -> tuple[Decision | None, str]:
+    """The round's decision, or (None, why) when the adjudicator model is needed."""
+    rubric = options.rubric
+    usable = [r for r in rnd.reviews if r.error is None and r.kind != "adjudicator"]
+    failed = [r for r in rnd.reviews if r.error is not None]
+    need = options.k or (len(options.judges) + len(options.experts))
+    decisive: dict[str, float] | None = None
+    if adjudication is not None:
+        decisive = {k: float(v) for k, v in adjudication.scores.items()}
+        how = f"adjudicated by {adjudication.reviewer}"
+    else:
+        apart = _agree(rubric, usable, options.margin) if usable else []
+        if len(usable) >= need and not apart:
+            decisive = {
+                c.name: sum(r.scores[c.name] for r in usable) / len(usable) for c in rubric.criteria
+            }
+            how = f"{len(usable)} reviewers agree within {options.margin:g}"
+        else:
+            why = (
+                f"reviewers differ by more than {options.margin:g} on {', '.join(apart)}"
+                if apart
+                else f"{len(usable)} usable review(s) of {need} needed"
+                + (f" ({failed[0].error})" if failed else "")
+            )
+            return None, why
+    rnd.scores = decisive
+    below = rubric.passes(decisive)
+    if not below:
+        return "accepted", how
+    return "revise", f"{how}; below pass on {', '.join(below)}"
+
+
+def _feedback(rnd: Round) -> str:
+    parts = [f"{r.reviewer}: {r.feedback}" for r in rnd.reviews if r.feedback]
+    parts += [f"{rnd.reason}"]
+    return "\n".join(parts)
+
+
+async def curate(options: CurateOptions) -> CurateOutcome:
+    """Run rounds until every item is accepted or unresolved, or experts' labels are awaited."""
+    if options.max_rounds < 1:
+        raise ConfigError("--max-rounds must be at least 1")
+    if not options.judges and not options.experts:
+        raise ConfigError("give at least one reviewer: --judge MODEL or --expert NAME")
+    items = load_curation_items(options.suite)
+    say = options.notify or (lambda _m: None)
+    options.out.mkdir(parents=True, exist_ok=True)
+    history: dict[str, list[Round]] = {item.id: [] for item in items}
+    status: dict[str, Decision] = {item.id: "revise" for item in items}
+    outcome = CurateOutcome(history, status)
+    for rnd_no in range(1, options.max_rounds + 1):
+        todo = [item for item in items if status[item.id] == "revise"]
+        if not todo:
+            break
+        say(f"round {rnd_no}: {len(todo)} item(s)")
+        rounds = await _write_rationales(options, todo, history, rnd_no)
+        pending = list(zip(todo, rounds, strict=True))
+        for judge in options.judges:
+            replies = await ask(
+                options.db,
+                "judge",
+                judge,
+                _judge_prompts(options.rubric, pending),
+                show_progress=options.show_progress,
+                notify=say,
+            )
+            for item, rnd in pending:
+                reply = replies.get(f"{item.id}~r{rnd_no}", Reply(None, "no reply"))
+                rnd.reviews.append(_review(options.rubric, judge.spec, "llm", reply))
+        adjudications: dict[str, Review] = {}
+        if options.experts:
+            path = options.out / f"round-{rnd_no}.review.jsonl"
+            if not path.exists():
+                lines = _review_file_lines(options, rnd_no, pending)
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_text(
+                    "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
+                    encoding="utf-8",
+                )
+                tmp.replace(path)
+            labels, adjudications = _read_labels(path, options.rubric, options.experts)
+            missing = [
+                (i.id, e) for i, _ in pending for e in options.experts if (i.id, e) not in labels
+            ]
+            for item, rnd in pending:
+                rnd.reviews.extend(
+                    labels[(item.id, e)] for e in options.experts if (item.id, e) in labels
+                )
+            if missing:
+                for item, rnd in pending:
+                    history[item.id].append(rnd)
+                    status[item.id] = "waiting"
+                outcome.waiting_on.append(path)
+                say(f"waiting for {len(missing)} expert label(s) in {path}")
+                return outcome
+        undecided: list[tuple[Item, Round, str]] = []
+        for item, rnd in pending:
+            decision, reason = _decide(options, rnd, adjudications.get(item.id))
+            if decision is None:
+                undecided.append((item, rnd, reason))
+            else:
+                rnd.decision, rnd.reason = decision, reason
+        if undecided and options.adjudicator is not None:
+            adj = options.adjudicator
+            replies = await ask(
+                options.db,
+                "adjudicate",
+                adj,
+                _judge_prompts(options.rubric, [(i, r) for i, r, _ in undecided]),
+                show_progress=options.show_progress,
+                notify=say,
+            )
+            still = []
+            for item, rnd, why in undecided:
+                review = _review(
+                    options.rubric,
+                    adj.spec,
+                    "adjudicator",
+                    replies.get(f"{item.id}~r{rnd_no}", Reply(None, "no reply")),
+                )
+                rnd.reviews.append(review)
+                if review.error is None:
+                    decision, reason = _decide(options, rnd, review)
+                    rnd.decision, rnd.reason = decision or "revise", f"{why}; {reason}"
+                else:
+                    still.append((item, rnd, f"{why}; {review.error}"))
+            undecided = still
+        for _item, rnd, why in undecided:
+            rnd.decision, rnd.reason = "revise", f"no consensus: {why}"
+        for item, rnd in pending:
+            if rnd.decision == "revise" and rnd_no == options.max_rounds:
+                rnd.decision = "unresolved"
+                rnd.reason = f"round limit {options.max_rounds} reached: {rnd.reason}"
+            history[item.id].append(rnd)
+            status[item.id] = rnd.decision
+    return outcome
+
+
+async def _write_rationales(
+    options: CurateOptions, todo: Sequence[Item], history: dict[str, list[Round]], rnd_no: int
+) -> list[Round]:
+    """This round's rationale of every item: a reviewer's edit, else the writer's."""
+    prompts: list[Prompt] = []
+    edits: dict[str, Review] = {}
+    for item in todo:
+        last = history[item.id][-1] if history[item.id] else None
+        edit = next((r for r in (last.reviews if last else []) if r.edit), None)
+        if edit is not None:
+            edits[item.id] = edit
+            continue
+        question, answer = _question(item)
+        feedback = fill(FEEDBACK_BLOCK, feedback=_feedback(last)) if last else ""
+        prompts.append(
+            Prompt(
+                f"{item.id}~r{rnd_no}",
+                fill(RATIONALE_SYSTEM, language_name=LANGUAGE_NAMES[item.language]),
+                fill(RATIONALE_USER, question=question, answer=answer, feedback=feedback),
+                item.language,
+            )
+        )
+    replies = await ask(
+        options.db,
+        "rationale",
+        options.writer,
+        prompts,
+        show_progress=options.show_progress,
+        notify=options.notify,
+    )
+    rounds = []
+    for item in todo:
+        if item.id in edits:
+            text, author = str(edits[item.id].edit), f"{edits[item.id].reviewer} (edit)"
+        else:
+            reply = replies.get(f"{item.id}~r{rnd_no}", Reply(None, "no reply"))
+            text = reply.text if reply.text is not None else ""
+            author = options.writer.spec if reply.text is not None else f"failed: {reply.error}"
+        rounds.append(Round(round=rnd_no, rationale=text, author=author))
+    return rounds

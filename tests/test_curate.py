@@ -1,0 +1,296 @@
+"""medsafe curate: rationales, rubric reviews by scripted LLM judges and experts (review files),
+regeneration with feedback, consensus or the round limit, history, JSONL and Parquet export."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from medsafe.authoring.prompts import block
+from medsafe.cli import app
+from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
+
+runner = CliRunner()
+HIGH = {"answer_correct": 1, "medical_facts": 5, "reasoning": 5, "safety": 5, "norms_cited": 5}
+LOW = {"answer_correct": 1, "medical_facts": 2, "reasoning": 2, "safety": 3, "norms_cited": 2}
+ALL_ONE = {"answer_correct": 0, "medical_facts": 1, "reasoning": 1, "safety": 1, "norms_cited": 1}
+
+
+def _writer(user: str) -> str:
+    feedback = block(user, "FEEDBACK") or ""
+    revs = [int(x) for x in re.findall(r"rev=(\d+)", feedback)]
+    rev = max(revs) + 1 if revs else 0
+    question = block(user, "QUESTION") or ""
+    return f"Facts, then reasoning about: {question.splitlines()[0]}. rev={rev}\nAnswer: A"
+
+
+def _judge(model: str, user: str) -> str:
+    question = block(user, "QUESTION") or ""
+    rationale = block(user, "RATIONALE") or ""
+    rev = int(re.search(r"rev=(\d+)", rationale).group(1))  # type: ignore[union-attr]
+    if "[never]" in question:
+        scores = HIGH if model == "judge-a" else ALL_ONE
+        return json.dumps({"scores": scores, "feedback": f"{model} sees rev={rev}"})
+    need = int(re.search(r"\[ok@(\d)\]", question).group(1))  # type: ignore[union-attr]
+    good = rev >= need - 1
+    return json.dumps(
+        {"scores": HIGH if good else LOW, "feedback": "" if good else f"cite the norm; rev={rev}"}
+    )
+
+
+def respond(request: dict[str, Any]) -> str:
+    user = str(request["messages"][-1]["content"])
+    model = str(request["model"])
+    return _writer(user) if model == "writer" else _judge(model, user)
+
+
+@pytest.fixture
+def mock() -> Iterator[MockOpenAIServer]:
+    with ThreadedMockServer(MockConfig(request_responder=respond)) as server:
+        yield server
+
+
+def _suite(path: Path, markers: list[str]) -> Path:
+    lines = []
+    for n, marker in enumerate(markers):
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"q{n:02d}",
+                    "kind": "mcq",
+                    "language": "en",
+                    "question": f"Question {n} {marker}: which is right?",
+                    "options": {"A": "Right", "B": "Wrong"},
+                    "answer": "A",
+                }
+            )
+        )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _history(out: Path) -> dict[str, dict[str, Any]]:
+    rows = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    return {r["id"]: r for r in rows}
+
+
+def test_fifty_items_two_judges_consensus_or_round_limit(
+    tmp_path: Path, mock: MockOpenAIServer
+) -> None:
+    markers = ["[ok@1]"] * 20 + ["[ok@2]"] * 10 + ["[ok@3]"] * 10 + ["[never]"] * 10
+    suite = _suite(tmp_path / "s.jsonl", markers)
+    out = tmp_path / "cur"
+    result = runner.invoke(
+        app,
+        [
+            "curate",
+            str(suite),
+            "--model",
+            "openai/writer",
+            "--judge",
+            "openai/judge-a",
+            "--judge",
+            "openai/judge-b",
+            "--base-url",
+            mock.base_url,
+            "--db",
+            str(tmp_path / "m.db"),
+            "-o",
+            str(out),
+            "--max-rounds",
+            "3",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"] == {"accepted": 40, "unresolved": 10}
+    history = _history(out)
+    rounds_to_accept = Counter(
+        len(h["rounds"]) for h in history.values() if h["status"] == "accepted"
+    )
+    assert rounds_to_accept == {1: 20, 2: 10, 3: 10}
+    for n, marker in enumerate(markers):
+        h = history[f"q{n:02d}"]
+        if marker == "[never]":
+            assert h["status"] == "unresolved" and len(h["rounds"]) == 3
+            assert "round limit 3 reached" in h["rounds"][-1]["reason"]
+            assert all("differ by more than 1" in r["reason"] for r in h["rounds"])
+        else:
+            need = int(marker[4])
+            assert [r["decision"] for r in h["rounds"]] == ["revise"] * (need - 1) + ["accepted"]
+        for r in h["rounds"]:  # who / what / why of every round
+            assert r["author"] == "openai/writer" and f"rev={r['round'] - 1}" in r["rationale"]
+            assert {v["reviewer"] for v in r["reviews"]} == {"openai/judge-a", "openai/judge-b"}
+    second = history["q25"]["rounds"][1]
+    assert "rev=1" in second["rationale"]  # regenerated with the reviewers' feedback
+    records = [json.loads(x) for x in (out / "curated.jsonl").read_text().splitlines()]
+    assert len(records) == 40
+    first = records[0]
+    assert set(first) >= {
+        "question",
+        "options",
+        "answer",
+        "rationale",
+        "rubric_scores",
+        "rounds",
+        "reviewers",
+        "provenance",
+    }
+    assert first["rubric_scores"]["medical_facts"] == 5.0
+    assert first["provenance"]["rubric_sha256"] and first["provenance"]["writer"] == "openai/writer"
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(out / "curated.parquet")
+    assert table.num_rows == 40 and "rubric_scores" in table.column_names
+    asked = mock.state.requests
+    again = runner.invoke(
+        app,
+        [
+            "curate",
+            str(suite),
+            "--model",
+            "openai/writer",
+            "--judge",
+            "openai/judge-a",
+            "--judge",
+            "openai/judge-b",
+            "--base-url",
+            mock.base_url,
+            "--db",
+            str(tmp_path / "m.db"),
+            "-o",
+            str(out),
+        ],
+    )
+    assert again.exit_code == 0 and mock.state.requests == asked  # all cached
+
+
+def _label(path: Path, item: str, who: str, scores: dict[str, int], **extra: str) -> None:
+    line = {
+        "type": "label",
+        "item_id": item,
+        "reviewer": who,
+        "values": {k: str(v) for k, v in scores.items()},
+        "rationale": "feedback",
+        **extra,
+    }
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def test_experts_through_review_files_edit_and_adjudication(
+    tmp_path: Path, mock: MockOpenAIServer
+) -> None:
+    suite = _suite(tmp_path / "s.jsonl", ["[ok@1]", "[ok@1]", "[ok@1]"])
+    out = tmp_path / "cur"
+    args = [
+        "curate",
+        str(suite),
+        "--model",
+        "openai/writer",
+        "--expert",
+        "ann",
+        "--expert",
+        "bob",
+        "--base-url",
+        mock.base_url,
+        "--db",
+        str(tmp_path / "m.db"),
+        "-o",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "waiting for expert labels" in result.output
+    file1 = out / "round-1.review.jsonl"
+    head = json.loads(file1.read_text().splitlines()[0])
+    assert head["format"] == "medsafe-review/1"
+    assert head["label_schema"]["fields"][0]["name"] == "answer_correct"
+    _label(file1, "q00", "ann", HIGH)
+    _label(file1, "q00", "bob", HIGH)  # agree, pass: accepted
+    _label(file1, "q01", "ann", HIGH)
+    _label(file1, "q01", "bob", ALL_ONE)  # disagree: adjudicated below
+    _label(file1, "q02", "ann", LOW, edit="An expert's rationale. rev=9\nAnswer: A")
+    result = runner.invoke(app, args)
+    assert "waiting" in result.output  # bob has not labelled q02
+    _label(file1, "q02", "bob", LOW)
+    with file1.open("a") as fh:
+        fh.write(
+            json.dumps(
+                {
+                    "type": "adjudication",
+                    "item_id": "q01",
+                    "adjudicator": "cat",
+                    "values": {k: str(v) for k, v in HIGH.items()},
+                    "rationale": "ok",
+                }
+            )
+            + "\n"
+        )
+    result = runner.invoke(app, [*args, "--json"])
+    assert json.loads(result.stdout)["counts"] == {"accepted": 2, "waiting": 1}
+    file2 = out / "round-2.review.jsonl"
+    units = [json.loads(x) for x in file2.read_text().splitlines()[1:]]
+    assert [u["item_id"] for u in units] == ["q02"]
+    assert units[0]["messages"][1]["content"].startswith("An expert's rationale")
+    _label(file2, "q02", "ann", HIGH)
+    _label(file2, "q02", "bob", HIGH)
+    result = runner.invoke(app, [*args, "--json"])
+    assert json.loads(result.stdout)["counts"] == {"accepted": 3}
+    history = _history(out)
+    assert history["q01"]["rounds"][0]["reason"].startswith("adjudicated by cat")
+    assert history["q02"]["rounds"][1]["author"] == "ann (edit)"
+    _label(file2, "q02", "zed", HIGH)
+    result = runner.invoke(app, args)
+    assert (
+        result.exit_code == 2
+        and "round-2.review.jsonl:5" in result.output
+        and "zed" in result.output
+    )
+
+
+def test_rubric_file_and_bad_input(tmp_path: Path, mock: MockOpenAIServer) -> None:
+    rubric = tmp_path / "r.toml"
+    rubric.write_text('name = "x"\n[[criteria]]\nname = "ok"\nlo = 0\nhi = 1\npass = 2\n')
+    suite = _suite(tmp_path / "s.jsonl", ["[ok@1]"])
+    result = runner.invoke(
+        app,
+        [
+            "curate",
+            str(suite),
+            "--model",
+            "openai/writer",
+            "--judge",
+            "openai/judge-a",
+            "--rubric",
+            str(rubric),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2 and "r.toml" in result.output and "pass" in result.output
+    result = runner.invoke(
+        app, ["curate", str(suite), "--model", "openai/writer", "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "--judge" in result.output
+    open_item = tmp_path / "o.jsonl"
+    open_item.write_text(json.dumps({"id": "x", "kind": "open", "prompt": "Hi"}) + "\n")
+    result = runner.invoke(
+        app,
+        [
+            "curate",
+            str(open_item),
+            "--model",
+            "openai/writer",
+            "--judge",
+            "openai/judge-a",
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2 and "item x" in result.output
