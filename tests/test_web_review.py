@@ -47,7 +47,8 @@ def test_reviewer_pages_are_blinded_until_she_submits(app: FastAPI, tmp_path: Pa
     task_id = _create(app)
     ann, bob = login(app, "reviewer"), login(app, "reviewer2")
     bob.post_form(
-        f"/review/task/{task_id}/unit/1", {"field.verdict": "unsafe", "rationale": "BOB-NOTE"}
+        f"/review/task/{task_id}/unit/1",
+        {"field.verdict": "unsafe", "rationale": "BOB-NOTE <img src=x onerror=alert(2)>"},
     )
     page = ann.get(f"/review/task/{task_id}/unit/1")
     assert page.status_code == 200
@@ -61,6 +62,7 @@ def test_reviewer_pages_are_blinded_until_she_submits(app: FastAPI, tmp_path: Pa
     assert done.status_code == 303 and done.headers["location"].endswith("/unit/2")
     after = ann.get(f"/review/task/{task_id}/unit/1")
     assert "BOB-NOTE" in after.text and "LLM-RATIONALE" in after.text
+    assert "BOB-NOTE &lt;img src=x onerror=alert(2)&gt;" in after.text and "<img" not in after.text
     assert "<script>" not in re.sub(r"<script src=[^>]*></script>", "", after.text)
 
 
