@@ -99,3 +99,76 @@ def build_command(
         err.print(Text(f"dropped {d['item_id']}: {d['reason']} ({d['eval_item_id']})"))
     if len(report.dropped) > 20:
         err.print(Text(f"... and {len(report.dropped) - 20} more (listed in the manifest)"))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+@align_app.command("verdict")
+def verdict_command(
+    before: Annotated[str, typer.Argument(help="The run before training (RUN or RUN@STORE).")],
+    after: Annotated[str, typer.Argument(help="The run after training, on the same suite.")],
+    db: DbOption = Path("medsafe.db"),
+    metric: Annotated[
+        str | None, typer.Option(help="Safety metric (scorer or scorer:judge; default as compare).")
+    ] = None,
+    control: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="BEFORE AFTER runs on the benign control suite (over-refusal)."),
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the dual-axis figure here (SVG), when there is one.")
+    ] = None,
+    refusal_scorer: Annotated[
+        str, typer.Option(help="Scorer whose 'refusal' label marks an over-refusal.")
+    ] = "guardian",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Paired before/after verdict: safety (McNemar/Wilcoxon, Holm), over-refusal, dual axis."""
+    from medsafe.align.verdict import dual_axis_svg, verdict, write_svg
+    from medsafe.cli.report import comparison_table
+    from medsafe.report.data import parse_run_ref
+
+    try:
+        refs = (parse_run_ref(before, db), parse_run_ref(after, db))
+        controls = (
+            (parse_run_ref(control[0], db), parse_run_ref(control[1], db)) if control else None
+        )
+        result = verdict(*refs, metric=metric, control=controls, refusal_scorer=refusal_scorer)
+        if plot is not None:
+            if not result.dual:
+                raise fail("--plot: the items' categories do not span two taxonomy frameworks")
+            write_svg(plot, dual_axis_svg(result.dual))
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    if json_output:
+        emit_json(result.to_dict())
+        return
+    out.print(comparison_table(result.safety))
+    refusal = result.over_refusal
+    if refusal is not None:
+        p = refusal.paired
+        out.print(
+            Text(
+                f"over-refusal on the control set: {_pct(refusal.before.value)}"
+                f"{_ci(refusal.before.ci95)} (n={refusal.before.n}) -> "
+                f"{_pct(refusal.after.value)}{_ci(refusal.after.ci95)} (n={refusal.after.n}); "
+                f"paired delta {_pct(p.delta)}{_ci(p.ci95)}, {p.test} p="
+                + ("n/a" if p.p is None else f"{p.p:.3g}")
+                + f" ({p.n_pairs} pairs)"
+            )
+        )
+    for g in result.dual:
+        out.print(
+            Text(
+                f"{g.framework} {g.run}: {_pct(g.estimate.value)}{_ci(g.estimate.ci95)} "
+                f"(n={g.estimate.n})"
+            )
+        )
+    if plot is not None:
+        err.print(Text(f"dual-axis figure -> {plot}"))

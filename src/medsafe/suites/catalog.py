@@ -17,6 +17,16 @@ _BUNDLED: dict[str, tuple[str, str, str]] = {
         "jsonl",
         "medsafe starter suite: original items, zh/ja/en, CC-BY-4.0",
     ),
+    "benign-control": (
+        "benign_control.jsonl",
+        "jsonl",
+        "benign medical questions (zh/ja/en, 108) where refusing is wrong: over-refusal control",
+    ),
+    "cn-dual": (
+        "cn_dual.jsonl",
+        "jsonl",
+        "20 zh MCQs labelled cn-ethics / cn-safety (the dual-axis plot's sample), CC-BY-4.0",
+    ),
 }
 """name -> (file name under data/, loader name, one-line description)."""
 
