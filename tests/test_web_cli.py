@@ -64,6 +64,12 @@ def test_users_bad_input_exits_2(tmp_path: Path) -> None:
     assert code == 2 and "exists already" in text
     code, text = _users(db, "disable", "carol")
     assert code == 2 and "no user 'carol'" in text
+    code, text = _users(db, "reset", "bob", "--keep-password")
+    assert code == 2 and "changes nothing without --role" in text
+    code, text = _users(
+        db, "add", "eve", "--role", "viewer", "--password-stdin", "--language", "fr"
+    )
+    assert code == 2 and "--language 'fr'" in text
     code, text = _users(tmp_path / "none.db", "list")
     assert code == 2 and "no such store" in text
     with Store(db) as store:
