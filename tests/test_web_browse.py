@@ -247,6 +247,9 @@ def test_sign_off_state_shows_and_goes_stale(tmp_path: Path) -> None:
     writer.close()
     run = client.get("/run?id=base").text
     assert 'class="badge approve stale"' in run and "content changed since" in run
+    assert 'href="/review/signoff/' not in run  # a viewer is no auditor
+    auditor = login(app, "auditor").get("/run?id=base").text
+    assert 'href="/review/signoff/base"' in auditor
     listed = client.get("/api/runs").json()["runs"]
     states = {r["run_id"]: [(s["decision"], s["stale"]) for s in r["signoffs"]] for r in listed}
     assert states["base"] == [("approve", True)] and states["tuned"] == [("reject", False)]
