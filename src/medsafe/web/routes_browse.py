@@ -5,12 +5,14 @@ browse, so that nothing shows them a model, a run or a judge's score before they
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from medsafe.audit.signoffs import SignOffStatus, signoffs_for
 from medsafe.errors import MedsafeError
 from medsafe.results import RunResults
 from medsafe.store import queries, webstore
@@ -44,9 +46,8 @@ def _results(request: Request, run_id: str) -> RunResults:
         raise HTTPException(404, str(exc)) from None
 
 
-def _signoffs(conn: Any, run_id: str) -> list[Any]:
-    from medsafe.audit.signoffs import signoffs_for
-
+def _signoffs(conn: sqlite3.Connection, run_id: str) -> list[SignOffStatus]:
+    """The run's sign-offs, each marked stale when the run changed since."""
     return signoffs_for(conn, run_id)
 
 
@@ -57,7 +58,7 @@ class RunListRow:
     run: webstore.RunRow
     status: str
     headline: dict[str, Any] | None
-    signoffs: list[Any]
+    signoffs: list[SignOffStatus]
 
 
 def _run_list(
