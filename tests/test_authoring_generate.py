@@ -164,7 +164,7 @@ def test_changed_section_regenerates_only_its_items_and_diff_lists_them(
 
 def test_kill_minus_9_then_rerun_repeats_no_answered_request(tmp_path: Path) -> None:
     _, db = _corpus(tmp_path)
-    config = MockConfig(responder=respond, latency_s=0.05)
+    config = MockConfig(responder=respond, latency_s=0.02)
     with ThreadedMockServer(config) as server:
         cmd = [
             sys.executable,

@@ -294,3 +294,34 @@ def test_rubric_file_and_bad_input(tmp_path: Path, mock: MockOpenAIServer) -> No
         ],
     )
     assert result.exit_code == 2 and "item x" in result.output
+
+
+def test_adjudicator_model_decides_a_disagreement(tmp_path: Path, mock: MockOpenAIServer) -> None:
+    suite = _suite(tmp_path / "s.jsonl", ["[never]", "[ok@1]"])
+    out = tmp_path / "cur"
+    result = runner.invoke(
+        app,
+        [
+            "curate",
+            str(suite),
+            "--model",
+            "openai/writer",
+            "--judge",
+            "openai/judge-a",
+            "--judge",
+            "openai/judge-b",
+            "--adjudicator",
+            "openai/judge-a",
+            "--base-url",
+            mock.base_url,
+            "--db",
+            str(tmp_path / "m.db"),
+            "-o",
+            str(out),
+            "--json",
+        ],
+    )
+    assert json.loads(result.stdout)["counts"] == {"accepted": 2}
+    rounds = _history(out)["q00"]["rounds"]
+    assert len(rounds) == 1 and "adjudicated by openai/judge-a" in rounds[0]["reason"]
+    assert rounds[0]["reviews"][-1]["kind"] == "adjudicator"

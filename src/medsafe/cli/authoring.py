@@ -329,7 +329,9 @@ def curate_command(
         float, typer.Option(help="Largest difference of two reviewers' scores that agrees.")
     ] = 1.0,
     max_rounds: Annotated[int, typer.Option(help="Round limit.")] = 3,
-    db: DbOption = Path("medsafe.db"),
+    db: Annotated[
+        Path, typer.Option("--db", help="Results store (SQLite) caching the model calls.")
+    ] = Path("medsafe.db"),
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Base URL of openai/ models (all of them).")
     ] = None,
