@@ -11,6 +11,7 @@ Known limit: a negated mention ("no laterality error, but …") is read as a men
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -54,6 +55,32 @@ _NONE_EXACT_KEYS = frozenset(key(t) for t in NONE_EXACT) | {""}
 _NONE_PHRASE_KEYS = tuple(key(t) for t in NONE_PHRASES)
 
 
+@functools.cache
+def _group_keys() -> tuple[frozenset[str], ...]:
+    """The synonym table as matching keys (computed once)."""
+    return tuple(frozenset(key(name) for name in group) for group in synonym_groups())
+
+
+@functools.lru_cache(maxsize=256)
+def cached_parser(
+    label_set: tuple[str, ...], synonyms: tuple[tuple[str, tuple[str, ...]], ...] = ()
+) -> LabelParser:
+    """A parser per label set and synonyms (items of a suite share a few)."""
+    return LabelParser(label_set, dict(synonyms))
+
+
+def parser_for(labels: Sequence[str], synonyms: Any = None) -> LabelParser:
+    """The (cached) parser of a label set and an item's ``synonyms`` (``{label: [names]}``);
+    ValueError for malformed synonyms or a synonym of a label outside the set."""
+    synonyms = synonyms or {}
+    if not isinstance(synonyms, dict) or not all(
+        isinstance(v, list) and all(isinstance(n, str) for n in v) for v in synonyms.values()
+    ):
+        raise ValueError("synonyms must map labels to lists of names")
+    table = tuple(sorted((str(k), tuple(v)) for k, v in synonyms.items()))
+    return cached_parser(tuple(labels), table)
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A parsed answer: ``status`` ``parsed`` (``labels`` may be empty: no problem) or
@@ -89,10 +116,10 @@ class LabelParser:
         names: dict[str, str] = {}
         for label in self.label_set:
             names[key(label)] = label
-            for group in synonym_groups():
-                if key(label) in {key(n) for n in group}:
-                    for name in group:
-                        names.setdefault(key(name), label)
+            for group_keys in _group_keys():
+                if key(label) in group_keys:
+                    for name_key in group_keys:
+                        names.setdefault(name_key, label)
         for label, extra in (synonyms or {}).items():
             if label not in self.label_set:
                 raise ValueError(f"synonyms name {label!r}, which is not in the label_set")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -77,9 +78,14 @@ class EncodedImage:
     removed: tuple[str, ...] = ()
     """Identifying DICOM fields the source had (names only), none of which was sent."""
 
-    def data_uri(self) -> str:
-        """``data:MEDIA;base64,...`` for an OpenAI ``image_url`` content part."""
+    @functools.cached_property
+    def uri(self) -> str:
+        """``data:MEDIA;base64,...`` for an OpenAI ``image_url`` content part (built once)."""
         return f"data:{self.media_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+    def data_uri(self) -> str:
+        """:attr:`uri`."""
+        return self.uri
 
 
 def deidentify(dataset: Any) -> tuple[str, ...]:

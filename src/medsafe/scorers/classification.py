@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medsafe.imaging.labels import LabelParser
+from medsafe.imaging.labels import parser_for
 from medsafe.scale import Scale
 from medsafe.schema import Item, Score, Transcript
 from medsafe.scoring import BaseScorer, ScorerConfig, register_scorer
@@ -62,7 +62,7 @@ class ClassificationScorer(BaseScorer):
         try:
             classes, reference = item_classes(item)
             synonyms = item.metadata.get("synonyms") or {}
-            parser = LabelParser(classes, synonyms if isinstance(synonyms, dict) else {})
+            parser = parser_for(classes, synonyms)
         except ValueError as exc:
             return [_skipped(item, str(exc))]
         parsed = parser.parse(transcript.response)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medsafe.imaging.labels import LabelParser
+from medsafe.imaging.labels import parser_for
 from medsafe.scale import Scale
 from medsafe.schema import Item, Score, Transcript
 from medsafe.scoring import BaseScorer, ScorerConfig, register_scorer
@@ -91,7 +91,7 @@ class DetectionScorer(BaseScorer):
         try:
             label_set, expected = item_labels(item)
             synonyms = item.metadata.get("synonyms") or {}
-            parser = LabelParser(label_set, synonyms if isinstance(synonyms, dict) else {})
+            parser = parser_for(label_set, synonyms)
         except ValueError as exc:
             return [_skipped(item, str(exc))]
         parsed = parser.parse(transcript.response)

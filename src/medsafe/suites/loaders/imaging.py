@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medsafe.imaging.inject import PROMPTS, label_set
-from medsafe.imaging.labels import LabelParser, location_of
+from medsafe.imaging.labels import location_of, parser_for
 from medsafe.schema import Item
 from medsafe.suites.base import ColumnMapping, loaders
 from medsafe.suites.loaders._canonical import Where, build_item
@@ -173,7 +173,7 @@ def _qc_item(rec: dict[str, Any], line: int, where: Where) -> Item:
     if language not in PROMPTS or not PROMPTS[language]:
         raise where.error(f"no QC prompt for language {language!r} (zh, en)", "language")
     labels = rec.pop("label_set", None) or label_set(language)
-    parser = LabelParser([str(x) for x in labels])
+    parser = parser_for([str(x) for x in labels])
     expected: set[str] = set()
     locations: dict[str, str] = {}
     for i, error in enumerate(errors):
