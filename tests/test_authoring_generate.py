@@ -223,3 +223,25 @@ def test_generate_needs_options_and_a_corpus(tmp_path: Path) -> None:
     assert code == 2 and "no corpus 'x'" in output
     code, output = invoke("generate", "diff", str(tmp_path), str(tmp_path))
     assert code == 2 and "manifest.json" in output
+
+
+def test_dead_endpoint_exits_3_and_bad_options_exit_2(tmp_path: Path) -> None:
+    _, db = _corpus(tmp_path)
+    common = [
+        "generate",
+        "--corpus",
+        "s",
+        "--model",
+        "openai/g",
+        "--db",
+        str(db),
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    code, output = invoke(*common, "--base-url", "http://127.0.0.1:9/v1", "--retries", "0")
+    assert code == 3 and "every rules request failed" in output
+    assert not (tmp_path / "o" / "manifest.json").exists()
+    code, output = invoke(*common, "--base-url", "http://127.0.0.1:9/v1", "--languages", "fr")
+    assert code == 2 and "'fr'" in output
+    code, output = invoke(*common, "--base-url", "http://127.0.0.1:9/v1", "--taxonomy", "nope")
+    assert code == 2 and "nope" in output

@@ -29,8 +29,12 @@ from medsafe.authoring.release import Release, write_release
 from medsafe.authoring.replies import json_object
 from medsafe.authoring.rules import Rejection, Rule, parse_rules
 from medsafe.authoring.stages import ModelTarget, Prompt, Reply, ask
-from medsafe.errors import ConfigError
+from medsafe.errors import ConfigError, MedsafeError
 from medsafe.store.sqlite import Store
+
+
+class AllCallsFailed(MedsafeError):
+    """Every request of a stage failed (a dead endpoint, a bad key): exit code 3."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,12 @@ async def generate_release(options: GenerateOptions) -> Release:
             bad = [Rejection("rules", section.ref, section.ref, f"call failed: {reply.error}")]
         rules.extend(found)
         rejected.extend(bad)
+    failed = [r.error for r in replies.values() if r.text is None]
+    if prompts and len(failed) == len(prompts):
+        raise AllCallsFailed(
+            f"every rules request failed ({len(failed)}); first cause: {failed[0]}; nothing "
+            "was written (the answers that do arrive on a rerun are kept)"
+        )
     by_id = {r.id: r for r in rules}
     licences = {s.ref: s.meta.get("license") for s in sections}
 

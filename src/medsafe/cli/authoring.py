@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from medsafe.errors import MedsafeError
-from medsafe.exits import fail
+from medsafe.exits import ExitCode, fail
 from medsafe.formatting import emit_json
 
 out = Console(highlight=False, soft_wrap=True)
@@ -204,7 +204,7 @@ def generate_command(
     if missing:
         raise fail(f"missing option(s) {', '.join(missing)} (see medsafe generate --help)")
     assert corpus is not None and model is not None and output is not None
-    from medsafe.authoring.generate import GenerateOptions, generate_release
+    from medsafe.authoring.generate import AllCallsFailed, GenerateOptions, generate_release
     from medsafe.authoring.stages import ModelTarget
     from medsafe.pipeline import run_async
     from medsafe.schema import ModelParams
@@ -231,6 +231,8 @@ def generate_command(
     )
     try:
         release = run_async(generate_release(options))
+    except AllCallsFailed as exc:
+        raise fail(exc, ExitCode.ALL_CALLS_FAILED) from None
     except MedsafeError as exc:
         raise fail(exc) from None
     if as_json:
