@@ -172,3 +172,55 @@ def verdict_command(
         )
     if plot is not None:
         err.print(Text(f"dual-axis figure -> {plot}"))
+
+
+@align_app.command("train")
+def train_command(
+    method: Annotated[str, typer.Option(help="sft | dpo (TRL's SFTTrainer / DPOTrainer).")],
+    base: Annotated[Path, typer.Option(help="Checkpoint directory or .gguf file.")],
+    data: Annotated[Path, typer.Option(help="Records from medsafe align build (.jsonl/.parquet).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Adapter directory.")],
+    steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: epochs).")] = -1,
+    epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 1.0,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(help="Records per step.")] = 4,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
+    max_length: Annotated[int, typer.Option(help="Truncate records to this many tokens.")] = 512,
+    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+) -> None:
+    """Train a LoRA adapter with TRL + peft (CPU works for small models); prints loss and ETA."""
+    from medsafe.align.train import METHODS, TrainOptions, train
+
+    if method not in METHODS:
+        raise fail(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    opts = TrainOptions(
+        method=method,
+        base=base,
+        data=data,
+        out=output,
+        max_steps=steps,
+        epochs=epochs,
+        learning_rate=lr,
+        batch_size=batch_size,
+        lora_r=lora_r,
+        max_length=max_length,
+        beta=beta,
+        seed=seed,
+        save_steps=save_steps,
+        resume=resume,
+    )
+    try:
+        result = train(opts, report=lambda line: err.print(Text(line)))
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
+    model_dir = result.base_checkpoint or str(base)
+    out.print(
+        Text(
+            f"adapter -> {output} ({result.steps} steps, final loss {loss}, {result.seconds}s); "
+            f"evaluate with --model 'hf/{model_dir}?adapter={output}'"
+        )
+    )

@@ -106,7 +106,10 @@ def model_key(spec: str, backend: Backend) -> str:
     adds the ``model_id`` it declares (``echo@v2``), so that an edited plug-in (a new
     ``model_id``) never gets an older one's cached answers.
     """
-    return spec if _is_builtin_kind(spec) else f"{spec}@{backend.model_id}"
+    if _is_builtin_kind(spec):
+        pinned = getattr(backend, "pinned_key", None)  # e.g. hf/PATH?adapter=A&sha256=DIGEST
+        return pinned if isinstance(pinned, str) and pinned else spec
+    return f"{spec}@{backend.model_id}"
 
 
 def backend_key(backend: Backend) -> str:

@@ -6,10 +6,17 @@ tokenizer's chat template when it has one, else as ``role: content`` lines endin
 ``assistant:``. Temperature 0 or None decodes greedily; otherwise it samples, seeded by
 ``params.seed`` when given. The model is loaded on first use and runs one call at a time in a
 worker thread (``max_concurrency`` is 1).
+
+``hf/PATH?adapter=ADAPTER`` applies a peft (LoRA) adapter directory on top (``pip install
+'medsafe[train]'``, as ``medsafe align train`` writes it). The model key stored with the run and
+hashed into every request becomes ``hf/PATH?adapter=ADAPTER&sha256=DIGEST`` (the digest of the
+adapter's files), so a run with another or a retrained adapter never replays cached answers; a
+stored key whose digest no longer matches the adapter's files is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +37,34 @@ class LoadedModel:
     model: Any
 
 
-def load_checkpoint(path: Path) -> LoadedModel:
-    """Load tokenizer and model from ``path`` (local files only, CPU)."""
+def adapter_digest(adapter: Path) -> str:
+    """SHA-256 of an adapter directory's ``adapter_*`` files (names and bytes, sorted)."""
+    files = sorted(p for p in adapter.glob("adapter_*") if p.is_file())
+    if not any(p.name == "adapter_config.json" for p in files):
+        raise ConfigError(f"{adapter}: not a peft adapter directory (no adapter_config.json)")
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _with_adapter(model: Any, adapter: Path) -> Any:
+    require_modules(("peft",), "train")
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, adapter, is_trainable=False).merge_and_unload()
+
+
+def load_checkpoint(path: Path, adapter: Path | None = None) -> LoadedModel:
+    """Load tokenizer and model from ``path`` (local files only, CPU), with ``adapter`` merged."""
     require_modules(REQUIRED, "hf")
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        if adapter is not None:
+            model = _with_adapter(model, adapter)
     except ImportError as exc:
         raise BackendError(
             f"cannot import transformers ({exc}): pip install 'medsafe[hf]'", retryable=False
@@ -103,11 +130,14 @@ class HFLocalBackend:
 
     notice: str | None = None
 
-    def __init__(self, model_id: str, path: Path) -> None:
+    def __init__(self, model_id: str, path: Path, adapter: Path | None = None) -> None:
         self.model_id = model_id
         self.max_concurrency: int | None = 1
         self.path = path
-        self._model: SerialModel[LoadedModel] = SerialModel(lambda: load_checkpoint(path))
+        self.adapter = adapter
+        self.pinned_key: str | None = model_id if adapter is not None else None
+        """The model key runs store and hash (with the adapter's digest); None: the spec."""
+        self._model: SerialModel[LoadedModel] = SerialModel(lambda: load_checkpoint(path, adapter))
 
     @property
     def loaded(self) -> bool:
@@ -130,9 +160,35 @@ class HFLocalBackend:
 
 @backends.register("hf")
 def hf_backend(name: str, options: BackendOptions) -> HFLocalBackend:
-    """Factory for ``hf/PATH``: PATH must be a checkpoint directory with a ``config.json``."""
-    path = Path(name).expanduser()
+    """Factory for ``hf/PATH[?adapter=DIR[&sha256=DIGEST]]``: PATH must be a checkpoint
+    directory with a ``config.json``; DIR a peft adapter directory (also the ``adapter`` option)."""
+    base, query = _split_query(name)
+    path = Path(base).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"hf/{name}: {path} is not a checkpoint directory (no config.json)")
     require_modules(REQUIRED, "hf")
-    return HFLocalBackend(f"hf/{name}", path)
+    adapter_text = query.get("adapter") or options.extra.get("adapter")
+    if not adapter_text:
+        return HFLocalBackend(f"hf/{base}", path)
+    adapter = Path(adapter_text).expanduser()
+    if not adapter.is_dir():
+        raise ConfigError(f"hf/{name}: adapter {adapter} is not a directory")
+    digest = adapter_digest(adapter)
+    if query.get("sha256") not in (None, digest):
+        raise ConfigError(
+            f"hf/{name}: adapter {adapter} changed since this key was stored "
+            f"(sha256 {digest[:12]}..., not {query['sha256'][:12]}...)"
+        )
+    return HFLocalBackend(f"hf/{base}?adapter={adapter_text}&sha256={digest}", path, adapter)
+
+
+def _split_query(name: str) -> tuple[str, dict[str, str]]:
+    """``PATH?adapter=A&sha256=H`` -> ``(PATH, {adapter: A, sha256: H})`` (unknown keys refused)."""
+    base, sep, query = name.partition("?")
+    out: dict[str, str] = {}
+    for part in filter(None, query.split("&") if sep else []):
+        key, eq, value = part.partition("=")
+        if key not in ("adapter", "sha256") or not eq or not value:
+            raise ConfigError(f"hf/{name}: unknown option {part!r} (supported: adapter=DIR)")
+        out[key] = value
+    return base, out
