@@ -21,6 +21,7 @@ from medsafe._version import __version__
 from medsafe.formatting import with_ci
 from medsafe.report import plots
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
+from medsafe.report.imaging import imaging_sections
 from medsafe.results import Estimate, RunResults, ScorerResults
 from medsafe.schema import LANGUAGES, Language
 from medsafe.taxonomy import find_category, framework_of, frameworks
@@ -703,6 +704,7 @@ def build_context(
         "ethics_safety": _ethics_safety(runs),
         "turns": _turn_sections(runs),
         "redteam": [x for x in (_redteam(r.results) for r in runs) if x is not None],
+        "imaging": imaging_sections([(run_names(runs)[r.ref.run_id], r.results) for r in runs]),
         "comparison": _comparison_sections(runs, comparisons),
         "multi": len(runs) > 1,
         "worst": _worst(runs),
