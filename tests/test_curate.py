@@ -325,3 +325,57 @@ def test_adjudicator_model_decides_a_disagreement(tmp_path: Path, mock: MockOpen
     rounds = _history(out)["q00"]["rounds"]
     assert len(rounds) == 1 and "adjudicated by openai/judge-a" in rounds[0]["reason"]
     assert rounds[0]["reviews"][-1]["kind"] == "adjudicator"
+
+
+def test_experts_label_in_a_workbench_review_task(tmp_path: Path, mock: MockOpenAIServer) -> None:
+    from medsafe.review.tasks import list_tasks, submit_label
+    from medsafe.store.sqlite import Store
+
+    suite = _suite(tmp_path / "s.jsonl", ["[ok@1]", "[ok@1]"])
+    db = tmp_path / "m.db"
+    args = [
+        "curate",
+        str(suite),
+        "--model",
+        "openai/writer",
+        "--expert",
+        "ann",
+        "--expert",
+        "bob",
+        "--review-in",
+        "workbench",
+        "--base-url",
+        mock.base_url,
+        "--db",
+        str(db),
+        "-o",
+        str(tmp_path / "cur"),
+        "--json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    waiting = json.loads(result.stdout)["waiting_on"]
+    assert len(waiting) == 1 and waiting[0].startswith("review task curate-")
+    with Store(db) as store:
+        (task,) = list_tasks(store.connection)
+        task_id = task.spec.task_id
+        assert task.spec.label_schema.name == "cot" and task.spec.reviewers == ("ann", "bob")
+        values = {k: str(v) for k, v in HIGH.items()}
+        for unit in ("q00~r1", "q01~r1"):
+            submit_label(store.connection, task_id, unit, "ann", values, "fine")
+        submit_label(store.connection, task_id, "q00~r1", "bob", values, "fine")
+        submit_label(
+            store.connection,
+            task_id,
+            "q01~r1",
+            "bob",
+            {k: str(v) for k, v in LOW.items()},
+            "cite the norm; rev=0",
+        )
+    result = runner.invoke(app, args)
+    assert json.loads(result.stdout)["counts"] == {"accepted": 1, "waiting": 1}
+    history = _history(tmp_path / "cur")
+    assert history["q01"]["rounds"][0]["decision"] == "revise"
+    assert "rev=1" in history["q01"]["rounds"][1]["rationale"]  # regenerated with bob's feedback
+    with Store(db) as store:
+        assert len(list_tasks(store.connection)) == 2  # the second round's task

@@ -42,7 +42,7 @@ from medsafe.authoring.prompts import (
 )
 from medsafe.authoring.replies import json_object
 from medsafe.authoring.rubric import Rubric
-from medsafe.authoring.stages import ModelTarget, Prompt, Reply, ask
+from medsafe.authoring.stages import ModelTarget, Prompt, Reply, ask, stage_run_id
 from medsafe.errors import ConfigError, SuiteError
 from medsafe.review.files import FORMAT as REVIEW_FORMAT
 from medsafe.schema import Item
@@ -92,6 +92,9 @@ class CurateOptions:
     """Reviews needed for consensus (default: every reviewer)."""
     margin: float = 1.0
     max_rounds: int = 3
+    review_in: Literal["files", "workbench"] = "files"
+    """Where experts label: the round's review file, or a review task in the store (the
+    workbench, ``medsafe serve``) on the round's rationale run."""
     show_progress: bool = False
     notify: Callable[[str], None] | None = field(default=None, compare=False)
 
@@ -102,7 +105,8 @@ class CurateOutcome:
 
     rounds: dict[str, list[Round]]
     status: dict[str, Decision]
-    waiting_on: list[Path] = field(default_factory=list)
+    waiting_on: list[str] = field(default_factory=list)
+    """Review files or review tasks still missing expert labels."""
 
     def counts(self) -> dict[str, int]:
         """Items per status."""
@@ -244,6 +248,55 @@ def _read_labels(
     return labels, adjudications
 
 
+def _write_review_file(
+    options: CurateOptions, rnd_no: int, pending: Sequence[tuple[Item, Round]], path: Path
+) -> None:
+    """The round's review file, unless it exists (experts append to it)."""
+    if path.exists():
+        return
+    lines = _review_file_lines(options, rnd_no, pending)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), "utf-8")
+    tmp.replace(path)
+
+
+def _workbench_labels(
+    options: CurateOptions, run_id: str, rnd_no: int, pending: Sequence[tuple[Item, Round]]
+) -> tuple[str, dict[tuple[str, str], Review], dict[str, Review]]:
+    """The round's review task on its rationale run (created the first time), its labels by
+    (item, reviewer) and adjudications by item: experts label in the workbench
+    (``medsafe serve``) or with ``medsafe review label``."""
+    from medsafe.review.tasks import ReviewError, adjudications_of, create_task, get_task
+    from medsafe.review.tasks import labels_of as task_labels
+    from medsafe.store.sqlite import Store
+
+    task_id = f"curate-{run_id.rsplit('-', 1)[-1]}"
+    units = [f"{item.id}~r{rnd_no}" for item, _ in pending]
+    with Store(options.db) as store:
+        conn = store.connection
+        try:
+            get_task(conn, task_id)
+        except ReviewError:
+            create_task(conn, run_id=run_id, sample="ids:" + ",".join(units),
+                        schema=options.rubric.label_schema(), reviewers=options.experts,
+                        actor="medsafe curate", k=len(options.experts), margin=options.margin,
+                        required=False, task_id=task_id)  # fmt: skip
+
+        def review(label: Any, kind: Any) -> Review:
+            scores = {k: int(float(v)) for k, v in label.values.items()}
+            return Review(reviewer=label.by, kind=kind, scores=scores, feedback=label.rationale)
+
+        labels = {
+            (lab.item_id.rsplit("~", 1)[0], lab.by): review(lab, "expert")
+            for lab in task_labels(conn, task_id)
+        }
+        adjudications = {
+            unit.rsplit("~", 1)[0]: review(adj, "adjudicator")
+            for unit, adj in adjudications_of(conn, task_id).items()
+        }
+    return task_id, labels, adjudications
+
+
 def _agree(rubric: Rubric, reviews: Sequence[Review], margin: float) -> list[str]:
     """Criteria on which the reviews differ by more than ``margin`` (empty: they agree)."""
     return [
@@ -310,7 +363,7 @@ async def curate(options: CurateOptions) -> CurateOutcome:
         if not todo:
             break
         say(f"round {rnd_no}: {len(todo)} item(s)")
-        rounds = await _write_rationales(options, todo, history, rnd_no)
+        rounds, run_id = await _write_rationales(options, todo, history, rnd_no)
         pending = list(zip(todo, rounds, strict=True))
         for judge in options.judges:
             replies = await ask(
@@ -326,16 +379,14 @@ async def curate(options: CurateOptions) -> CurateOutcome:
                 rnd.reviews.append(_review(options.rubric, judge.spec, "llm", reply))
         adjudications: dict[str, Review] = {}
         if options.experts:
-            path = options.out / f"round-{rnd_no}.review.jsonl"
-            if not path.exists():
-                lines = _review_file_lines(options, rnd_no, pending)
-                tmp = path.with_name(f".{path.name}.tmp")
-                tmp.write_text(
-                    "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
-                    encoding="utf-8",
-                )
-                tmp.replace(path)
-            labels, adjudications = _read_labels(path, options.rubric, options.experts)
+            if options.review_in == "workbench":
+                task, labels, adjudications = _workbench_labels(options, run_id, rnd_no, pending)
+                where = f"review task {task} (medsafe serve, or medsafe review label)"
+            else:
+                path = options.out / f"round-{rnd_no}.review.jsonl"
+                _write_review_file(options, rnd_no, pending, path)
+                labels, adjudications = _read_labels(path, options.rubric, options.experts)
+                where = str(path)
             missing = [
                 (i.id, e) for i, _ in pending for e in options.experts if (i.id, e) not in labels
             ]
@@ -347,8 +398,8 @@ async def curate(options: CurateOptions) -> CurateOutcome:
                 for item, rnd in pending:
                     history[item.id].append(rnd)
                     status[item.id] = "waiting"
-                outcome.waiting_on.append(path)
-                say(f"waiting for {len(missing)} expert label(s) in {path}")
+                outcome.waiting_on.append(where)
+                say(f"waiting for {len(missing)} expert label(s) in {where}")
                 return outcome
         undecided: list[tuple[Item, Round, str]] = []
         for item, rnd in pending:
@@ -395,8 +446,9 @@ async def curate(options: CurateOptions) -> CurateOutcome:
 
 async def _write_rationales(
     options: CurateOptions, todo: Sequence[Item], history: dict[str, list[Round]], rnd_no: int
-) -> list[Round]:
-    """This round's rationale of every item: a reviewer's edit, else the writer's."""
+) -> tuple[list[Round], str]:
+    """This round's rationale of every item (a reviewer's edit, else the writer's) and the id
+    of the round's rationale run."""
     prompts: list[Prompt] = []
     edits: dict[str, Review] = {}
     for item in todo:
@@ -432,4 +484,4 @@ async def _write_rationales(
             text = reply.text if reply.text is not None else ""
             author = options.writer.spec if reply.text is not None else f"failed: {reply.error}"
         rounds.append(Round(round=rnd_no, rationale=text, author=author))
-    return rounds
+    return rounds, stage_run_id("rationale", options.writer, prompts)

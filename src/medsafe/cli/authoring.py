@@ -324,6 +324,14 @@ def curate_command(
     rubric: Annotated[
         Path | None, typer.Option(help="Rubric TOML/JSON (default: the 5-criterion CoT rubric).")
     ] = None,
+    review_in: Annotated[
+        str,
+        typer.Option(
+            "--review-in",
+            help="Where experts label: 'files' (DIR/round-N.review.jsonl) or 'workbench' (a "
+            "review task in --db, for medsafe serve or medsafe review label).",
+        ),
+    ] = "files",
     k: Annotated[
         int | None, typer.Option("--k", help="Reviews needed for consensus (default: all).")
     ] = None,
@@ -361,6 +369,8 @@ def curate_command(
     def target(spec: str) -> ModelTarget:
         return ModelTarget(spec, base_url, config, concurrency=concurrency, timeout_s=timeout)
 
+    if review_in not in ("files", "workbench"):
+        raise fail(f"--review-in must be files or workbench, got {review_in!r}")
     try:
         options = CurateOptions(
             suite=suite,
@@ -374,6 +384,7 @@ def curate_command(
             k=k,
             margin=margin,
             max_rounds=max_rounds,
+            review_in="workbench" if review_in == "workbench" else "files",
             show_progress=progress,
             notify=lambda msg: err.print(msg, markup=False),
         )
@@ -393,10 +404,7 @@ def curate_command(
         return
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     out.print(f"curate: {parts}; history in {paths['history']}", markup=False)
-    for path in outcome.waiting_on:
-        out.print(
-            f"waiting for expert labels in {path}: add label lines, then run this again",
-            markup=False,
-        )
+    for where in outcome.waiting_on:
+        out.print(f"waiting for expert labels in {where}; then run this again", markup=False)
     if not outcome.waiting_on:
         out.print(f"verified dataset: {paths['jsonl']} and {paths['parquet']}", markup=False)
