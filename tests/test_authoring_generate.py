@@ -245,3 +245,33 @@ def test_dead_endpoint_exits_3_and_bad_options_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "'fr'" in output
     code, output = invoke(*common, "--base-url", "http://127.0.0.1:9/v1", "--taxonomy", "nope")
     assert code == 2 and "nope" in output
+
+
+def test_items_in_other_languages_are_checked_by_script(
+    tmp_path: Path, mock: MockOpenAIServer
+) -> None:
+    _, db = _corpus(tmp_path)
+    code, output = invoke(
+        "generate",
+        "--corpus",
+        "s",
+        "--model",
+        "openai/gen",
+        "--base-url",
+        mock.base_url,
+        "--db",
+        str(db),
+        "-o",
+        str(tmp_path / "r"),
+        "--languages",
+        "en,ja",
+        "--paraphrase-threshold",
+        "0",
+    )
+    assert code == 0, output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text(encoding="utf-8"))
+    rejected = _lines(tmp_path / "r" / "rejected.jsonl")
+    wrong = [r for r in rejected if "not en" in str(r["reason"])]
+    # the scripted model keeps the quote's language: a zh quote in an "en" item is caught
+    assert wrong and all(str(r["id"]).split("-")[2] == "en" for r in wrong)
+    assert set(manifest["counts"]["language"]) == {"en", "ja"}

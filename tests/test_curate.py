@@ -3,6 +3,8 @@ regeneration with feedback, consensus or the round limit, history, JSONL and Par
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import re
 from collections import Counter
@@ -148,6 +150,15 @@ def test_fifty_items_two_judges_consensus_or_round_limit(
     pq = pytest.importorskip("pyarrow.parquet")
     table = pq.read_table(out / "curated.parquet")
     assert table.num_rows == 40 and "rubric_scores" in table.column_names
+    if importlib.util.find_spec("datasets") is not None:  # optional: not a medsafe dependency
+        datasets: Any = importlib.import_module("datasets")
+        loaded = datasets.load_dataset(
+            "parquet",
+            data_files=str(out / "curated.parquet"),
+            split="train",
+            cache_dir=str(tmp_path / "hf"),
+        )
+        assert loaded.num_rows == 40 and "rationale" in loaded.column_names
     asked = mock.state.requests
     again = runner.invoke(
         app,

@@ -6,7 +6,9 @@
   ``id, question, options, answer, rationale, rubric_scores, rounds, reviewers, provenance``
   (``rounds``: the full history; ``provenance``: suite, writer, judges, experts, adjudicator,
   rubric name and SHA-256, language, how it was decided). The Parquet file loads with
-  ``datasets.load_dataset("parquet", data_files=...)``.
+  ``datasets.load_dataset("parquet", data_files=...)`` (``options`` as a list of
+  ``{letter, text}``, ``rubric_scores`` as a list of ``{criterion, score}``, ``rounds`` and
+  ``provenance`` as JSON text).
 
 Files are written under temporary names and renamed.
 """
@@ -87,14 +89,17 @@ def write_outputs(options: CurateOptions, outcome: CurateOutcome) -> dict[str, P
 
 
 def _flat_for_parquet(record: dict[str, Any]) -> dict[str, Any]:
-    """Maps become key/value lists (Parquet maps); nested history and provenance stay JSON."""
+    """Options and scores become lists of structs (HF ``datasets`` has no map type); the
+    nested history and provenance are JSON text."""
     return {
         "id": record["id"],
         "question": record["question"],
-        "options": list(record["options"].items()),
+        "options": [{"letter": k, "text": v} for k, v in record["options"].items()],
         "answer": record["answer"],
         "rationale": record["rationale"],
-        "rubric_scores": list(record["rubric_scores"].items()),
+        "rubric_scores": [
+            {"criterion": k, "score": float(v)} for k, v in record["rubric_scores"].items()
+        ],
         "rounds": json.dumps(record["rounds"], ensure_ascii=False),
         "reviewers": record["reviewers"],
         "provenance": json.dumps(record["provenance"], ensure_ascii=False),
@@ -108,10 +113,13 @@ def _schema() -> Any:
         [
             ("id", pa.string()),
             ("question", pa.string()),
-            ("options", pa.map_(pa.string(), pa.string())),
+            ("options", pa.list_(pa.struct([("letter", pa.string()), ("text", pa.string())]))),
             ("answer", pa.string()),
             ("rationale", pa.string()),
-            ("rubric_scores", pa.map_(pa.string(), pa.float64())),
+            (
+                "rubric_scores",
+                pa.list_(pa.struct([("criterion", pa.string()), ("score", pa.float64())])),
+            ),
             ("rounds", pa.string()),
             ("reviewers", pa.list_(pa.string())),
             ("provenance", pa.string()),
