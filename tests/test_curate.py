@@ -108,11 +108,16 @@ def test_fifty_items_two_judges_consensus_or_round_limit(
             str(out),
             "--max-rounds",
             "3",
+            "--sft",
+            str(out / "sft.jsonl"),
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"] == {"accepted": 40, "unresolved": 10}
+    sft = [json.loads(x) for x in (out / "sft.jsonl").read_text().splitlines()]
+    assert len(sft) == 40 and [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
+    assert sft[0]["messages"][1]["content"].startswith("Facts, then reasoning")
     history = _history(out)
     rounds_to_accept = Counter(
         len(h["rounds"]) for h in history.values() if h["status"] == "accepted"

@@ -4,7 +4,7 @@ normative documents and curating chain-of-thought rationales (docs/authoring.md)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.console import Console
 from medsafe.errors import MedsafeError
 from medsafe.exits import ExitCode, fail
 from medsafe.formatting import emit_json
+
+if TYPE_CHECKING:
+    from medsafe.authoring.curate import CurateOutcome
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -339,6 +342,15 @@ def curate_command(
         float, typer.Option(help="Largest difference of two reviewers' scores that agrees.")
     ] = 1.0,
     max_rounds: Annotated[int, typer.Option(help="Round limit.")] = 3,
+    sft: Annotated[
+        Path | None,
+        typer.Option(
+            "--sft",
+            metavar="FILE",
+            help="Also write the accepted items as TRL SFT "
+            "records (the item's prompt, then the rationale), .jsonl or .parquet.",
+        ),
+    ] = None,
     db: Annotated[
         Path, typer.Option("--db", help="Results store (SQLite) caching the model calls.")
     ] = Path("medsafe.db"),
@@ -390,6 +402,9 @@ def curate_command(
         )
         outcome = run_async(curate(options))
         paths = write_outputs(options, outcome)
+        if sft is not None and not outcome.waiting_on:
+            _write_sft(sft, options.suite, outcome)
+            paths["sft"] = sft
     except MedsafeError as exc:
         raise fail(exc) from None
     counts = outcome.counts()
@@ -408,3 +423,16 @@ def curate_command(
         out.print(f"waiting for expert labels in {where}; then run this again", markup=False)
     if not outcome.waiting_on:
         out.print(f"verified dataset: {paths['jsonl']} and {paths['parquet']}", markup=False)
+
+
+def _write_sft(path: Path, suite: str, outcome: CurateOutcome) -> None:
+    """The accepted rationales through the alignment builder's one SFT writer."""
+    from medsafe.align.formats import sft_record, write_records
+    from medsafe.authoring.curate import load_curation_items
+
+    records = [
+        sft_record([m.model_dump() for m in item.messages], outcome.rounds[item.id][-1].rationale)
+        for item in load_curation_items(suite)
+        if outcome.status[item.id] == "accepted"
+    ]
+    write_records(path, records)
