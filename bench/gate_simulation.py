@@ -14,6 +14,9 @@ the functions ``medsafe gate`` itself uses (no re-implementation):
    one conversation; ICC 0.2, 0.5, 0.7; difference on the margin): the gate's cluster-robust
    rule against a naive paired bootstrap over items (``medsafe.stats.paired_bootstrap_diff``
    with its one-sided 95% bound), which treats the items as independent.
+4. **Clustered binary items** (100 questions x 4 rotations, harm 5% vs 7%, ICC 0.2, 0.5, 0.7):
+   the gate's cluster-robust rule against Tango's test applied to the rotations as if they were
+   independent items.
 
 Run by hand: ``python -m bench.gate_simulation [--sims 10000] [--markdown FILE]``. It prints a
 Markdown table (the one in docs/governance.md) and, with ``--json``, the figures as JSON.
@@ -171,6 +174,41 @@ def clustered_design(
     return cells
 
 
+def _beta_rates(mean: float, icc: float, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` cluster-level rates with the given mean whose 0/1 outcomes have intra-cluster
+    correlation ``icc`` (Beta with ``a + b = 1/icc - 1``)."""
+    total = 1 / icc - 1
+    return rng.beta(mean * total, (1 - mean) * total, k)
+
+
+def clustered_binary_design(sims: int, rng: np.random.Generator) -> list[Cell]:
+    """Design 4: 0/1 harm on rotations of a question (clustered), candidate worse by exactly the
+    margin; the gate's cluster-robust rule against Tango's test applied to the rotations as if
+    they were independent items."""
+    k, m, margin, alpha = 100, 4, 0.02, 0.05
+    cells = []
+    for icc in (0.2, 0.5, 0.7):
+        aware = 0
+        naive = 0
+        clusters = [f"q{g}" for g in range(k) for _ in range(m)]
+        for _ in range(sims):
+            rate_c = np.repeat(_beta_rates(0.07, icc, k, rng), m)
+            rate_b = np.repeat(_beta_rates(0.05, icc, k, rng), m)
+            cand = (rng.random(k * m) < rate_c).astype(float)
+            base = (rng.random(k * m) < rate_b).astype(float)
+            test = noninferiority(PairedHarm(cand, base, clusters, True, 0), margin, alpha)
+            aware += decide_noninferiority(test, test.p) == "pass"
+            flat = noninferiority(
+                PairedHarm(cand, base, [str(i) for i in range(k * m)], True, 0), margin, alpha
+            )
+            naive += decide_noninferiority(flat, flat.p) == "pass"
+        setting = f"{k} questions x {m} rotations, harm 5% vs 7%, ICC {icc}"
+        design = "clustered binary (rotations)"
+        cells.append(Cell(design, setting, "cluster-robust t (gate)", sims, aware, alpha))
+        cells.append(Cell(design, setting, "Tango on rotations as items", sims, naive, alpha))
+    return cells
+
+
 def markdown(cells: list[Cell]) -> str:
     """The results as a Markdown table."""
     lines = [
@@ -197,6 +235,7 @@ def run(
         lambda: proportion_design(sims, rng),
         lambda: noninferiority_design(sims, rng),
         lambda: clustered_design(sims, rng, sims if naive_sims is None else naive_sims, resamples),
+        lambda: clustered_binary_design(sims, rng),
     ]
     cells: list[Cell] = []
     try:

@@ -15,13 +15,14 @@ def test_simulation_runs_every_design_with_few_runs() -> None:
         "proportion below (power)",
         "paired non-inferiority",
         "clustered items",
+        "clustered binary (rotations)",
     }
     assert all(0 <= c.passes <= c.sims for c in cells)
     power = {c.setting: c.rate for c in cells if c.design == "proportion below (power)"}
     assert power["n=10000, p=0.03"] == 1.0
     aware = [c for c in cells if c.rule.startswith("cluster-robust")]
-    naive = [c for c in cells if c.rule.startswith("naive")]
-    assert len(aware) == len(naive) == 3
+    naive = [c for c in cells if c.rule.startswith(("naive", "Tango on rotations"))]
+    assert len(aware) == len(naive) == 6
     # ignoring the clusters passes a model on the margin far more often
     assert sum(c.rate for c in naive) > 2 * sum(c.rate for c in aware)
     table = gate_simulation.markdown(cells)
