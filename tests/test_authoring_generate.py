@@ -275,3 +275,49 @@ def test_items_in_other_languages_are_checked_by_script(
     # the scripted model keeps the quote's language: a zh quote in an "en" item is caught
     assert wrong and all(str(r["id"]).split("-")[2] == "en" for r in wrong)
     assert set(manifest["counts"]["language"]) == {"en", "ja"}
+
+
+def test_validator_failures_routed_to_review_and_restored(
+    tmp_path: Path, mock: MockOpenAIServer
+) -> None:
+    _, db = _corpus(tmp_path)
+    out = tmp_path / "r"
+    assert _generate(db, out, mock, "--on-fail", "review", "--paraphrase-threshold", "0")[0] == 0
+    review = out / "validation.review.jsonl"
+    lines = _lines(review)
+    assert lines[0]["format"] == "medsafe-review/1"
+    assert lines[0]["label_schema"]["fields"][0]["name"] == "keep"
+    units = [x for x in lines if x["type"] == "unit"]
+    assert (
+        len(units) == 9
+        and "Validator: validator: not faithful" in units[0]["messages"][1]["content"]
+    )
+    keep, drop = str(units[0]["item_id"]), str(units[1]["item_id"])
+    with review.open("a", encoding="utf-8") as fh:
+        for item, choice in ((keep, "keep"), (drop, "drop")):
+            fh.write(
+                json.dumps(
+                    {
+                        "type": "label",
+                        "item_id": item,
+                        "reviewer": "ann",
+                        "values": {"keep": choice},
+                        "rationale": "checked",
+                    }
+                )
+                + "\n"
+            )
+    asked = mock.state.requests
+    assert _generate(db, out, mock, "--on-fail", "review", "--paraphrase-threshold", "0")[0] == 0
+    assert mock.state.requests == asked
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["restored"] == 1 and manifest["counts"]["awaiting_review"] == 8
+    released = _lines(out / "suite.jsonl") + _lines(out / "seeds.jsonl")
+    restored = next(x for x in released if x["id"] == keep)
+    assert restored["metadata"]["validation"].startswith("kept by ann after validator")
+    assert drop not in {x["id"] for x in released}
+    again = _lines(review)
+    assert len([x for x in again if x["type"] == "unit"]) == 8  # the kept one left the file
+    assert [x["item_id"] for x in again if x["type"] == "label"] == [drop]
+    rejected = {str(r["id"]): str(r["reason"]) for r in _lines(out / "rejected.jsonl")}
+    assert rejected[drop].endswith("dropped by a reviewer")

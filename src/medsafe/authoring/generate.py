@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from medsafe.authoring.corpus import StoredSection, corpus_hash, load_sections
 from medsafe.authoring.dedup import near_duplicates
@@ -55,6 +56,9 @@ class GenerateOptions:
     threshold: float = 0.8
     paraphrase_threshold: float | None = 0.95
     name: str | None = None
+    on_fail: Literal["drop", "review"] = "drop"
+    """What happens to an item the validator fails: dropped, or routed to people through
+    ``OUT/validation.review.jsonl`` (:mod:`medsafe.authoring.validation_review`)."""
     show_progress: bool = False
     notify: Callable[[str], None] | None = field(default=None, compare=False)
 
@@ -173,6 +177,39 @@ def _existing_texts(refs: Sequence[str]) -> list[str]:
     return texts
 
 
+def _reviewed(
+    out: Path, failed: list[tuple[Generated, str]], rules: dict[str, Rule]
+) -> tuple[list[Generated], list[tuple[Generated, str]]]:
+    """Failed items people chose to keep (restored), and the others (still failed), after
+    rewriting the review file with the current failures and the labels given so far."""
+    from medsafe.authoring import validation_review as vr
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / vr.FILE_NAME
+    labels = vr.read_labels(path)
+    restored: list[Generated] = []
+    still: list[tuple[Generated, str]] = []
+    units = []
+    for entry, why in failed:
+        decision = vr.verdict(labels.get(entry.id, []))
+        if decision == "keep":
+            who = ", ".join(sorted(str(lab["reviewer"]) for lab in labels[entry.id]))
+            note = {"validation": f"kept by {who} after {why}"}
+            if isinstance(entry, Seed):
+                restored.append(Seed(entry.id, entry.prompt, entry.category, entry.language,
+                                     {**entry.metadata, **note}))  # fmt: skip
+            else:
+                restored.append(entry.model_copy(update={"metadata": {**entry.metadata, **note}}))
+            continue
+        reason = why if decision is None else f"{why}; dropped by a reviewer"
+        still.append((entry, reason))
+        rule = rules[str(entry.metadata["rule_id"])]
+        units.append((entry.id, entry.language, f"{rule.statement}\n{rule.quote}",
+                      f"{text_of(entry)}\n\nValidator: {why}"))  # fmt: skip
+    vr.write_file(path, units, labels)
+    return restored, still
+
+
 async def generate_release(options: GenerateOptions) -> Release:
     """Run every stage and write the release to ``options.out``; returns what was written."""
     scenes = _scenes(options.taxonomy)
@@ -184,6 +221,7 @@ async def generate_release(options: GenerateOptions) -> Release:
     say = options.notify or (lambda _msg: None)
     gen, progress = options.generator, options.show_progress
     rejected: list[Rejection] = []
+    review_counts: dict[str, int] = {}
 
     say(f"rules: {len(sections)} section(s)")
     prompts = _rule_prompts(sections, scenes)
@@ -236,14 +274,21 @@ async def generate_release(options: GenerateOptions) -> Release:
             options.db, "validate", options.validator, prompts, show_progress=progress, notify=say
         )
         kept: list[Generated] = []
+        failures: list[tuple[Generated, str]] = []
         for entry in entries:
             why = verdict(replies.get(entry.id, Reply(None, "no reply")))
             if why is None:
                 kept.append(entry)
             else:
-                rejected.append(
-                    Rejection("validate", entry.id, str(entry.metadata["section_ref"]), why)
-                )
+                failures.append((entry, why))
+        if options.on_fail == "review":
+            restored, failures = _reviewed(options.out, failures, by_id)
+            kept += restored
+            review_counts.update(restored=len(restored), awaiting_review=len(failures))
+        for entry, why in failures:
+            rejected.append(
+                Rejection("validate", entry.id, str(entry.metadata["section_ref"]), why)
+            )
         entries = kept
 
     say(f"deduplication: {len(entries)} item(s)")
@@ -287,6 +332,7 @@ async def generate_release(options: GenerateOptions) -> Release:
         entries=entries,
         rejected=rejected,
         removed=removed,
+        review=review_counts,
     )
     write_release(release, options.out)
     return release

@@ -49,6 +49,8 @@ class Release:
     entries: list[Generated]
     rejected: list[Rejection] = field(default_factory=list)
     removed: list[dict[str, Any]] = field(default_factory=list)
+    review: dict[str, int] = field(default_factory=dict)
+    """With ``--on-fail review``: items restored by reviewers and items awaiting review."""
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +121,7 @@ def write_release(release: Release, out: Path) -> None:
             "seeds": len(seeds),
             "rejected": len(release.rejected),
             "deduplicated": len(release.removed),
+            **release.review,
             **_counts(release.entries),
         },
     }

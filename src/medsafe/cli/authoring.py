@@ -190,6 +190,14 @@ def generate_command(
         ),
     ] = 0.95,
     name: Annotated[str | None, typer.Option(help="Suite name (default: the corpus).")] = None,
+    on_fail: Annotated[
+        str,
+        typer.Option(
+            "--on-fail",
+            help="Items the validator fails: 'drop' (rejected.jsonl) or 'review' (also "
+            "OUT/validation.review.jsonl; labelled 'keep' they return on the next run).",
+        ),
+    ] = "drop",
     concurrency: Annotated[int, typer.Option(help="Requests in flight per stage.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
     retries: Annotated[int, typer.Option(help="Retries of a retryable failure.")] = 3,
@@ -217,6 +225,8 @@ def generate_command(
     def target(spec: str, url: str | None) -> ModelTarget:
         return ModelTarget(spec, url, config, params, concurrency, timeout, retries)
 
+    if on_fail not in ("drop", "review"):
+        raise fail(f"--on-fail must be drop or review, got {on_fail!r}")
     options = GenerateOptions(
         db=db,
         corpus=corpus,
@@ -229,6 +239,7 @@ def generate_command(
         threshold=threshold,
         paraphrase_threshold=paraphrase_threshold or None,
         name=name,
+        on_fail="review" if on_fail == "review" else "drop",
         show_progress=progress,
         notify=lambda msg: err.print(msg, markup=False),
     )
