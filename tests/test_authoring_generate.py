@@ -160,6 +160,17 @@ def test_changed_section_regenerates_only_its_items_and_diff_lists_them(
     assert set(diff["stale_items"]) == expected and len(expected) == 3
     code, output = invoke("generate", "diff", str(tmp_path / "old"), str(tmp_path / "new"))
     assert "1 changed" in output and "(source changed)" in output
+    old_suite = str(tmp_path / "old" / "suite.jsonl")
+    code, output = _generate(db, tmp_path / "vs", mock, "--against", old_suite,
+                             "--paraphrase-threshold", "0")  # fmt: skip
+    assert code == 0, output
+    removed = _lines(tmp_path / "vs" / "dedup.jsonl")
+    # every open and MCQ item is in the old release: 38 unchanged sections x 2, the planted
+    # copy of an MCQ, and the changed section's two (one word differs: Jaccard >= 0.8); the
+    # planted seed copy duplicates a new seed (seeds are not in a suite)
+    vs_old = [r for r in removed if str(r["duplicate_of"]).startswith(old_suite + ":")]
+    assert len(vs_old) == 79 and len(removed) == 80
+    assert "near-duplicate of " + old_suite in str(removed[0]["reason"])
 
 
 def test_kill_minus_9_then_rerun_repeats_no_answered_request(tmp_path: Path) -> None:

@@ -51,12 +51,14 @@ class DuplicatePair:
     similarity: float
     """Estimated Jaccard similarity (minhash) or cosine similarity (embedding)."""
 
-    def reason(self) -> str:
-        """``near-duplicate of candidate 3 (Jaccard 0.91)`` and the like."""
+    def reason(self, other: str | None = None) -> str:
+        """``near-duplicate of candidate 3 (Jaccard 0.91)`` and the like; ``other`` names the
+        duplicated text instead of its index (e.g. an item id)."""
         what = "near-duplicate" if self.stage == "minhash" else "paraphrase"
         where = "existing text" if self.in_existing else "candidate"
         measure = "Jaccard" if self.stage == "minhash" else "cosine"
-        return f"{what} of {where} {self.other} ({measure} {self.similarity:.3f})"
+        name = other if other is not None else f"{where} {self.other}"
+        return f"{what} of {name} ({measure} {self.similarity:.3f})"
 
 
 def shingles(text: str, ngram: int = 3) -> set[str]:

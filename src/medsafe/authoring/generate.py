@@ -167,14 +167,17 @@ def verdict(reply: Reply) -> str | None:
     return f"validator: not {', not '.join(failed)} ({why})"
 
 
-def _existing_texts(refs: Sequence[str]) -> list[str]:
+def _existing_texts(refs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(``SUITE:ITEM_ID`` names, texts) of the items of the suites deduplicated against."""
     from medsafe.suites import load_items
 
+    names: list[str] = []
     texts: list[str] = []
     for ref in refs:
         for item in load_items(ref):
+            names.append(f"{ref}:{item.id}")
             texts.append(text_of(item))
-    return texts
+    return names, texts
 
 
 def _reviewed(
@@ -297,7 +300,7 @@ async def generate_release(options: GenerateOptions) -> Release:
         f"{'seed' if isinstance(e, Seed) else e.kind}/{e.language}/{e.metadata['section_ref']}"
         for e in entries
     ]
-    existing = _existing_texts(options.against)
+    existing_ids, existing = _existing_texts(options.against)
     pairs = near_duplicates(
         texts,
         existing,
@@ -307,14 +310,14 @@ async def generate_release(options: GenerateOptions) -> Release:
     )
     removed = []
     for pair in pairs:
-        other = "" if pair.in_existing else entries[pair.other].id
+        other = existing_ids[pair.other] if pair.in_existing else entries[pair.other].id
         removed.append(
             {
                 "id": entries[pair.index].id,
                 "stage": pair.stage,
                 "similarity": round(pair.similarity, 4),
-                "duplicate_of": other or f"existing text {pair.other}",
-                "reason": pair.reason(),
+                "duplicate_of": other,
+                "reason": pair.reason(other),
             }
         )
     drop = {p.index for p in pairs}
