@@ -101,8 +101,16 @@ def load_base(base: Path, out: Path) -> tuple[Any, Any, str | None]:
     if base.is_file() and base.suffix.lower() == ".gguf":
         kwargs: dict[str, Any] = {"gguf_file": base.name}
         tokenizer = AutoTokenizer.from_pretrained(base.parent, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(base.parent, **kwargs)
+        loaded = AutoModelForCausalLM.from_pretrained(base.parent, **kwargs)
+        # the weights are dequantised floats, but transformers marks a GGUF-loaded model as
+        # quantised (not serialisable): rebuild a plain model from its config and weights
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+        model.load_state_dict(loaded.state_dict())
         saved = out / "base"
+        model.config._name_or_path = str(saved)  # the adapter's base_model_name_or_path
         model.save_pretrained(saved)
         tokenizer.save_pretrained(saved)
         return model, tokenizer, str(saved)
@@ -198,6 +206,9 @@ def train(opts: TrainOptions, report: Callable[[str], None] = stderr_note) -> Tr
             peft_config=lora,
             callbacks=callbacks,
         )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our Progress line replaces its raw dicts
     started = time.monotonic()
     resume = opts.resume and any((opts.out / "checkpoints").glob("checkpoint-*"))
     output = trainer.train(resume_from_checkpoint=True if resume else None)
