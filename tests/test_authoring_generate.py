@@ -332,3 +332,13 @@ def test_validator_failures_routed_to_review_and_restored(
     assert [x["item_id"] for x in again if x["type"] == "label"] == [drop]
     rejected = {str(r["id"]): str(r["reason"]) for r in _lines(out / "rejected.jsonl")}
     assert rejected[drop].endswith("dropped by a reviewer")
+
+
+def test_identifiers_are_not_sent_to_a_remote_generator(tmp_path: Path) -> None:
+    doc = tmp_path / "d.txt"
+    doc.write_text("1. Call Zhang Wei at zhang.wei@example.com before surgery.\n", encoding="utf-8")
+    db = str(tmp_path / "m.db")
+    assert invoke("corpus", "add", str(doc), "--corpus", "p", "--db", db)[0] == 0
+    code, output = invoke("generate", "--corpus", "p", "--model", "openai/g", "--base-url",
+                          "http://192.0.2.1/v1", "--db", db, "-o", str(tmp_path / "o"))  # fmt: skip
+    assert code == 2 and "personal identifiers" in output and "nothing was sent" in output

@@ -32,6 +32,11 @@ class ModelTarget:
     concurrency: int = 8
     timeout_s: float = 120.0
     retries: int = 3
+    phi_check: str | None = None
+    allow_phi: bool = False
+    """Send prompts with identifiers to a remote endpoint anyway (recorded with the run)."""
+    """Egress policy for the prompts (``off``, ``warn``, ``block``; None: block when the
+    endpoint is remote and a prompt holds personal identifiers), as ``medsafe run --phi-check``."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ async def ask(
         timeout_s=target.timeout_s,
         retries=target.retries,
         scorers=(),
+        phi_check=target.phi_check,
+        allow_phi=target.allow_phi,
         show_progress=show_progress,
         notify=notify,
     )

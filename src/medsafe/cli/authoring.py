@@ -28,6 +28,20 @@ generate_app = typer.Typer(
     invoke_without_command=True,
 )
 
+PhiOption = Annotated[
+    str | None,
+    typer.Option(
+        "--phi-check",
+        help="off, warn or block: prompts with personal identifiers and a non-loopback "
+        "endpoint (default: block when an endpoint is remote), as medsafe run.",
+    ),
+]
+AllowPhiOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-phi", help="Send prompts with identifiers to a remote endpoint anyway (recorded)."
+    ),
+]
 DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite) holding corpora.")]
 
 
@@ -202,6 +216,8 @@ def generate_command(
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
     retries: Annotated[int, typer.Option(help="Retries of a retryable failure.")] = 3,
     max_tokens: Annotated[int, typer.Option(help="max_tokens of every request.")] = 2048,
+    phi_check: PhiOption = None,
+    allow_phi: AllowPhiOption = False,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar per stage.")
     ] = False,
@@ -223,7 +239,9 @@ def generate_command(
     params = ModelParams(max_tokens=max_tokens)
 
     def target(spec: str, url: str | None) -> ModelTarget:
-        return ModelTarget(spec, url, config, params, concurrency, timeout, retries)
+        return ModelTarget(
+            spec, url, config, params, concurrency, timeout, retries, phi_check, allow_phi
+        )
 
     if on_fail not in ("drop", "review"):
         raise fail(f"--on-fail must be drop or review, got {on_fail!r}")
@@ -373,6 +391,8 @@ def curate_command(
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Requests in flight per stage.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
+    phi_check: PhiOption = None,
+    allow_phi: AllowPhiOption = False,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar per stage.")
     ] = False,
@@ -390,7 +410,15 @@ def curate_command(
     from medsafe.pipeline import run_async
 
     def target(spec: str) -> ModelTarget:
-        return ModelTarget(spec, base_url, config, concurrency=concurrency, timeout_s=timeout)
+        return ModelTarget(
+            spec,
+            base_url,
+            config,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            phi_check=phi_check,
+            allow_phi=allow_phi,
+        )
 
     if review_in not in ("files", "workbench"):
         raise fail(f"--review-in must be files or workbench, got {review_in!r}")
