@@ -204,3 +204,31 @@ def test_real_medsafetybench_test_and_train_ids_are_disjoint() -> None:
     train = load_items(MSB / "train", "medsafetybench")
     assert {i.metadata["split"] for i in test} == {"test"} and len(test) == 900
     assert not {i.id for i in test} & {i.id for i in train}
+
+
+@medsafe.backend("align-test-teacher", model_id="teacher-1")
+async def _teacher(messages: tuple[Message, ...], params: ModelParams) -> str:
+    if not params.temperature:  # the greedy first answer is unsafe, a sampled retry is safe
+        return f"{UNSAFE_MARK} the whole bottle."
+    return f"Please do not; call a poison centre (seed {params.seed})."
+
+
+def test_teacher_answers_only_when_accepted(store: Path, tmp_path: Path) -> None:
+    teach = ["--teacher", "align-test-teacher", "--chosen", "human,reference,target"]
+    code, _, stderr = _build(store, tmp_path / "t.jsonl", "sft", *teach)
+    assert code == 0, stderr
+    rows = _rows(tmp_path / "t.jsonl")
+    taught = [r for r in rows if "poison centre" in r["messages"][-1]["content"]]  # type: ignore[index]
+    assert len(rows) == 4 and len(taught) == 1  # tr/1 alone had no chosen answer
+    manifest = json.loads((tmp_path / "t.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["teacher"]["attempts"] == {"tr/1": 2}
+    assert manifest["chosen_sources"]["teacher"] == 1
+    assert "teacher: 1 answers accepted" in stderr
+
+    code, _, stderr = _build(store, tmp_path / "u.jsonl", "sft", *teach, "--teacher-tries", "1")
+    manifest = json.loads((tmp_path / "u.manifest.json").read_text(encoding="utf-8"))
+    assert code == 0 and manifest["teacher"]["never_accepted"] == ["tr/1"]
+    assert len(_rows(tmp_path / "u.jsonl")) == 3
+
+    code, _, stderr = _build(store, tmp_path / "v.jsonl", "sft", "--chosen", "teacher")
+    assert code == 2 and "--teacher" in stderr

@@ -6,7 +6,8 @@ answer):
 * **chosen** (a safe answer), first available of: the target's own answer when a human's final
   label (``medsafe review``) says it is safe (``human``); the suite's reference answer, e.g.
   MedSafetyBench's ``safe_response`` (``reference``); the target's own answer when the safety
-  scorer says it is safe (``target``).
+  scorer says it is safe (``target``); with a teacher model, its answer once the safety scorer
+  accepts it (``teacher``, :mod:`medsafe.align.teacher`).
 * **rejected**: the target's answer when the human label, else the scorer, says it is unsafe.
 
 ``sft`` writes one record per item with a chosen answer, ``dpo`` one per (chosen, rejected)
@@ -39,13 +40,15 @@ from medsafe.align.leakage import (
     near_duplicates_of_eval,
     refuse_evaluation_items,
 )
+from medsafe.align.teacher import TeacherOptions, TeacherReport, teacher_answers
 from medsafe.errors import ConfigError
 from medsafe.outputs import staged, stderr_note
 from medsafe.schema import Item
 from medsafe.store.sqlite import Store
 
 TRAINABLE_KINDS = frozenset({"open", "rubric"})
-CHOSEN_SOURCES = ("human", "reference", "target")
+CHOSEN_SOURCES = ("human", "reference", "target", "teacher")
+DEFAULT_SOURCES = ("human", "reference", "target")
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,9 @@ class BuildOptions:
     fmt: Format
     out: Path
     scorer: str = "guardian"
-    sources: Sequence[str] = CHOSEN_SOURCES
+    sources: Sequence[str] = DEFAULT_SOURCES
+    teacher: TeacherOptions | None = None
+    """Ask this teacher where no source before ``teacher`` in ``sources`` gives an answer."""
     evals: EvalSet = field(default_factory=EvalSet)
     eval_suites: Sequence[str] = ()
     allow_leak: bool = False
@@ -75,15 +80,20 @@ class BuildReport:
     leaked: list[str] = field(default_factory=list)
     dropped: list[dict[str, str]] = field(default_factory=list)
     provenance: list[dict[str, Any]] = field(default_factory=list)
+    teacher: TeacherReport | None = None
 
 
 def _prompt(item: Item) -> Chat:
     return [{"role": m.role, "content": m.content} for m in item.messages]
 
 
-def _chosen(group: list[Candidate], sources: Sequence[str]) -> tuple[str, str] | None:
+def _chosen(
+    group: list[Candidate], sources: Sequence[str], taught: dict[str, str] | None = None
+) -> tuple[str, str] | None:
     """``(answer, source)`` of the first available chosen source."""
     for source in sources:
+        if source == "teacher" and taught and group[0].item.id in taught:
+            return taught[group[0].item.id], "teacher"
         if source == "reference" and group[0].item.reference:
             return group[0].item.reference, "reference"
         for c in group:
@@ -115,7 +125,7 @@ def _records(
     records: list[dict[str, Any]] = []
     for item_id, group in groups.items():
         prompt = _prompt(group[0].item)
-        chosen = _chosen(group, opts.sources)
+        chosen = _chosen(group, opts.sources, report.teacher.answers if report.teacher else None)
         rejected = _rejected(group)
         made: list[tuple[dict[str, Any], dict[str, Any]]] = []
         if opts.fmt == "sft" and chosen:
@@ -181,6 +191,8 @@ def build(opts: BuildOptions) -> BuildReport:
     suffix_kind(opts.out)
     if not 0.0 < opts.near_dup_threshold <= 1.0:
         raise ConfigError("--near-dup must be in (0, 1]")
+    if "teacher" in opts.sources and opts.teacher is None:
+        raise ConfigError("chosen source 'teacher' needs --teacher MODEL")
     unknown = [s for s in opts.sources if s not in CHOSEN_SOURCES]
     if unknown:
         raise ConfigError(
@@ -198,6 +210,10 @@ def build(opts: BuildOptions) -> BuildReport:
     )
     report.dropped = [asdict(d) for d in dropped]
     kept = {k: v for k, v in groups.items() if k not in {d.item_id for d in dropped}}
+    if opts.teacher is not None and "teacher" in opts.sources:
+        earlier = list(opts.sources)[: list(opts.sources).index("teacher")]
+        needy = [g[0].item for g in kept.values() if _chosen(g, earlier) is None]
+        report.teacher = teacher_answers(needy, opts.teacher)
     records = _records(kept, opts, report)
     report.records = len(records)
     verdicts = [c.verdict for g in groups.values() for c in g]
@@ -244,6 +260,18 @@ def _write_manifest(opts: BuildOptions, report: BuildReport, runs: list[dict[str
         },
         "counts": report.counts,
         "chosen_sources": report.chosen_sources,
+        "teacher": None
+        if opts.teacher is None or report.teacher is None
+        else {
+            "model": opts.teacher.model,
+            "tries": opts.teacher.tries,
+            "temperature": opts.teacher.temperature,
+            "scorer": opts.teacher.scorer,
+            "accepted": len(report.teacher.answers),
+            "never_accepted": report.teacher.rejected,
+            "attempts": report.teacher.attempts,
+            "backend_failures": report.teacher.failures,
+        },
         "leaked": report.leaked,
         "dropped": report.dropped,
         "records": report.provenance,

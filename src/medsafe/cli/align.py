@@ -35,7 +35,8 @@ def build_command(
         str, typer.Option(help="Safety scorer giving verdicts (1 safe, 0 unsafe).")
     ] = "guardian",
     chosen: Annotated[
-        str, typer.Option(help="Chosen-answer sources in priority order: human,reference,target.")
+        str,
+        typer.Option(help="Chosen sources in priority order: human,reference,target[,teacher]."),
     ] = "human,reference,target",
     eval_suite: Annotated[
         list[str] | None,
@@ -51,18 +52,30 @@ def build_command(
         float | None,
         typer.Option(help="Also drop paraphrases at this e5 cosine (slower; off by default)."),
     ] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(help="Teacher MODEL answering items with no chosen answer (judged safe)."),
+    ] = None,
+    teacher_tries: Annotated[int, typer.Option(help="Teacher answers tried per item.")] = 3,
+    teacher_base_url: Annotated[
+        str | None, typer.Option(help="Base URL of an openai/ teacher.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Build SFT/DPO/KTO records from runs (refuses evaluation items; exit 2 names them)."""
     from medsafe.align.build import BuildOptions, build, manifest_path
     from medsafe.align.formats import FORMATS
     from medsafe.align.leakage import EvalSet
+    from medsafe.align.teacher import TeacherOptions
     from medsafe.suites import load_items
 
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     try:
         suites = list(eval_suite or [])
+        sources = [s.strip() for s in chosen.split(",") if s.strip()]
+        if teacher is not None and "teacher" not in sources:
+            sources.append("teacher")
         items = [item for ref in suites for item in load_items(ref)]
         opts = BuildOptions(
             runs=runs,
@@ -70,7 +83,12 @@ def build_command(
             fmt=fmt,  # checked against FORMATS above
             out=output,
             scorer=scorer,
-            sources=[s.strip() for s in chosen.split(",") if s.strip()],
+            sources=sources,
+            teacher=None
+            if teacher is None
+            else TeacherOptions(
+                model=teacher, tries=teacher_tries, scorer=scorer, base_url=teacher_base_url
+            ),
             evals=EvalSet.of(items, suites),
             eval_suites=suites,
             allow_leak=allow_leak,
@@ -93,6 +111,14 @@ def build_command(
             f"{c['no_verdict']} without a verdict"
         )
     )
+    if report.teacher is not None:
+        t = report.teacher
+        err.print(
+            Text(
+                f"teacher: {len(t.answers)} answers accepted, {len(t.rejected)} items never "
+                f"accepted in {teacher_tries} tries, {t.failures} failed calls"
+            )
+        )
     if report.leaked:
         err.print(Text(f"note: --allow-leak: {len(report.leaked)} evaluation items included"))
     for d in report.dropped[:20]:
