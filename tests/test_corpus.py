@@ -64,6 +64,17 @@ def test_numbering_styles() -> None:
     assert article.text == "第一条 甲。\n第二条之外"  # not a number followed by a space
 
 
+def test_captions_and_chinese_sub_articles() -> None:
+    text = (
+        "第一章 総則\n（目的）\n第一条 この指針は、目的を定める。\n"
+        "（定義）\n第二条 定義。\n第三条之一 补充。\n"
+    )
+    sections = split_sections(text)
+    assert [s.number for s in sections] == ["第一条", "第二条", "第三条之一"]
+    assert sections[0].text == "（目的）\n第一条 この指針は、目的を定める。"
+    assert sections[1].text == "（定義）\n第二条 定義。"
+
+
 def test_reimport_reports_added_changed_removed_scoped_to_path(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     shutil.copytree(sample_corpus(), folder)

@@ -5,7 +5,8 @@ A *section* is one numbered provision: an article (``第三条``, ``第3条``, `
 ``1.2``). Chapters and parts (``第二章``, ``第2章``, ``Chapter 2``, ``Part II``) and Markdown
 headings without an article number do not start a section: they become the ``chapter`` of the
 sections under them. Paragraphs (項: ``２ ...``) and items (号: ``一 ...``) stay inside their
-article, as in the source. Text before the first article is the ``preamble`` section.
+article, as in the source; a caption line just before an article (``（目的）``) is part of it.
+Text before the first article is the ``preamble`` section.
 
 Offsets are character offsets into the document text given (``text[start:end] == section.text``).
 """
@@ -20,11 +21,13 @@ CHAPTER = re.compile(
     rf"^(第{_NUM}[章节節编編部款]|(?:Chapter|CHAPTER|Part|PART)\s+[0-9IVXLC]+)(?=[\s:.　]|$)"
 )
 ARTICLE = re.compile(
-    rf"^(第{_NUM}条(?:の{_NUM})?"
+    rf"^(第{_NUM}条(?:[の之]{_NUM})?"
     r"|(?:Article|ARTICLE|Section|SECTION|Principle|PRINCIPLE)\s+[0-9IVXLC]+(?:\.[0-9]+)*"
     r"|[0-9]+(?:\.[0-9]+)+|[0-9]+[.)])(?=[\s:.　]|$)"
 )
 _HEADING = re.compile(r"^#{1,6}\s+")
+_CAPTION = re.compile(r"^[（(][^（()）]{1,30}[）)]$")
+"""An article caption on its own line (``（目的）``): it belongs to the article after it."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ def split_sections(text: str) -> list[Section]:
     chapter = ""
     current: tuple[str, str, int] | None = ("preamble", "", 0)
     offset = 0
+    caption_at: int | None = None
 
     def close(at: int) -> None:
         if current is None:
@@ -80,8 +84,9 @@ def split_sections(text: str) -> list[Section]:
             close(offset)
             chapter, current = body, None
         elif art and not (is_heading and not art.group(1).startswith(("第", "A", "S", "P"))):
-            close(offset)
-            current = (art.group(1), chapter, offset)
+            start = offset if caption_at is None else caption_at
+            close(start)
+            current = (art.group(1), chapter, start)
         elif is_heading and current is not None and current[0] != "preamble":
             close(offset)  # an unnumbered heading ends the article; its text is the chapter
             chapter, current = body, None
@@ -89,6 +94,10 @@ def split_sections(text: str) -> list[Section]:
             chapter = body
         elif current is None and body:
             current = ("preamble", chapter, offset)
+        if _CAPTION.match(body):
+            caption_at = offset if caption_at is None else caption_at
+        elif body:
+            caption_at = None
         offset += len(line)
     close(offset)
     return sections
