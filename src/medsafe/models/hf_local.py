@@ -24,6 +24,7 @@ from typing import Any
 from medsafe.errors import BackendError, ConfigError
 from medsafe.models._threaded import DEFAULT_MAX_TOKENS, SerialModel, chat_messages, require_modules
 from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
+from medsafe.models.hf_vision import generate_vision, is_vision_checkpoint, load_vision
 from medsafe.schema import Usage
 
 REQUIRED = ("torch", "transformers")
@@ -35,6 +36,8 @@ class LoadedModel:
 
     tokenizer: Any
     model: Any
+    processor: Any = None
+    """An image-text-to-text checkpoint's processor (:mod:`medsafe.models.hf_vision`)."""
 
 
 def adapter_digest(adapter: Path) -> str:
@@ -58,6 +61,12 @@ def _with_adapter(model: Any, adapter: Path) -> Any:
 def load_checkpoint(path: Path, adapter: Path | None = None) -> LoadedModel:
     """Load tokenizer and model from ``path`` (local files only, CPU), with ``adapter`` merged."""
     require_modules(REQUIRED, "hf")
+    if adapter is None and is_vision_checkpoint(path):
+        try:
+            processor, vision_model = load_vision(path)
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+            raise BackendError(f"cannot load checkpoint {path}: {exc}", retryable=False) from exc
+        return LoadedModel(processor.tokenizer, vision_model, processor)
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -96,6 +105,8 @@ def generate(loaded: LoadedModel, request: ChatRequest) -> ChatResponse:
     """One blocking generation (call it through :class:`SerialModel`, which holds the lock)."""
     import torch
 
+    if loaded.processor is not None:
+        return generate_vision(loaded.processor, loaded.model, request)
     tokenizer, model, params = loaded.tokenizer, loaded.model, request.params
     messages = chat_messages(request)
     templated = bool(getattr(tokenizer, "chat_template", None))
