@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from medsafe.errors import MedsafeError
 from medsafe.review.model import BUILTIN_RUBRICS, LabelSchema, TaskSpec, schema_from_scale
@@ -162,10 +164,14 @@ def _reviewers(conn: sqlite3.Connection, names: list[str]) -> list[str]:
 @router.post("/review/new", dependencies=CSRF)
 async def new_task(request: Request, conn: Conn, user: Admin) -> Response:
     """Create the task and show it."""
+    form = await request.form()
+    return await run_in_threadpool(_new_task, request, conn, user, form)
+
+
+def _new_task(request: Request, conn: sqlite3.Connection, user: User, form: FormData) -> Response:
     from medsafe.results import run_scales
     from medsafe.schema import RunSpec
 
-    form = await request.form()
     run_id = str(form.get("run_id", ""))
     labels = str(form.get("labels", ""))
     try:
@@ -368,9 +374,20 @@ async def submit_unit(
     request: Request, conn: Conn, user: Reviewer, task_id: str, position: int
 ) -> Response:
     """Store her label; go on to her next unlabelled unit."""
+    form = await request.form()
+    return await run_in_threadpool(_submit_unit, request, conn, user, task_id, position, form)
+
+
+def _submit_unit(
+    request: Request,
+    conn: sqlite3.Connection,
+    user: User,
+    task_id: str,
+    position: int,
+    form: FormData,
+) -> Response:
     task = _task(conn, task_id)
     item_id = _unit_at(conn, task, position)
-    form = await request.form()
     try:
         submit_label(
             conn,
@@ -424,9 +441,20 @@ async def adjudicate_unit(
     request: Request, conn: Conn, user: Adjudicator, task_id: str, position: int
 ) -> Response:
     """Store the decision; go on to the next unit in the queue."""
+    form = await request.form()
+    return await run_in_threadpool(_adjudicate_unit, request, conn, user, task_id, position, form)
+
+
+def _adjudicate_unit(
+    request: Request,
+    conn: sqlite3.Connection,
+    user: User,
+    task_id: str,
+    position: int,
+    form: FormData,
+) -> Response:
     task = _task(conn, task_id)
     item_id = _unit_at(conn, task, position)
-    form = await request.form()
     try:
         adjudicate(
             conn,
@@ -451,7 +479,7 @@ async def adjudicate_unit(
 # -- sign-off -------------------------------------------------------------------------------
 
 
-@router.get("/review/signoff/{run_id}")
+@router.get("/review/signoff/{run_id:path}")
 def signoff_page(request: Request, conn: Conn, user: Auditor, run_id: str) -> Response:
     """The run's review tasks, what blocks a sign-off, and its sign-offs (stale ones marked)."""
     from medsafe.review.signoff import signoff_state
@@ -471,12 +499,18 @@ def signoff_page(request: Request, conn: Conn, user: Auditor, run_id: str) -> Re
     )
 
 
-@router.post("/review/signoff/{run_id}", dependencies=CSRF)
+@router.post("/review/signoff/{run_id:path}", dependencies=CSRF)
 async def signoff_submit(request: Request, conn: Conn, user: Auditor, run_id: str) -> Response:
     """Record the auditor's decision (preconditions checked in the same transaction)."""
+    form = await request.form()
+    return await run_in_threadpool(_signoff_submit, request, conn, user, run_id, form)
+
+
+def _signoff_submit(
+    request: Request, conn: sqlite3.Connection, user: User, run_id: str, form: FormData
+) -> Response:
     from medsafe.review.signoff import sign_off
 
-    form = await request.form()
     decision = str(form.get("decision", ""))
     if decision not in ("approve", "reject"):
         return _blocked(request, "decision: approve or reject", 400)
