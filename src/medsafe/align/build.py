@@ -66,7 +66,7 @@ class BuildOptions:
     evals: EvalSet = field(default_factory=EvalSet)
     eval_suites: Sequence[str] = ()
     allow_leak: bool = False
-    near_dup_threshold: float = 0.6
+    near_dup_threshold: float = 0.5
     paraphrase_threshold: float | None = None
 
 

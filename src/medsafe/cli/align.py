@@ -47,7 +47,7 @@ def build_command(
     ] = False,
     near_dup: Annotated[
         float, typer.Option(help="MinHash Jaccard at which a prompt duplicates an eval prompt.")
-    ] = 0.6,
+    ] = 0.5,
     paraphrase: Annotated[
         float | None,
         typer.Option(help="Also drop paraphrases at this e5 cosine (slower; off by default)."),
