@@ -395,3 +395,22 @@ def test_experts_label_in_a_workbench_review_task(tmp_path: Path, mock: MockOpen
     assert "rev=1" in history["q01"]["rounds"][1]["rationale"]  # regenerated with bob's feedback
     with Store(db) as store:
         assert len(list_tasks(store.connection)) == 2  # the second round's task
+
+
+def test_k_of_n_reviewers_agreeing_decide(tmp_path: Path, mock: MockOpenAIServer) -> None:
+    suite = _suite(tmp_path / "s.jsonl", ["[never]", "[ok@1]"])
+    out = tmp_path / "cur"
+    judges = ["--judge", "openai/judge-a", "--judge", "openai/judge-b", "--judge", "openai/judge-c"]
+    result = runner.invoke(
+        app,
+        ["curate", str(suite), "--model", "openai/writer", *judges, "--k", "2", "--max-rounds",
+         "2", "--base-url", mock.base_url, "--db", str(tmp_path / "m.db"), "-o", str(out),
+         "--json"],
+    )  # fmt: skip
+    assert json.loads(result.stdout)["counts"] == {"accepted": 1, "unresolved": 1}
+    history = _history(out)
+    never = history["q00"]["rounds"]
+    # judge-b and judge-c agree (all 1s) against judge-a: their mean decides, below pass
+    assert never[0]["reason"].startswith("2 of 3 reviewers agree within 1; below pass on")
+    assert never[0]["scores"]["medical_facts"] == 1.0
+    assert history["q01"]["rounds"][0]["reason"] == "3 of 3 reviewers agree within 1"

@@ -8,9 +8,10 @@ For every item with a known answer (an MCQ key, or an open item's ``reference``)
    feedback; every expert labels it in the round's review file (``round-N.review.jsonl``, the
    review workbench's ``medsafe-review/1`` format: one ordinal field per criterion; a label's
    ``rationale`` is the feedback and an optional ``edit`` replaces the rationale next round);
-3. **consensus**: at least ``k`` reviews and every criterion's scores within ``margin`` of each
-   other; else an ``adjudication`` line of the review file, or the ``adjudicator`` model,
-   decides; else the item is revised. Decided scores (the reviewers' mean, or the
+3. **consensus**: ``k`` reviews (default: every reviewer) whose scores on every criterion lie
+   within ``margin`` of each other (the largest such group; its mean decides); else an
+   ``adjudication`` line of the review file, or the ``adjudicator`` model, decides; else the
+   item is revised. Decided scores (the reviewers' mean, or the
    adjudicator's) that reach every criterion's ``pass`` accept the rationale; otherwise it is
    revised with the feedback;
 4. an item still open after ``max_rounds`` is ``unresolved``.
@@ -23,6 +24,7 @@ after reviewers have added labels continues where it waited.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -306,6 +308,16 @@ def _agree(rubric: Rubric, reviews: Sequence[Review], margin: float) -> list[str
     ]
 
 
+def _agreeing(rubric: Rubric, reviews: Sequence[Review], margin: float, need: int) -> list[Review]:
+    """The largest group of at least ``need`` reviews that agree within ``margin`` on every
+    criterion (the first such group in reviewer order), or [] when there is none."""
+    for size in range(len(reviews), max(need, 1) - 1, -1):
+        for group in itertools.combinations(reviews, size):
+            if not _agree(rubric, group, margin):
+                return list(group)
+    return []
+
+
 def _decide(
     options: CurateOptions, rnd: Round, adjudication: Review | None
 ) -> tuple[Decision | None, str]:
@@ -320,11 +332,12 @@ def _decide(
         how = f"adjudicated by {adjudication.reviewer}"
     else:
         apart = _agree(rubric, usable, options.margin) if usable else []
-        if len(usable) >= need and not apart:
+        group = _agreeing(rubric, usable, options.margin, need) if len(usable) >= need else []
+        if group:
             decisive = {
-                c.name: sum(r.scores[c.name] for r in usable) / len(usable) for c in rubric.criteria
+                c.name: sum(r.scores[c.name] for r in group) / len(group) for c in rubric.criteria
             }
-            how = f"{len(usable)} reviewers agree within {options.margin:g}"
+            how = f"{len(group)} of {len(usable)} reviewers agree within {options.margin:g}"
         else:
             why = (
                 f"reviewers differ by more than {options.margin:g} on {', '.join(apart)}"
