@@ -114,6 +114,10 @@ def test_images_reach_the_mock_as_data_uris_without_identifiers(tmp_path: Path) 
     suite = _suite(tmp_path)
     items = {item.id: item for item in load_items(suite)}
     assert items["dcm"].attachments[0].media_type == "application/dicom"
+    removed = items["dcm"].metadata["dicom_header_removed"]["ct.dcm"]
+    assert {"PatientName", "PatientID", "InstitutionName", "AccessionNumber"} <= set(removed)
+    assert all(secret not in json.dumps(items["dcm"].metadata) for secret in SECRETS)
+    assert "dicom_header_removed" not in items["png"].metadata
     assert Path(items["png"].attachments[0].path).is_absolute()
     assert items["png"].attachments[0].sha256 is not None
     bodies: list[str] = []
@@ -169,3 +173,13 @@ def test_missing_or_unknown_attachments_are_located(tmp_path: Path) -> None:
     path.write_text(json.dumps(row) + "\n", encoding="utf-8")
     (item,) = load_items(path)
     assert item.attachments[0].kind == "file"
+
+
+def test_unreadable_dicom_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "broken.dcm").write_bytes(b"not a dicom file at all")
+    path = tmp_path / "s.jsonl"
+    row = {"id": "a", "kind": "image", "prompt": "p", "attachments": ["broken.dcm"]}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(SuiteError, match="not a readable DICOM file") as info:
+        load_items(path)
+    assert info.value.field == "attachments[0].path"

@@ -100,6 +100,20 @@ def deidentify(dataset: Any) -> tuple[str, ...]:
     return tuple(removed)
 
 
+@functools.lru_cache(maxsize=4096)
+def _header_fields(path: str, size: int, mtime_ns: int) -> tuple[str, ...]:
+    import pydicom
+
+    dataset = pydicom.dcmread(path, stop_before_pixels=True)
+    return tuple(name for name in IDENTIFYING_FIELDS if str(dataset.get(name) or ""))
+
+
+def identifying_fields(path: Path) -> tuple[str, ...]:
+    """The identifying fields a DICOM file's header fills (names only; pixels not read)."""
+    stat = path.stat()
+    return _header_fields(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 def _first(value: Any) -> float | None:
     if value is None:
         return None

@@ -119,6 +119,9 @@ def build_item(record: Mapping[str, Any], where: Where) -> Item:
     }
     if kind == "detection":
         fields["metadata"] = _media.detection_metadata(fields["metadata"], where)
+    removed = _media.deidentification_note(attachments, where)
+    if removed:
+        fields["metadata"] = {**fields["metadata"], "dicom_header_removed": removed}
     return validate_item(fields, where)
 
 

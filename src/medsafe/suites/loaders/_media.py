@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from medsafe.errors import SuiteError
-from medsafe.imaging.media import media_type_of
+from medsafe.imaging.media import identifying_fields, media_type_of
 from medsafe.schema import Attachment
 
 
@@ -29,6 +29,7 @@ class Where(Protocol):
     def error(self, message: str, field: str | None = None) -> SuiteError:
         """A located SuiteError."""
         ...
+
 
 _ATTACHMENT_KEYS = {"path", "kind", "media_type", "sha256"}
 
@@ -126,3 +127,20 @@ def detection_metadata(metadata: Mapping[str, Any], where: Where) -> dict[str, A
     out["label_set"] = label_set
     out["expected"] = sorted(set(expected))
     return out
+
+
+def deidentification_note(found: tuple[Attachment, ...], where: Where) -> dict[str, list[str]]:
+    """Per DICOM attachment (by file name), the identifying header fields it fills, all of which
+    are left out of what is sent (only re-encoded pixels leave); stored with the item."""
+    note: dict[str, list[str]] = {}
+    for i, attachment in enumerate(found):
+        if attachment.media_type != "application/dicom":
+            continue
+        try:
+            fields = identifying_fields(Path(attachment.path))
+        except Exception as exc:  # pydicom raises many kinds on a broken file
+            raise where.error(
+                f"not a readable DICOM file: {exc}", f"attachments[{i}].path"
+            ) from None
+        note[Path(attachment.path).name] = list(fields)
+    return note
