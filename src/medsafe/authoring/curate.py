@@ -25,14 +25,23 @@ after reviewers have added labels continues where it waited.
 from __future__ import annotations
 
 import itertools
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from medsafe.authoring.curate_model import (
+    CurateOptions,
+    CurateOutcome,
+    Decision,
+    Review,
+    Round,
+    load_curation_items,
+    question_of,
+)
+from medsafe.authoring.curate_reviews import (
+    read_labels,
+    workbench_labels,
+    write_review_file,
+)
 from medsafe.authoring.prompts import (
     FEEDBACK_BLOCK,
     JUDGE_SYSTEM,
@@ -44,111 +53,18 @@ from medsafe.authoring.prompts import (
 )
 from medsafe.authoring.replies import json_object
 from medsafe.authoring.rubric import Rubric
-from medsafe.authoring.stages import ModelTarget, Prompt, Reply, ask, stage_run_id
-from medsafe.errors import ConfigError, SuiteError
-from medsafe.review.files import FORMAT as REVIEW_FORMAT
+from medsafe.authoring.stages import Prompt, Reply, ask, stage_run_id
+from medsafe.errors import ConfigError
 from medsafe.schema import Item
 
-Decision = Literal["accepted", "revise", "unresolved", "waiting"]
-
-
-class Review(BaseModel):
-    """One reviewer's scores of one rationale."""
-
-    model_config = ConfigDict(frozen=True)
-
-    reviewer: str
-    kind: Literal["llm", "expert", "adjudicator"]
-    scores: dict[str, int] = Field(default_factory=dict)
-    feedback: str = ""
-    error: str | None = None
-    edit: str | None = None
-
-
-class Round(BaseModel):
-    """One round of one item: the rationale, its reviews and what was decided."""
-
-    round: int
-    rationale: str
-    author: str
-    reviews: list[Review] = Field(default_factory=list)
-    decision: Decision = "waiting"
-    reason: str = ""
-    scores: dict[str, float] = Field(default_factory=dict)
-    """The deciding scores (reviewers' mean or the adjudicator's)."""
-
-
-@dataclass(frozen=True)
-class CurateOptions:
-    """What ``medsafe curate`` was told."""
-
-    suite: str
-    writer: ModelTarget
-    out: Path
-    db: Path
-    rubric: Rubric
-    judges: tuple[ModelTarget, ...] = ()
-    experts: tuple[str, ...] = ()
-    adjudicator: ModelTarget | None = None
-    k: int | None = None
-    """Reviews needed for consensus (default: every reviewer)."""
-    margin: float = 1.0
-    max_rounds: int = 3
-    review_in: Literal["files", "workbench"] = "files"
-    """Where experts label: the round's review file, or a review task in the store (the
-    workbench, ``medsafe serve``) on the round's rationale run."""
-    show_progress: bool = False
-    notify: Callable[[str], None] | None = field(default=None, compare=False)
-
-
-@dataclass
-class CurateOutcome:
-    """Where curation stands."""
-
-    rounds: dict[str, list[Round]]
-    status: dict[str, Decision]
-    waiting_on: list[str] = field(default_factory=list)
-    """Review files or review tasks still missing expert labels."""
-
-    def counts(self) -> dict[str, int]:
-        """Items per status."""
-        out: dict[str, int] = {}
-        for s in self.status.values():
-            out[s] = out.get(s, 0) + 1
-        return out
-
-
-def _question(item: Item) -> tuple[str, str]:
-    """(question shown to the writer and reviewers, answer key)."""
-    if item.kind == "mcq" and item.options and item.answer:
-        options = "\n".join(f"{k}. {v}" for k, v in sorted(item.options.items()))
-        return f"{item.question or item.last_user_text()}\n{options}", item.answer
-    if item.reference:
-        return item.last_user_text() or (item.question or ""), item.reference
-    raise SuiteError(
-        "curate needs an answer (an MCQ key or an open item's reference)",
-        path=item.suite or None,
-        field=f"item {item.id}",
-    )
-
-
-def load_curation_items(suite: str) -> list[Item]:
-    """The suite's items, each checked to have a known answer."""
-    from medsafe.suites import load_items
-
-    items = load_items(suite)
-    for item in items:
-        _question(item)
-    if not items:
-        raise SuiteError("the suite has no items", path=suite)
-    return items
+__all__ = ["CurateOptions", "CurateOutcome", "Review", "Round", "curate", "load_curation_items"]
 
 
 def _judge_prompts(rubric: Rubric, pending: Sequence[tuple[Item, Round]]) -> list[Prompt]:
     system = fill(JUDGE_SYSTEM, criteria=rubric.describe())
     prompts = []
     for item, rnd in pending:
-        question, answer = _question(item)
+        question, answer = question_of(item)
         user = fill(JUDGE_USER, question=question, answer=answer, rationale=rnd.rationale)
         prompts.append(Prompt(f"{item.id}~r{rnd.round}", system, user, item.language))
     return prompts
@@ -168,135 +84,6 @@ def _review(rubric: Rubric, who: str, kind: Any, reply: Reply) -> Review:
         scores=scores,
         feedback=feedback.strip() if isinstance(feedback, str) else "",
     )
-
-
-def _review_file_lines(
-    options: CurateOptions, rnd_no: int, pending: Sequence[tuple[Item, Round]]
-) -> list[dict[str, Any]]:
-    schema = options.rubric.label_schema()
-    head = {
-        "type": "task",
-        "format": REVIEW_FORMAT,
-        "task_id": f"curate-r{rnd_no}",
-        "run_id": "",
-        "sample": "curate",
-        "seed": 0,
-        "k": len(options.experts),
-        "margin": options.margin,
-        "reviewers": list(options.experts),
-        "required": True,
-        "label_schema": schema.model_dump(mode="json"),
-    }
-    lines: list[dict[str, Any]] = [head]
-    for position, (item, rnd) in enumerate(pending):
-        question, answer = _question(item)
-        lines.append(
-            {
-                "type": "unit",
-                "item_id": item.id,
-                "position": position,
-                "language": item.language,
-                "assigned": list(options.experts),
-                "messages": [
-                    {"role": "user", "content": f"{question}\n\nKey: {answer}"},
-                    {"role": "assistant", "content": rnd.rationale},
-                ],
-            }
-        )
-    return lines
-
-
-def _read_labels(
-    path: Path, rubric: Rubric, experts: Sequence[str]
-) -> tuple[dict[tuple[str, str], Review], dict[str, Review]]:
-    """(item, reviewer) -> expert review, and item -> adjudication, from a review file."""
-    schema = rubric.label_schema()
-    labels: dict[tuple[str, str], Review] = {}
-    adjudications: dict[str, Review] = {}
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SuiteError(f"not JSON ({exc.msg})", path=path, line=n) from None
-        kind = obj.get("type") if isinstance(obj, dict) else None
-        if kind not in ("label", "adjudication"):
-            continue
-        who = obj.get("reviewer" if kind == "label" else "adjudicator")
-        item_id = obj.get("item_id")
-        if not isinstance(who, str) or not isinstance(item_id, str):
-            raise SuiteError("needs item_id and reviewer (or adjudicator)", path=path, line=n)
-        if kind == "label" and who not in experts:
-            raise SuiteError(
-                f"{who!r} is not an expert of this curation", path=path, line=n, field="reviewer"
-            )
-        try:
-            values = schema.check({str(k): str(v) for k, v in dict(obj.get("values", {})).items()})
-        except (ValueError, TypeError) as exc:
-            raise SuiteError(str(exc), path=path, line=n, field="values") from None
-        edit = obj.get("edit")
-        review = Review(
-            reviewer=who,
-            kind="expert" if kind == "label" else "adjudicator",
-            scores={k: int(v) for k, v in values.items()},
-            feedback=str(obj.get("rationale") or ""),
-            edit=edit.strip() if isinstance(edit, str) and edit.strip() else None,
-        )
-        if kind == "label":
-            labels[(item_id, who)] = review
-        else:
-            adjudications[item_id] = review
-    return labels, adjudications
-
-
-def _write_review_file(
-    options: CurateOptions, rnd_no: int, pending: Sequence[tuple[Item, Round]], path: Path
-) -> None:
-    """The round's review file, unless it exists (experts append to it)."""
-    if path.exists():
-        return
-    lines = _review_file_lines(options, rnd_no, pending)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), "utf-8")
-    tmp.replace(path)
-
-
-def _workbench_labels(
-    options: CurateOptions, run_id: str, rnd_no: int, pending: Sequence[tuple[Item, Round]]
-) -> tuple[str, dict[tuple[str, str], Review], dict[str, Review]]:
-    """The round's review task on its rationale run (created the first time), its labels by
-    (item, reviewer) and adjudications by item: experts label in the workbench
-    (``medsafe serve``) or with ``medsafe review label``."""
-    from medsafe.review.tasks import ReviewError, adjudications_of, create_task, get_task
-    from medsafe.review.tasks import labels_of as task_labels
-    from medsafe.store.sqlite import Store
-
-    task_id = f"curate-{run_id.rsplit('-', 1)[-1]}"
-    units = [f"{item.id}~r{rnd_no}" for item, _ in pending]
-    with Store(options.db) as store:
-        conn = store.connection
-        try:
-            get_task(conn, task_id)
-        except ReviewError:
-            create_task(conn, run_id=run_id, sample="ids:" + ",".join(units),
-                        schema=options.rubric.label_schema(), reviewers=options.experts,
-                        actor="medsafe curate", k=len(options.experts), margin=options.margin,
-                        required=False, task_id=task_id)  # fmt: skip
-
-        def review(label: Any, kind: Any) -> Review:
-            scores = {k: int(float(v)) for k, v in label.values.items()}
-            return Review(reviewer=label.by, kind=kind, scores=scores, feedback=label.rationale)
-
-        labels = {
-            (lab.item_id.rsplit("~", 1)[0], lab.by): review(lab, "expert")
-            for lab in task_labels(conn, task_id)
-        }
-        adjudications = {
-            unit.rsplit("~", 1)[0]: review(adj, "adjudicator")
-            for unit, adj in adjudications_of(conn, task_id).items()
-        }
-    return task_id, labels, adjudications
 
 
 def _agree(rubric: Rubric, reviews: Sequence[Review], margin: float) -> list[str]:
@@ -393,12 +180,12 @@ async def curate(options: CurateOptions) -> CurateOutcome:
         adjudications: dict[str, Review] = {}
         if options.experts:
             if options.review_in == "workbench":
-                task, labels, adjudications = _workbench_labels(options, run_id, rnd_no, pending)
+                task, labels, adjudications = workbench_labels(options, run_id, rnd_no, pending)
                 where = f"review task {task} (medsafe serve, or medsafe review label)"
             else:
                 path = options.out / f"round-{rnd_no}.review.jsonl"
-                _write_review_file(options, rnd_no, pending, path)
-                labels, adjudications = _read_labels(path, options.rubric, options.experts)
+                write_review_file(options, rnd_no, pending, path)
+                labels, adjudications = read_labels(path, options.rubric, options.experts)
                 where = str(path)
             missing = [
                 (i.id, e) for i, _ in pending for e in options.experts if (i.id, e) not in labels
@@ -470,7 +257,7 @@ async def _write_rationales(
         if edit is not None:
             edits[item.id] = edit
             continue
-        question, answer = _question(item)
+        question, answer = question_of(item)
         feedback = fill(FEEDBACK_BLOCK, feedback=_feedback(last)) if last else ""
         prompts.append(
             Prompt(

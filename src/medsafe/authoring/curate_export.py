@@ -19,8 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medsafe.authoring.curate import CurateOptions, CurateOutcome
-from medsafe.authoring.curate import load_curation_items as _items
+from medsafe.authoring.curate_model import CurateOptions, CurateOutcome
+from medsafe.authoring.curate_model import load_curation_items as _items
 from medsafe.schema import Item
 
 

@@ -213,28 +213,22 @@ def _reviewed(
     return restored, still
 
 
-async def generate_release(options: GenerateOptions) -> Release:
-    """Run every stage and write the release to ``options.out``; returns what was written."""
+async def _extract_rules(
+    options: GenerateOptions, sections: Sequence[StoredSection], rejected: list[Rejection]
+) -> list[Rule]:
+    """Stage 1: the rules of every section (each quoting it verbatim)."""
     scenes = _scenes(options.taxonomy)
-    for lang in options.languages:
-        if lang not in LANGUAGE_NAMES:
-            raise ConfigError(f"--languages: {lang!r} is not one of zh, ja, en")
-    with Store(options.db) as store:
-        sections = load_sections(store.connection, options.corpus)
-    say = options.notify or (lambda _msg: None)
-    gen, progress = options.generator, options.show_progress
-    rejected: list[Rejection] = []
-    review_counts: dict[str, int] = {}
-
-    say(f"rules: {len(sections)} section(s)")
     prompts = _rule_prompts(sections, scenes)
-    replies = await ask(options.db, "rules", gen, prompts, show_progress=progress, notify=say)
+    replies = await ask(options.db, "rules", options.generator, prompts,
+                        show_progress=options.show_progress, notify=options.notify)  # fmt: skip
     rules: list[Rule] = []
     for section, prompt in zip(sections, prompts, strict=True):
         reply = replies.get(prompt.id, Reply(None, "no reply"))
-        found, bad = parse_rules(section, reply.text if reply.text is not None else None, scenes)
         if reply.text is None:
-            bad = [Rejection("rules", section.ref, section.ref, f"call failed: {reply.error}")]
+            rejected.append(Rejection("rules", section.ref, section.ref,
+                                      f"call failed: {reply.error}"))  # fmt: skip
+            continue
+        found, bad = parse_rules(section, reply.text, scenes)
         rules.extend(found)
         rejected.extend(bad)
     failed = [r.error for r in replies.values() if r.text is None]
@@ -243,95 +237,110 @@ async def generate_release(options: GenerateOptions) -> Release:
             f"every rules request failed ({len(failed)}); first cause: {failed[0]}; nothing "
             "was written (the answers that do arrive on a rerun are kept)"
         )
-    by_id = {r.id: r for r in rules}
-    licences = {s.ref: s.meta.get("license") for s in sections}
+    return rules
 
-    say(f"items: {len(rules)} rule(s)")
-    prompts = _item_prompts(rules, options.languages)
-    replies = await ask(options.db, "items", gen, prompts, show_progress=progress, notify=say)
-    suite = options.name or options.corpus
+
+async def _write_items(
+    options: GenerateOptions, rules: dict[str, Rule], licences: dict[str, str | None],
+    rejected: list[Rejection],
+) -> list[Generated]:  # fmt: skip
+    """Stage 2: an open item, an MCQ and a red-team seed per rule and language."""
+    prompts = _item_prompts(list(rules.values()), options.languages)
+    replies = await ask(options.db, "items", options.generator, prompts,
+                        show_progress=options.show_progress, notify=options.notify)  # fmt: skip
     entries: list[Generated] = []
     for prompt in prompts:
-        rule = by_id[prompt.id.rsplit("-", 1)[0]]
+        rule = rules[prompt.id.rsplit("-", 1)[0]]
         reply = replies.get(prompt.id, Reply(None, "no reply"))
         if reply.text is None:
-            rejected.append(
-                Rejection("items", prompt.id, rule.section_ref, f"call failed: {reply.error}")
-            )
+            rejected.append(Rejection("items", prompt.id, rule.section_ref,
+                                      f"call failed: {reply.error}"))  # fmt: skip
             continue
-        made, bad = parse_items(
-            rule,
-            prompt.language,
-            reply.text,
-            suite,
-            options.taxonomy,
-            licences.get(rule.section_ref),
-        )
+        made, bad = parse_items(rule, prompt.language, reply.text, options.name or options.corpus,
+                                options.taxonomy, licences.get(rule.section_ref))  # fmt: skip
         entries.extend(made)
         rejected.extend(bad)
+    return entries
 
-    if options.validator is not None:
-        say(f"validation: {len(entries)} item(s)")
-        prompts = _validation_prompts(entries, by_id)
-        replies = await ask(
-            options.db, "validate", options.validator, prompts, show_progress=progress, notify=say
-        )
-        kept: list[Generated] = []
-        failures: list[tuple[Generated, str]] = []
-        for entry in entries:
-            why = verdict(replies.get(entry.id, Reply(None, "no reply")))
-            if why is None:
-                kept.append(entry)
-            else:
-                failures.append((entry, why))
-        if options.on_fail == "review":
-            restored, failures = _reviewed(options.out, failures, by_id)
-            kept += restored
-            review_counts.update(restored=len(restored), awaiting_review=len(failures))
-        for entry, why in failures:
-            rejected.append(
-                Rejection("validate", entry.id, str(entry.metadata["section_ref"]), why)
-            )
-        entries = kept
 
-    say(f"deduplication: {len(entries)} item(s)")
-    texts = [text_of(e) for e in entries]
+async def _validate(
+    options: GenerateOptions, entries: list[Generated], rules: dict[str, Rule],
+    rejected: list[Rejection], review_counts: dict[str, int],
+) -> list[Generated]:  # fmt: skip
+    """Stage 3: the items the validator passes (and those reviewers kept, ``--on-fail review``)."""
+    assert options.validator is not None
+    replies = await ask(options.db, "validate", options.validator,
+                        _validation_prompts(entries, rules),
+                        show_progress=options.show_progress, notify=options.notify)  # fmt: skip
+    kept: list[Generated] = []
+    failures: list[tuple[Generated, str]] = []
+    for entry in entries:
+        why = verdict(replies.get(entry.id, Reply(None, "no reply")))
+        if why is None:
+            kept.append(entry)
+        else:
+            failures.append((entry, why))
+    if options.on_fail == "review":
+        restored, failures = _reviewed(options.out, failures, rules)
+        kept += restored
+        review_counts.update(restored=len(restored), awaiting_review=len(failures))
+    for entry, why in failures:
+        rejected.append(Rejection("validate", entry.id, str(entry.metadata["section_ref"]), why))
+    return kept
+
+
+def _deduplicate(
+    options: GenerateOptions, entries: list[Generated]
+) -> tuple[list[Generated], list[dict[str, object]]]:
+    """Stage 4: the entries left, and what was removed as a near-duplicate or paraphrase."""
     groups = [  # paraphrases: same source section, same kind and language, different words
         f"{'seed' if isinstance(e, Seed) else e.kind}/{e.language}/{e.metadata['section_ref']}"
         for e in entries
     ]
     existing_ids, existing = _existing_texts(options.against)
-    pairs = near_duplicates(
-        texts,
-        existing,
-        threshold=options.threshold,
-        paraphrase_threshold=options.paraphrase_threshold,
-        groups=groups,
-    )
-    removed = []
+    pairs = near_duplicates([text_of(e) for e in entries], existing, threshold=options.threshold,
+                            paraphrase_threshold=options.paraphrase_threshold,
+                            groups=groups)  # fmt: skip
+    removed: list[dict[str, object]] = []
     for pair in pairs:
         other = existing_ids[pair.other] if pair.in_existing else entries[pair.other].id
-        removed.append(
-            {
-                "id": entries[pair.index].id,
-                "stage": pair.stage,
-                "similarity": round(pair.similarity, 4),
-                "duplicate_of": other,
-                "reason": pair.reason(other),
-            }
-        )
+        removed.append({"id": entries[pair.index].id, "stage": pair.stage,
+                        "similarity": round(pair.similarity, 4), "duplicate_of": other,
+                        "reason": pair.reason(other)})  # fmt: skip
     drop = {p.index for p in pairs}
-    entries = [e for i, e in enumerate(entries) if i not in drop]
+    return [e for i, e in enumerate(entries) if i not in drop], removed
 
+
+async def generate_release(options: GenerateOptions) -> Release:
+    """Run every stage and write the release to ``options.out``; returns what was written."""
+    _scenes(options.taxonomy)  # an unknown framework is refused before anything is asked
+    for lang in options.languages:
+        if lang not in LANGUAGE_NAMES:
+            raise ConfigError(f"--languages: {lang!r} is not one of zh, ja, en")
+    with Store(options.db) as store:
+        sections = load_sections(store.connection, options.corpus)
+    say = options.notify or (lambda _msg: None)
+    rejected: list[Rejection] = []
+    review_counts: dict[str, int] = {}
+    say(f"rules: {len(sections)} section(s)")
+    rules = {r.id: r for r in await _extract_rules(options, sections, rejected)}
+    say(f"items: {len(rules)} rule(s)")
+    licences = {s.ref: s.meta.get("license") for s in sections}
+    entries = await _write_items(options, rules, licences, rejected)
+    if options.validator is not None:
+        say(f"validation: {len(entries)} item(s)")
+        entries = await _validate(options, entries, rules, rejected, review_counts)
+    say(f"deduplication: {len(entries)} item(s)")
+    entries, removed = _deduplicate(options, entries)
     release = Release(
-        suite=suite,
+        suite=options.name or options.corpus,
         corpus=options.corpus,
         corpus_hash=corpus_hash(sections),
         sections={s.ref: s.sha256 for s in sections},
-        generator=gen.spec,
+        generator=options.generator.spec,
         validator=options.validator.spec if options.validator else None,
         taxonomy=options.taxonomy,
-        rules=rules,
+        rules=list(rules.values()),
         entries=entries,
         rejected=rejected,
         removed=removed,
