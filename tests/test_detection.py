@@ -35,6 +35,10 @@ LABELS = ("左右错误", "单位错误", "错别字")
         ('```json\n[{"错误类型": "单位错误", "修改建议": "改为 mm"}]\n```', {"单位错误"}),
         ('{"errors": [{"type": "Typo", "location": "impression"}]}', {"错别字"}),
         ("<think>左右错误?</think>无错误", set()),
+        ("无左右错误，但有单位错误", {"单位错误"}),
+        ("No laterality error. Unit error present.", {"单位错误"}),
+        ("左右の誤りなし", set()),
+        ("Laterality error: none", set()),
     ],
 )
 def test_parser_reads_tolerant_forms(answer: str, labels: set[str]) -> None:

@@ -6,7 +6,9 @@ answer ("无问题", "問題なし", "none", "[]"); JSON lists of strings or of 
 case folding and removal of spaces and punctuation, through the zh/ja/en synonym table of
 :mod:`medsafe.imaging.errortypes` and any synonyms the suite declares. An answer in which no
 label and no "no problem" marker is found is *unparsed*: counted, never scored.
-Known limit: a negated mention ("no laterality error, but …") is read as a mention.
+A label denied where it is named ("无左右错误", "no laterality error", "左右の誤りなし") is not
+counted; an answer that only denies labels means "no problem". Other negations (a denial
+further from the label, double negatives) are not understood.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ NONE_PHRASES = (
     "noerrorsfound", "noneidentified",
 )  # fmt: skip
 """Phrases that mean "no problem" wherever they appear in an answer without any label."""
+_NEG_BEFORE = ("无", "没有", "未见", "未发现", "不存在", "并无", "無", "no", "not", "without")
+"""Words just before a label that deny it (matched on keys: no spaces, case-folded)."""
+_NEG_AFTER = ("无", "没有", "不存在", "なし", "無し", "はありません", "ありません", "はない",
+              "がない", "none")  # fmt: skip
+"""Words just after a label that deny it ("左右错误：无", "左右の誤りなし")."""
 TYPE_KEYS = ("错误类型", "类型", "错误", "type", "label", "error_type", "error", "category",
              "エラー種類", "誤りの種類", "種類", "问题", "問題")  # fmt: skip
 LOCATION_KEYS = ("位置", "错误位置", "部位", "location", "section", "場所", "箇所")
@@ -130,15 +137,27 @@ class LabelParser:
         self._by_length = sorted(names, key=len, reverse=True)
 
     def _match(self, token: str) -> set[str]:
+        return self._match_negated(token)[0]
+
+    def _match_negated(self, token: str) -> tuple[set[str], bool]:
+        """Labels a token names, and whether it named one only to deny it ("无左右错误",
+        "no laterality error", "左右の誤りなし")."""
         k = key(token)
         if k in self._names:
-            return {self._names[k]}
+            return {self._names[k]}, False
         found: set[str] = set()
+        negated = False
         for name in self._by_length:
-            if len(name) >= 2 and name in k:
+            at = k.find(name) if len(name) >= 2 else -1
+            if at < 0:
+                continue
+            before, after = k[:at], k[at + len(name) :]
+            if before.endswith(_NEG_BEFORE) or after.startswith(_NEG_AFTER):
+                negated = True
+            else:
                 found.add(self._names[name])
-                k = k.replace(name, "")
-        return found
+            k = k.replace(name, "|")
+        return found, negated
 
     def parse(self, text: str | None) -> Parsed:
         """Parse one answer (``None``/empty text is unparsed)."""
@@ -178,16 +197,18 @@ class LabelParser:
         labels: set[str] = set()
         locations: dict[str, Location] = {}
         ignored: list[str] = []
+        denied = False
         for token in tokens:
-            found = self._match(token)
+            found, negated = self._match_negated(token)
+            denied |= negated
             if found:
                 labels |= found
                 loc = location_of(token)
                 if loc is not None:
                     locations.update({label: loc for label in found})
-            elif key(token) not in _NONE_EXACT_KEYS and not _has_none_phrase(token):
+            elif not negated and key(token) not in _NONE_EXACT_KEYS and not _has_none_phrase(token):
                 ignored.append(token.strip())
-        saw_none = key(body) in _NONE_EXACT_KEYS or _has_none_phrase(body)
+        saw_none = denied or key(body) in _NONE_EXACT_KEYS or _has_none_phrase(body)
         return _result(labels, saw_none, locations, {}, ignored)
 
 
