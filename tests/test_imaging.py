@@ -183,3 +183,17 @@ def test_unreadable_dicom_is_refused_at_load(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="not a readable DICOM file") as info:
         load_items(path)
     assert info.value.field == "attachments[0].path"
+
+
+def test_named_model_sets_the_image_size(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    with ThreadedMockServer(MockConfig(responder=lambda _m: "none")) as server:
+        config = tmp_path / "models.toml"
+        config.write_text(
+            f'[models.small]\nmodel = "openai/v"\nbase_url = "{server.base_url}"\n'
+            "image_max_side = 256\n",
+            encoding="utf-8",
+        )
+        evaluate(suite, "small", config=config, scorers=["detection"], db=tmp_path / "s.db")
+        sizes = sorted(Image.open(io.BytesIO(data)).size for data in server.state.images)
+    assert sizes == [(64, 48), (64, 64), (256, 137)]

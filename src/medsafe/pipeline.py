@@ -174,6 +174,8 @@ class _Target:
     base_url: str | None
     api_key_env: str | None
     params: ModelParams | None
+    image_max_side: int | None = None
+    """A named model's longest image side (docs/imaging.md); None: the backend's default."""
 
 
 def default_run_id(suite_name: str, model: str) -> str:
@@ -274,6 +276,7 @@ def _resolve_target(
         options.base_url or named.base_url,
         options.api_key_env or named.api_key_env,
         params,
+        named.image_max_side,
     )
 
 
@@ -285,6 +288,8 @@ def _build_backend(target: _Target, timeout_s: float) -> tuple[Backend, str]:
     options = BackendOptions(base_url=target.base_url, timeout_s=timeout_s)
     if target.api_key_env:
         options = replace(options, api_key_env=target.api_key_env)
+    if target.image_max_side:
+        options = replace(options, extra={"image_max_side": str(target.image_max_side)})
     backend = create_backend(target.spec, options)
     return backend, model_key(target.spec, backend)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medsafe.errors import ConfigError
 from medsafe.models.base import Backend, BackendOptions, create_backend, split_model_spec
@@ -56,6 +56,8 @@ class NamedModel(BaseModel):
     response_format: ResponseFormat = "none"
     """Structured output the server supports (OpenAI ``response_format``); ``none`` asks only
     in the prompt."""
+    image_max_side: int | None = Field(default=None, ge=16)
+    """Longest side, in pixels, images are reduced to before they are sent (default 1,024)."""
 
     @field_validator("model")
     @classmethod
@@ -141,6 +143,7 @@ def create_named_backend(named: NamedModel, timeout_s: float = 60.0) -> Backend:
         base_url=named.base_url,
         api_key_env=named.api_key_env or DEFAULT_KEY_ENV,
         timeout_s=timeout_s,
+        extra={"image_max_side": str(named.image_max_side)} if named.image_max_side else {},
     )
     return create_backend(named.model, options)
 
