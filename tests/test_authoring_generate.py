@@ -234,6 +234,10 @@ def test_generate_needs_options_and_a_corpus(tmp_path: Path) -> None:
     assert code == 2 and "no corpus 'x'" in output
     code, output = invoke("generate", "diff", str(tmp_path), str(tmp_path))
     assert code == 2 and "manifest.json" in output
+    (tmp_path / "file").write_text("x")
+    code, output = invoke("generate", "--corpus", "x", "--model", "openai/g", "--base-url",
+                          "http://127.0.0.1:9/v1", "-o", str(tmp_path / "file"))  # fmt: skip
+    assert code == 2 and "is not a folder" in output
 
 
 def test_dead_endpoint_exits_3_and_bad_options_exit_2(tmp_path: Path) -> None:

@@ -152,6 +152,8 @@ async def curate(options: CurateOptions) -> CurateOutcome:
         raise ConfigError("--max-rounds must be at least 1")
     if not options.judges and not options.experts:
         raise ConfigError("give at least one reviewer: --judge MODEL or --expert NAME")
+    if options.out.exists() and not options.out.is_dir():
+        raise ConfigError(f"-o {options.out}: exists and is not a folder")
     items = load_curation_items(options.suite)
     say = options.notify or (lambda _m: None)
     options.out.mkdir(parents=True, exist_ok=True)

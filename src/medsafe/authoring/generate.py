@@ -314,6 +314,8 @@ def _deduplicate(
 async def generate_release(options: GenerateOptions) -> Release:
     """Run every stage and write the release to ``options.out``; returns what was written."""
     _scenes(options.taxonomy)  # an unknown framework is refused before anything is asked
+    if options.out.exists() and not options.out.is_dir():
+        raise ConfigError(f"-o {options.out}: exists and is not a folder")
     for lang in options.languages:
         if lang not in LANGUAGE_NAMES:
             raise ConfigError(f"--languages: {lang!r} is not one of zh, ja, en")
