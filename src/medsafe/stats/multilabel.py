@@ -140,8 +140,8 @@ def multilabel_figures(
         for start in range(0, n_resamples, step):
             m = min(step, n_resamples - start)
             idx = rng.integers(0, k, (m, k))
-            w = np.zeros((m, k))
-            np.add.at(w, (np.repeat(np.arange(m), k), idx.ravel()), 1.0)
+            flat = (idx + (np.arange(m) * k)[:, None]).ravel()
+            w = np.bincount(flat, minlength=m * k).reshape(m, k).astype(np.float64)
             btp, bfp, bfn, bsup = (w @ per_cluster[j] for j in range(4))
             for key, arr in _figures(btp, bfp, bfn, bsup > 0).items():
                 draws.setdefault(key, []).append(arr)
