@@ -261,6 +261,10 @@ def test_experts_through_review_files_edit_and_adjudication(
     history = _history(out)
     assert history["q01"]["rounds"][0]["reason"].startswith("adjudicated by cat")
     assert history["q02"]["rounds"][1]["author"] == "ann (edit)"
+    other = _suite(tmp_path / "other.jsonl", ["[ok@1]"] * 2)
+    result = runner.invoke(app, [*args[:1], str(other), *args[2:]])
+    assert result.exit_code == 2 and "round-1.review.jsonl" in result.output
+    assert "not this round's items" in result.output
     _label(file2, "q02", "zed", HIGH)
     result = runner.invoke(app, args)
     assert (

@@ -98,10 +98,27 @@ def read_labels(
 def write_review_file(
     options: CurateOptions, rnd_no: int, pending: Sequence[tuple[Item, Round]], path: Path
 ) -> None:
-    """The round's review file, unless it exists (experts append to it)."""
-    if path.exists():
-        return
+    """The round's review file, unless it exists (experts append to it); SuiteError when an
+    existing file's units are not this round's (another suite, or rationales that changed)."""
     lines = review_file_lines(options, rnd_no, pending)
+    if path.exists():
+        units = {
+            (obj.get("item_id"), json.dumps(obj.get("messages"), ensure_ascii=False))
+            for obj in (json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip())
+            if isinstance(obj, dict) and obj.get("type") == "unit"
+        }
+        wanted = {
+            (x["item_id"], json.dumps(x["messages"], ensure_ascii=False))
+            for x in lines
+            if x["type"] == "unit"
+        }
+        if units != wanted:
+            raise SuiteError(
+                "its units are not this round's items and rationales (another suite or "
+                "writer?); use another -o folder or remove the file",
+                path=path,
+            )
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), "utf-8")
     tmp.replace(path)
