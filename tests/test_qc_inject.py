@@ -93,7 +93,7 @@ def test_reports_are_seeded_and_refuse_unknown_languages() -> None:
     assert clean_reports(5, ("zh", "en"), 3) == clean_reports(5, ("zh", "en"), 3)
     assert clean_reports(5, ("zh", "en"), 3) != clean_reports(5, ("zh", "en"), 4)
     with pytest.raises(ValueError, match="no report templates"):
-        clean_reports(1, ("ja",))
+        clean_reports(1, ())
 
 
 def test_cli_refuses_bad_options(tmp_path: Path) -> None:
@@ -110,3 +110,29 @@ def _assistant(text: str) -> Any:
     from medsafe.schema import Message
 
     return Message(role="assistant", content=text)
+
+
+def test_japanese_reports(tmp_path: Path) -> None:
+    suite, truth = tmp_path / "ja.jsonl", tmp_path / "ja.truth.jsonl"
+    args = ["qc", "inject", "-o", str(suite), "--truth", str(truth), "--n", "8", "--language", "ja"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    items = {row["id"]: row for row in _read(suite)}
+    for record in _read(truth):
+        injection = Injection(**{k: record[k] for k in (
+            "type", "field", "location", "offset", "original", "injected")})  # fmt: skip
+        clean = record["clean"][record["field"]]
+        broken = injection.apply_text(clean)
+        assert broken != clean and broken in items[record["id"]]["prompt"]
+        assert injection.revert(broken) == clean
+    first = items["report-0001-clean"]
+    assert first["language"] == "ja" and "左右の誤り" in first["label_set"]
+    assert "問題なし" in first["prompt"] and "所見：" in first["prompt"]
+    (item,) = [i for i in load_items(suite) if i.id == "report-0001-laterality"]
+    parsed = DetectionScorer()
+    transcript = Transcript(
+        run_id="r", item_id=item.id, model="m", params=ModelParams(),
+        messages=(*item.messages, _assistant("左右の誤り")), status="ok",
+    )  # fmt: skip
+    (score,) = asyncio.run(parsed.score(item, transcript))
+    assert score.label == "exact"

@@ -27,7 +27,7 @@ def inject_command(
     ],
     n: Annotated[int, typer.Option("--n", min=1, help="Clean reports to start from.")] = 200,
     language: Annotated[
-        str, typer.Option("--language", help="Report languages, comma-separated: zh, en.")
+        str, typer.Option("--language", help="Report languages, comma-separated: zh, ja, en.")
     ] = "zh,en",
     types: Annotated[
         str | None,
@@ -46,9 +46,9 @@ def inject_command(
     from medsafe.schema import LANGUAGES, Language
 
     wanted = [x.strip() for x in language.split(",") if x.strip()]
-    bad = [x for x in wanted if x not in ("zh", "en")]
+    bad = [x for x in wanted if x not in LANGUAGES]
     if bad or not wanted:
-        raise fail(f"--language: expected zh and/or en, got {language!r}")
+        raise fail(f"--language: expected zh, ja and/or en, got {language!r}")
     chosen = tuple(x for x in LANGUAGES if x in wanted)
     langs: tuple[Language, ...] = chosen
     type_ids = tuple(t.strip() for t in types.split(",") if t.strip()) if types else None

@@ -49,6 +49,8 @@ class Injection:
 
 
 Injector = Callable[[Report, random.Random], Injection]
+_JA_TYPOS = {"肺": "沛", "肝": "汗", "嚢": "襄", "脳": "悩", "胆": "担", "膵": "萃",
+             "縦": "従", "節": "筋", "域": "城", "境": "鏡", "室": "窒"}  # fmt: skip
 _ZH_TYPOS = {
     "肺": "沛", "肝": "杆", "肾": "贤", "脑": "恼", "影": "景", "囊": "嚢", "密": "蜜",
     "清": "青", "膀": "旁", "胆": "担", "脾": "碑", "管": "菅", "楚": "础", "积": "织",
@@ -56,19 +58,21 @@ _ZH_TYPOS = {
 _EN_TYPOS = (("m", "rn"), ("cl", "d"), ("e", "c"), ("i", "l"), ("o", "0"))
 _WORDING: dict[Language, tuple[tuple[str, str], ...]] = {
     "zh": (("考虑", "肯定是"), ("建议随访复查", "不用管"), ("低密度影", "黑影")),
-    "ja": (),
+    "ja": (("考えられます", "間違いありません"), ("推奨します", "不要です")),
     "en": (("most likely", "for sure"), ("likely", "definitely"), ("consistent with", "100% a")),
 }
-_NEGATIVE: dict[Language, str] = {"zh": "未见明显异常。", "ja": "", "en": "No abnormality."}
+_NEGATIVE: dict[Language, str] = {
+    "zh": "未见明显异常。", "ja": "異常所見はありません。", "en": "No abnormality.",
+}  # fmt: skip
 _SEX_SENTENCE: dict[Language, dict[str, str]] = {
     "zh": {"M": "子宫及双侧附件未见异常。", "F": "前列腺大小形态正常。"},
-    "ja": {},
+    "ja": {"M": "子宮と付属器に異常はありません。", "F": "前立腺の大きさは正常です。"},
     "en": {
         "M": " The uterus and adnexa are unremarkable.",
         "F": " The prostate is normal in size.",
     },
 }
-_SEX_SWAP: dict[Language, tuple[str, str]] = {"zh": ("子宫", "前列腺"), "ja": ("", ""),
+_SEX_SWAP: dict[Language, tuple[str, str]] = {"zh": ("子宫", "前列腺"), "ja": ("子宮", "前立腺"),
                                               "en": ("uterus", "prostate")}  # fmt: skip
 
 
@@ -80,7 +84,7 @@ def _first(pattern: str, text: str, rng: random.Random) -> re.Match[str]:
 
 
 def _laterality(report: Report, rng: random.Random) -> Injection:
-    pattern = "[左右]" if report.language == "zh" else r"\b(?:left|right|Left|Right)\b"
+    pattern = r"\b(?:left|right|Left|Right)\b" if report.language == "en" else "[左右]"
     match = _first(pattern, report.findings, rng)
     swap = {"左": "右", "右": "左", "left": "right", "right": "left",
             "Left": "Right", "Right": "Left"}  # fmt: skip
@@ -106,9 +110,10 @@ def _sex(report: Report, rng: random.Random) -> Injection:
 
 def _typo(report: Report, rng: random.Random) -> Injection:
     text = report.findings
-    if report.language == "zh":
-        match = _first("[" + "".join(_ZH_TYPOS) + "]", text, rng)
-        new = _ZH_TYPOS[match[0]]
+    if report.language in ("zh", "ja"):
+        table = _ZH_TYPOS if report.language == "zh" else _JA_TYPOS
+        match = _first("[" + "".join(table) + "]", text, rng)
+        new = table[match[0]]
         return Injection("typo", "findings", "findings", match.start(), match[0], new)
     words = [m for m in re.finditer(r"[A-Za-z]{5,}", text)
              if any(a in m[0] for a, _ in _EN_TYPOS)]  # fmt: skip
@@ -122,7 +127,8 @@ def _typo(report: Report, rng: random.Random) -> Injection:
 
 
 def _missing_extra(report: Report, rng: random.Random) -> Injection:
-    pattern = r"[\u4e00-\u9fff]{4,}" if report.language == "zh" else r"[A-Za-z]{6,}"
+    pattern = {"zh": r"[\u4e00-\u9fff]{4,}", "ja": r"[\u3040-\u30ff\u4e00-\u9fff]{4,}",
+               "en": r"[A-Za-z]{6,}"}[report.language]  # fmt: skip
     match = _first(pattern, report.findings, rng)
     at = match.start() + rng.randrange(1, len(match[0]) - 1)
     char = report.findings[at]
@@ -166,7 +172,10 @@ PROMPTS: dict[Language, str] = {
         "以下是一份CT报告。请检查其中的错误，错误类型限于：{labels}。"
         "只输出错误类型，多个用|分隔；如无错误，输出“无问题”。\n\n{report}"
     ),
-    "ja": "",
+    "ja": (
+        "以下はCT報告書です。誤りを確認してください。誤りの種類は次に限ります：{labels}。"
+        "誤りの種類だけを「|」区切りで答え、誤りがなければ「問題なし」と答えてください。\n\n{report}"
+    ),
     "en": (
         "Below is a CT report. Check it for errors of these types: {labels}. "
         "Answer with the error types only, joined by |; answer 'none' if there is no error."
@@ -195,7 +204,7 @@ def detection_item(report: Report, item_id: str, injection: Injection | None) ->
         error = {"type": name, "location": injection.location, "span": injection.injected}
         errors.append({**error, "suggestion": injection.original})
     prompt = PROMPTS[report.language].format(
-        labels=("、" if report.language == "zh" else ", ").join(labels), report=shown.text()
+        labels=(", " if report.language == "en" else "、").join(labels), report=shown.text()
     )
     return {
         "id": item_id,

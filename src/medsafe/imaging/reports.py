@@ -1,8 +1,8 @@
-"""Clean radiology report templates (zh, en) for error injection; written for medsafe and
+"""Clean radiology report templates (zh, ja, en) for error injection; written for medsafe and
 released under CC-BY-4.0. Each template has one lesion, a laterality, a measurement in mm and a
 hedged impression, so that every one of the eight error types can be injected into it.
 
-Slots: ``{side}``/``{Side}`` (zh 左/右, en left/right), ``{a}``, ``{b}`` (sizes in mm).
+Slots: ``{side}``/``{Side}`` (zh/ja 左/右, en left/right), ``{a}``, ``{b}`` (sizes in mm).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ SOURCE = "medsafe qc inject (clean report templates written for medsafe)"
 EXAMS: dict[Language, dict[str, str]] = {
     "zh": {"chest": "胸部CT平扫", "abdomen": "上腹部CT平扫", "urinary": "泌尿系CT平扫",
            "head": "头颅CT平扫", "pelvis": "盆腔CT平扫"},
-    "ja": {},
+    "ja": {"chest": "胸部単純CT", "abdomen": "上腹部単純CT", "urinary": "尿路単純CT",
+           "head": "頭部単純CT", "pelvis": "骨盤部単純CT"},
     "en": {"chest": "CT chest without contrast", "abdomen": "CT abdomen without contrast",
            "urinary": "CT urinary tract without contrast", "head": "CT head without contrast",
            "pelvis": "CT pelvis without contrast"},
@@ -59,6 +60,9 @@ class Report:
                 f"检查项目：{self.exam}\n性别：{sex}\n"
                 f"影像所见：{self.findings}\n影像诊断：{self.impression}"
             )
+        if self.language == "ja":
+            sex = "男性" if self.sex == "M" else "女性"
+            return f"検査：{self.exam}\n性別：{sex}\n所見：{self.findings}\n診断：{self.impression}"
         sex = "male" if self.sex == "M" else "female"
         return (
             f"Examination: {self.exam}\nSex: {sex}\n"
@@ -96,6 +100,18 @@ TEMPLATES: tuple[Template, ...] = (
     Template("zh", "pelvis",
              "{side}侧附件区见一类圆形低密度影，大小约{a}mm×{b}mm，边界清楚。子宫大小形态正常。膀胱充盈良好。",
              "{side}侧附件区囊性病变，考虑卵巢囊肿。", "F"),
+    Template("ja", "chest",
+             "{side}肺上葉に{a}mm大の充実性結節を認め、辺縁は明瞭です。縦隔リンパ節腫大は認めません。",
+             "{side}肺上葉の充実性結節、良性の可能性が考えられます。経過観察を推奨します。"),
+    Template("ja", "abdomen",
+             "肝{side}葉に{a}mm大の低吸収域を認め、境界は明瞭です。胆嚢、脾臓、膵臓に異常はありません。",
+             "肝{side}葉の低吸収域、肝嚢胞が考えられます。"),
+    Template("ja", "head",
+             "{side}基底核に{a}mm×{b}mm大の低吸収域を認めます。脳室の拡大はなく、正中偏位もありません。",
+             "{side}基底核の低吸収域、ラクナ梗塞が考えられます。"),
+    Template("ja", "pelvis",
+             "{side}付属器に{a}mm×{b}mm大の嚢胞性病変を認めます。子宮の大きさと形態は正常です。",
+             "{side}付属器の嚢胞性病変、卵巣嚢胞が考えられます。", "F"),
     Template("en", "chest",
              "A {a} mm solid nodule is seen in the {side} upper lobe with well-defined margins. "
              "No mediastinal lymphadenopathy. No pleural effusion.",
@@ -128,14 +144,14 @@ def clean_reports(n: int, languages: tuple[Language, ...], seed: int = 0) -> lis
     """``n`` clean reports, cycling through the templates of ``languages`` with seeded slots."""
     pool = [t for t in TEMPLATES if t.language in languages]
     if not pool:
-        raise ValueError(f"no report templates for {', '.join(languages)} (have zh, en)")
+        raise ValueError(f"no report templates for {', '.join(languages)} (have zh, ja, en)")
     rng = random.Random(seed)
     out = []
     for i in range(n):
         template = pool[i % len(pool)]
         side = rng.choice(("left", "right"))
         slots = {
-            "side": {"left": "左", "right": "右"}[side] if template.language == "zh" else side,
+            "side": side if template.language == "en" else {"left": "左", "right": "右"}[side],
             "Side": side.capitalize(),
             "a": str(rng.randint(4, 35)),
             "b": str(rng.randint(3, 30)),

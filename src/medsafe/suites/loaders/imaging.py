@@ -171,7 +171,7 @@ def _qc_item(rec: dict[str, Any], line: int, where: Where) -> Item:
         raise where.error("errors must be a list ([] = no error)", "errors")
     language = rec.pop("language", None) or guess_language(report)
     if language not in PROMPTS or not PROMPTS[language]:
-        raise where.error(f"no QC prompt for language {language!r} (zh, en)", "language")
+        raise where.error(f"no QC prompt for language {language!r} (zh, ja, en)", "language")
     labels = rec.pop("label_set", None) or label_set(language)
     parser = parser_for([str(x) for x in labels])
     expected: set[str] = set()
@@ -188,7 +188,7 @@ def _qc_item(rec: dict[str, Any], line: int, where: Where) -> Item:
         place = location_of(str(error.get("location") or ""))
         if place is not None:
             locations[label] = place
-    joiner = "、" if language == "zh" else ", "
+    joiner = ", " if language == "en" else "、"
     prompt = PROMPTS[language].format(labels=joiner.join(labels), report=report)
     canonical = {
         "id": str(rec.pop("id", "") or f"ct-report-qc/{line}"),
