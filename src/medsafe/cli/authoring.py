@@ -72,7 +72,8 @@ def corpus_add(
     ] = False,
 ) -> None:
     """Import documents, split into numbered sections with content hashes; a re-import of the
-    same PATH says how many sections were added, changed and removed (only under PATH)."""
+    same PATH says how many sections were added, changed and removed (only under PATH).
+    Metadata options override the files' own and apply to every document imported."""
     from medsafe.authoring.corpus import import_path
     from medsafe.store.sqlite import Store
 
