@@ -418,3 +418,31 @@ def test_k_of_n_reviewers_agreeing_decide(tmp_path: Path, mock: MockOpenAIServer
     assert never[0]["reason"].startswith("2 of 3 reviewers agree within 1; below pass on")
     assert never[0]["scores"]["medical_facts"] == 1.0
     assert history["q01"]["rounds"][0]["reason"] == "3 of 3 reviewers agree within 1"
+
+
+def test_experts_label_through_the_workbench_pages(tmp_path: Path, mock: MockOpenAIServer) -> None:
+    from tests.web_support import login, make_app
+
+    suite = _suite(tmp_path / "s.jsonl", ["[ok@1]"])
+    db = tmp_path / "m.db"
+    args = ["curate", str(suite), "--model", "openai/writer", "--expert", "reviewer", "--expert",
+            "reviewer2", "--review-in", "workbench", "--base-url", mock.base_url, "--db", str(db),
+            "-o", str(tmp_path / "cur"), "--json"]  # fmt: skip
+    waiting = json.loads(runner.invoke(app, args).stdout)["waiting_on"][0]
+    task_id = waiting.split()[2]
+    web = make_app(tmp_path, db)
+    for user in ("reviewer", "reviewer2"):
+        client = login(web, user)
+        page = client.get(f"/review/task/{task_id}/unit/1")
+        assert page.status_code == 200 and "Facts, then reasoning about: Question 0" in page.text
+        assert 'name="field.medical_facts"' in page.text
+        form = {f"field.{k}": str(v) for k, v in HIGH.items()}
+        done = client.post_form(f"/review/task/{task_id}/unit/1", {**form, "rationale": "ok"})
+        assert done.status_code in (200, 303), done.text
+    result = runner.invoke(app, args)
+    assert json.loads(result.stdout)["counts"] == {"accepted": 1}
+    reviews = _history(tmp_path / "cur")["q00"]["rounds"][0]["reviews"]
+    assert {(r["reviewer"], r["kind"]) for r in reviews} == {
+        ("reviewer", "expert"),
+        ("reviewer2", "expert"),
+    }
