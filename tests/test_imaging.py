@@ -197,3 +197,41 @@ def test_named_model_sets_the_image_size(tmp_path: Path) -> None:
         evaluate(suite, "small", config=config, scorers=["detection"], db=tmp_path / "s.db")
         sizes = sorted(Image.open(io.BytesIO(data)).size for data in server.state.images)
     assert sizes == [(64, 48), (64, 64), (256, 137)]
+
+
+def test_one_encoding_per_image_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from medsafe.imaging import media
+    from medsafe.schema import Attachment
+
+    png = tmp_path / "one.png"
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(png)
+    calls: list[Path] = []
+    real = media.encode_image
+
+    def counting(path: Path, *args: Any, **kwargs: Any) -> media.EncodedImage:
+        calls.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(media, "encode_image", counting)
+    monkeypatch.setattr(media, "_CACHE", media.EncodedCache())
+    attachment = Attachment(path=str(png), media_type="image/png", sha256="x" * 64)
+
+    async def many() -> list[media.EncodedImage]:
+        return await asyncio.gather(*(media.encode_async(attachment) for _ in range(8)))
+
+    results = asyncio.run(many())
+    assert len(calls) == 1 and len({r.data for r in results}) == 1
+    assert asyncio.run(media.encode_async(attachment)) is results[0]  # cached
+
+
+def test_unreadable_image_fails_its_item_only(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    (tmp_path / "images" / "oct.jpeg").write_bytes(b"no longer an image")
+    with ThreadedMockServer(MockConfig(responder=lambda _m: "DR")) as server:
+        results = evaluate(
+            suite, "openai/v", base_url=server.base_url, scorers=["classification"],
+            db=tmp_path / "s.db", retries=0,
+        )  # fmt: skip
+    assert (results.ok, results.failed) == (2, 1)

@@ -160,7 +160,12 @@ def load_image(
     from PIL import Image
 
     if (media_type or media_type_of(path)) == "application/dicom":
-        pixels, removed = dicom_pixels(path, window)
+        try:
+            pixels, removed = dicom_pixels(path, window)
+        except OSError:
+            raise
+        except Exception as exc:  # pydicom raises many kinds on a broken file
+            raise ValueError(f"{path.name}: not a readable DICOM image ({exc})") from exc
         return Image.fromarray(pixels), removed
     with Image.open(path) as source:
         source.load()
@@ -222,14 +227,28 @@ class EncodedCache:
 
 
 _CACHE = EncodedCache()
+_PENDING: dict[tuple[str, int], asyncio.Task[EncodedImage]] = {}
+"""Encodings in flight, so that requests showing the same image wait for one encoding."""
 
 
 async def encode_async(attachment: Attachment, max_side: int = DEFAULT_MAX_SIDE) -> EncodedImage:
-    """Encode one attachment in a worker thread (never on the event loop), cached by hash."""
+    """Encode one attachment in a worker thread (never on the event loop), cached by hash;
+    concurrent requests for the same image share one encoding. OSError/ValueError when the
+    file cannot be read as an image."""
     key = (attachment.sha256 or attachment.path, max_side)
     found = _CACHE.get(key)
     if found is not None:
         return found
+    task = _PENDING.get(key)
+    if task is None or task.get_loop() is not asyncio.get_running_loop():
+        task = asyncio.ensure_future(_encode(attachment, max_side, key))
+        _PENDING[key] = task
+        task.add_done_callback(lambda done: _PENDING.pop(key, None) if _PENDING.get(key) is done
+                               else None)  # fmt: skip
+    return await asyncio.shield(task)
+
+
+async def _encode(attachment: Attachment, max_side: int, key: tuple[str, int]) -> EncodedImage:
     encoded = await asyncio.to_thread(
         encode_image, Path(attachment.path), attachment.media_type, max_side=max_side
     )

@@ -122,9 +122,12 @@ class OpenAICompatBackend:
         if request.item is not None and request.item.attachments:
             from medsafe.imaging.media import with_images
 
-            sent["messages"] = await with_images(
-                sent["messages"], request.item.attachments, self._max_side
-            )
+            try:
+                sent["messages"] = await with_images(
+                    sent["messages"], request.item.attachments, self._max_side
+                )
+            except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+                raise BackendError(f"image attachment: {exc}", retryable=False) from exc
         try:
             async with self._client().post(url, json=sent) as response:
                 status = response.status
