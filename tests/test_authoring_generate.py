@@ -238,6 +238,12 @@ def test_generate_needs_options_and_a_corpus(tmp_path: Path) -> None:
     code, output = invoke("generate", "--corpus", "x", "--model", "openai/g", "--base-url",
                           "http://127.0.0.1:9/v1", "-o", str(tmp_path / "file"))  # fmt: skip
     assert code == 2 and "is not a folder" in output
+    _, db = _corpus(tmp_path)
+    with ThreadedMockServer(MockConfig(responder=respond)) as server:
+        assert _generate(db, tmp_path / "rel", server, "--paraphrase-threshold", "0")[0] == 0
+    (tmp_path / "rel" / "seeds.jsonl").unlink()
+    code, output = invoke("generate", "diff", str(tmp_path / "rel"), str(tmp_path / "rel"))
+    assert code == 2 and "seeds.jsonl" in output and "a release needs it" in output
 
 
 def test_dead_endpoint_exits_3_and_bad_options_exit_2(tmp_path: Path) -> None:

@@ -151,5 +151,13 @@ def test_bad_input_names_file_line_and_field(tmp_path: Path) -> None:
     assert code == 2 and "colour" in output
     code, output = invoke("corpus", "add", str(bad), "--corpus", "a b", "--db", str(tmp_path / "m"))
     assert code == 2 and "corpus name" in output
+    (tmp_path / "empty").mkdir()
+    code, output = invoke("corpus", "add", str(tmp_path / "empty"), "--corpus", "c")
+    assert code == 2 and "no documents" in output
+    code, output = invoke("corpus", "add", str(tmp_path / "gone.md"), "--corpus", "c")
+    assert code == 2 and "no such file or folder" in output
+    (tmp_path / "x.rtf").write_text("{\\rtf1}")
+    code, output = invoke("corpus", "add", str(tmp_path / "x.rtf"), "--corpus", "c")
+    assert code == 2 and "unsupported document type '.rtf'" in output
     code, output = invoke("corpus", "list", "nothing", "--db", str(tmp_path / "m"))
     assert code == 2 and "no corpus 'nothing'" in output

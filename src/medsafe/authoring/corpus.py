@@ -141,20 +141,40 @@ def _hashes(conn: sqlite3.Connection, corpus: str, doc_id: str) -> dict[str, str
     return {str(s): str(h) for s, h in rows}
 
 
-def import_path(
-    conn: sqlite3.Connection, corpus: str, path: Path, meta: dict[str, str] | None = None
-) -> ImportReport:
-    """Import a document or a folder of documents into ``corpus`` (one transaction).
+@dataclass(frozen=True)
+class PathDocuments:
+    """The documents read from one PATH, ready to import."""
 
-    ``path`` may be :data:`SAMPLE` for the bundled sample corpus. Every document is read and
-    split before anything is written, so a bad file leaves the store as it was.
-    """
+    corpus: str
+    root: Path
+    docs: list[DocumentText]
+
+
+def read_path(corpus: str, path: Path, meta: dict[str, str] | None = None) -> PathDocuments:
+    """Check the corpus name and read every document at ``path`` (:data:`SAMPLE`: the bundled
+    sample corpus); SuiteError naming the file when one is bad. Nothing is stored."""
     if not corpus or not corpus.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise SuiteError(
             f"corpus name {corpus!r}: use letters, digits, '-', '_' or '.'", field="--corpus"
         )
     root = sample_corpus() if str(path) == SAMPLE else path
-    docs = [read_document(p, meta) for p in document_paths(root)]
+    return PathDocuments(corpus, root, [read_document(p, meta) for p in document_paths(root)])
+
+
+def import_path(
+    conn: sqlite3.Connection, corpus: str, path: Path, meta: dict[str, str] | None = None
+) -> ImportReport:
+    """Read (:func:`read_path`) and import a document or folder into ``corpus``."""
+    return import_documents(conn, read_path(corpus, path, meta))
+
+
+def import_documents(conn: sqlite3.Connection, read: PathDocuments) -> ImportReport:
+    """Store the documents read from one PATH (one transaction) and report what changed.
+
+    Every document was read and split before anything is written, so a bad file leaves the
+    store as it was.
+    """
+    corpus, root, docs = read.corpus, read.root, read.docs
     ensure_tables(conn)
     report = ImportReport(documents=len(docs))
     before = _stored_docs(conn, corpus, root)

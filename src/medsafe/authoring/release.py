@@ -147,7 +147,11 @@ def _sources(folder: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in ("suite.jsonl", "seeds.jsonl"):
         path = folder / name
-        for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SuiteError(f"a release needs it ({exc.strerror})", path=path) from None
+        for n, raw in enumerate(text.splitlines(), start=1):
             if raw.strip():
                 try:
                     obj = json.loads(raw)

@@ -74,7 +74,7 @@ def corpus_add(
     """Import documents, split into numbered sections with content hashes; a re-import of the
     same PATH says how many sections were added, changed and removed (only under PATH).
     Metadata options override the files' own and apply to every document imported."""
-    from medsafe.authoring.corpus import import_path
+    from medsafe.authoring.corpus import import_documents, read_path
     from medsafe.store.sqlite import Store
 
     given = {
@@ -87,10 +87,9 @@ def corpus_add(
         "url": url,
     }
     try:
+        read = read_path(corpus, path, {k: v for k, v in given.items() if v})  # before the store
         with Store(db) as store:
-            report = import_path(
-                store.connection, corpus, path, {k: v for k, v in given.items() if v}
-            )
+            report = import_documents(store.connection, read)
     except MedsafeError as exc:
         raise fail(exc) from None
     if as_json:
