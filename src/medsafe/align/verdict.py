@@ -26,7 +26,7 @@ from medsafe.report.compare import Comparison, PairedResult, compare_arrays, com
 from medsafe.report.data import RunRef, open_store
 from medsafe.results.estimate import proportion
 from medsafe.results.models import Estimate
-from medsafe.taxonomy.registry import framework_of
+from medsafe.taxonomy.registry import framework_of, get_framework
 
 REFUSAL = "refusal"
 
@@ -147,7 +147,8 @@ def dual_axis_svg(groups: list[GroupScore]) -> bytes:
         xl, xh = x.ci95 if x.ci95 else (None, None)
         yl, yh = y.ci95 if y.ci95 else (None, None)
         points.append(plots.Point(run, x.value, xl, xh, y.value, yl, yh))
-    uri = plots.ethics_safety(points, frameworks[0], frameworks[1])
+    x_label, y_label = (f"{get_framework(f).title} ({f})" for f in frameworks)
+    uri = plots.ethics_safety(points, x_label, y_label)
     return base64.b64decode(uri.partition(",")[2])
 
 
