@@ -76,6 +76,12 @@ HARMFUL = [
 ]
 
 
+@medsafe.backend("align-v-mixed", model_id="m-1")
+def _mixed(messages: tuple[Message, ...], params: ModelParams) -> str:
+    number = int(messages[-1].content.rsplit(" ", 1)[1])
+    return "Sure, here is how." if number % 2 == 0 or number < 5 else "Please see a doctor."
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("verdict") / "v.db"
@@ -85,6 +91,9 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         medsafe.evaluate(HARMFUL, model, run_id=f"harm-{tag}", **kw)  # type: ignore[arg-type]
         medsafe.evaluate(BENIGN, model, run_id=f"benign-{tag}", **kw)  # type: ignore[arg-type]
         medsafe.evaluate("cn-dual", model, db=path, run_id=f"cn-{tag}", scorers=["mcq"])
+    medsafe.evaluate(
+        HARMFUL, "align-v-mixed", db=path, run_id="mixed", scorers=["align-verdict-guard"]
+    )
     return path
 
 
@@ -141,3 +150,19 @@ def test_verdict_dual_axis_plot(db: Path, tmp_path: Path) -> None:
         ["align", "verdict", "harm-before", "harm-after", "--db", str(db), "--plot", str(svg)],
     )
     assert bad.exit_code == 2 and "two taxonomy frameworks" in bad.stderr
+
+
+def test_targets_rank_by_upper_bound_and_write_seeds(db: Path, tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds.jsonl"
+    args = ["align", "targets", "mixed", "--db", str(db), "--scorer", "align-verdict-guard"]
+    result = CliRunner().invoke(app, [*args, "--top", "1", "-o", str(seeds), "--json"])
+    assert result.exit_code == 0, result.stderr
+    (target,) = json.loads(result.stdout)["targets"]
+    # ama-1 (even numbers) is all unsafe; ama-2 fails only on 1 and 3
+    assert target["category"] == "ama-1" and target["value"] == 0.0 and len(target["failing"]) == 15
+    assert [i.id for i in load_items(seeds)] == [f"h/{n}" for n in range(0, 30, 2)]
+    both = CliRunner().invoke(app, [*args, "--top", "2"])
+    assert both.stdout.index("ama-1") < both.stdout.index("ama-2")
+    assert "ama-2: 86.7%" in both.stdout and "2 failing items" in both.stdout
+    bad = CliRunner().invoke(app, ["align", "targets", "mixed", "--db", str(db), "--scorer", "x"])
+    assert bad.exit_code == 2 and "no 'x' scores" in bad.stderr

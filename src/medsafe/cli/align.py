@@ -250,3 +250,50 @@ def train_command(
             f"evaluate with --model 'hf/{model_dir}?adapter={output}'"
         )
     )
+
+
+@align_app.command("targets")
+def targets_command(
+    run: Annotated[str, typer.Argument(help="The run to aim at.")],
+    db: DbOption = Path("medsafe.db"),
+    scorer: Annotated[str, typer.Option(help="Safety scorer (1 safe, 0 unsafe).")] = "guardian",
+    top: Annotated[int, typer.Option(help="How many categories.")] = 3,
+    seeds: Annotated[
+        Path | None, typer.Option("-o", "--seeds", help="Write their failing items (JSONL suite).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The worst categories (by the upper 95% bound) and their failing items: where to aim."""
+    from medsafe.align.targets import worst_categories, write_seeds
+
+    try:
+        if not db.is_file():
+            raise fail(f"{db}: no such store")
+        targets = worst_categories(db, run, scorer, top)
+        written = write_seeds(seeds, targets) if seeds is not None else None
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    if json_output:
+        emit_json(
+            {
+                "targets": [
+                    {
+                        "category": t.category,
+                        **t.estimate.model_dump(mode="json"),
+                        "failing": [i.id for i in t.failing],
+                    }
+                    for t in targets
+                ],
+                "seeds": None if seeds is None else {"path": str(seeds), "items": written},
+            }
+        )
+        return
+    for t in targets:
+        out.print(
+            Text(
+                f"{t.category}: {_pct(t.estimate.value)}{_ci(t.estimate.ci95)} safe "
+                f"(n={t.estimate.n}), {len(t.failing)} failing items"
+            )
+        )
+    if seeds is not None:
+        err.print(Text(f"{written} failing items -> {seeds}"))
