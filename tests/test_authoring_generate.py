@@ -218,6 +218,13 @@ def test_kill_minus_9_then_rerun_repeats_no_answered_request(tmp_path: Path) -> 
 def test_generate_needs_options_and_a_corpus(tmp_path: Path) -> None:
     code, output = invoke("generate", "--corpus", "x")
     assert code == 2 and "--model" in output
+    code, output = invoke("generate", "--corpus", "x", "--model", "openai/g", "--base-url",
+                          "http://127.0.0.1:9/v1", "-o", str(tmp_path / "o"),
+                          "--db", str(tmp_path / "none.db"))  # fmt: skip
+    assert code == 2 and "no such store" in output and not (tmp_path / "none.db").exists()
+    assert (
+        invoke("corpus", "add", "@sample", "--corpus", "s", "--db", str(tmp_path / "m.db"))[0] == 0
+    )
     code, output = invoke(
         "generate",
         "--corpus",

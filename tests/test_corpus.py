@@ -160,4 +160,7 @@ def test_bad_input_names_file_line_and_field(tmp_path: Path) -> None:
     code, output = invoke("corpus", "add", str(tmp_path / "x.rtf"), "--corpus", "c")
     assert code == 2 and "unsupported document type '.rtf'" in output
     code, output = invoke("corpus", "list", "nothing", "--db", str(tmp_path / "m"))
-    assert code == 2 and "no corpus 'nothing'" in output
+    assert code == 2 and "no such store" in output  # reading never creates a store
+    assert invoke("corpus", "add", "@sample", "--corpus", "s", "--db", str(tmp_path / "m"))[0] == 0
+    code, output = invoke("corpus", "list", "nothing", "--db", str(tmp_path / "m"))
+    assert code == 2 and "no corpus 'nothing' in the store (corpora: s;" in output

@@ -226,6 +226,15 @@ def import_documents(conn: sqlite3.Connection, read: PathDocuments) -> ImportRep
     return report
 
 
+def require_store(db: Path) -> None:
+    """StoreError when ``db`` does not exist (reading a corpus never creates a store)."""
+    if not db.is_file():
+        raise StoreError(
+            f"{db}: no such store (import a corpus first: medsafe corpus add PATH --corpus NAME "
+            f"--db {db})"
+        )
+
+
 def load_sections(conn: sqlite3.Connection, corpus: str) -> list[StoredSection]:
     """Every section of ``corpus`` in document and section order; StoreError if it is empty."""
     ensure_tables(conn)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from medsafe.authoring.corpus import StoredSection, corpus_hash, load_sections
+from medsafe.authoring.corpus import StoredSection, corpus_hash, load_sections, require_store
 from medsafe.authoring.dedup import near_duplicates
 from medsafe.authoring.items import Generated, Seed, parse_items, text_of
 from medsafe.authoring.prompts import (
@@ -319,6 +319,7 @@ async def generate_release(options: GenerateOptions) -> Release:
     for lang in options.languages:
         if lang not in LANGUAGE_NAMES:
             raise ConfigError(f"--languages: {lang!r} is not one of zh, ja, en")
+    require_store(options.db)
     with Store(options.db) as store:
         sections = load_sections(store.connection, options.corpus)
     say = options.notify or (lambda _msg: None)

@@ -117,10 +117,11 @@ def corpus_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List a corpus's sections: ref, number, chapter, length and hash."""
-    from medsafe.authoring.corpus import corpus_hash, load_sections
+    from medsafe.authoring.corpus import corpus_hash, load_sections, require_store
     from medsafe.store.sqlite import Store
 
     try:
+        require_store(db)
         with Store(db) as store:
             sections = load_sections(store.connection, corpus)
     except MedsafeError as exc:
