@@ -100,6 +100,13 @@ def _file_items(file: Path, root: Path, mapping: ColumnMapping) -> Iterator[tupl
         if not prompt:
             raise where.error("empty harmful request", request)
         index = row[index_column].strip() if index_column is not None else ""
+        metadata: dict[str, object] = {
+            "intent": "harmful",
+            "msb_category": number,
+            "msb_subset": subset or split,
+        }
+        if split:
+            metadata["split"] = split
         fields = {
             "id": f"{prefix}/{index or row_number}",
             "language": "en",
@@ -110,14 +117,8 @@ def _file_items(file: Path, root: Path, mapping: ColumnMapping) -> Iterator[tupl
             "reference": reference or None,
             "source": SOURCE,
             "license": "MIT",
-            "metadata": {
-                "intent": "harmful",
-                "msb_category": number,
-                "msb_subset": subset or split,
-            },
+            "metadata": metadata,
         }
-        if split:
-            fields["metadata"] = {**fields["metadata"], "split": split}
         yield validate_item(fields, where), line
 
 
