@@ -446,3 +446,24 @@ def test_experts_label_through_the_workbench_pages(tmp_path: Path, mock: MockOpe
         ("reviewer", "expert"),
         ("reviewer2", "expert"),
     }
+
+
+def test_suite_rationales_are_reviewed_first(tmp_path: Path, mock: MockOpenAIServer) -> None:
+    suite = tmp_path / "s.jsonl"
+    item = {"id": "g1", "kind": "mcq", "question": "Q [ok@2]: which?", "answer": "A",
+            "options": {"A": "Right", "B": "Wrong"},
+            "metadata": {"rationale": "Given in the suite. rev=0"}}  # fmt: skip
+    suite.write_text(json.dumps(item) + "\n")
+    out = tmp_path / "cur"
+    args = ["curate", str(suite), "--model", "openai/writer", "--judge", "openai/judge-a",
+            "--base-url", mock.base_url, "--db", str(tmp_path / "m.db"), "-o", str(out),
+            "--suite-rationales", "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert json.loads(result.stdout)["counts"] == {"accepted": 1}
+    rounds = _history(out)["g1"]["rounds"]
+    assert [r["author"] for r in rounds] == ["suite (metadata.rationale)", "openai/writer"]
+    assert (
+        rounds[0]["rationale"] == "Given in the suite. rev=0" and "rev=1" in rounds[1]["rationale"]
+    )
+    result = runner.invoke(app, [*args[:-1], "--expert", "ann", "--review-in", "workbench"])
+    assert result.exit_code == 2 and "--suite-rationales needs --review-in files" in result.output

@@ -3,7 +3,8 @@
 For every item with a known answer (an MCQ key, or an open item's ``reference``), round by round:
 
 1. a model writes a rationale (from round 2 on, with the reviewers' feedback in the prompt), or
-   a reviewer's edited rationale is taken as it is;
+   a reviewer's edited rationale is taken as it is (with ``suite_rationales``, round 1 takes an
+   item's own ``metadata.rationale``, such as ``medsafe generate`` writes for its MCQs);
 2. every LLM judge scores it on each rubric criterion (:mod:`medsafe.authoring.rubric`) with
    feedback; every expert labels it in the round's review file (``round-N.review.jsonl``, the
    review workbench's ``medsafe-review/1`` format: one ordinal field per criterion; a label's
@@ -152,6 +153,9 @@ async def curate(options: CurateOptions) -> CurateOutcome:
         raise ConfigError("--max-rounds must be at least 1")
     if not options.judges and not options.experts:
         raise ConfigError("give at least one reviewer: --judge MODEL or --expert NAME")
+    if options.suite_rationales and options.review_in == "workbench":
+        raise ConfigError("--suite-rationales needs --review-in files (a workbench task reviews "
+                          "the rationales the writer model wrote)")  # fmt: skip
     if options.out.exists() and not options.out.is_dir():
         raise ConfigError(f"-o {options.out}: exists and is not a folder")
     items = load_curation_items(options.suite)
@@ -252,12 +256,16 @@ async def _write_rationales(
     """This round's rationale of every item (a reviewer's edit, else the writer's) and the id
     of the round's rationale run."""
     prompts: list[Prompt] = []
-    edits: dict[str, Review] = {}
+    edits: dict[str, tuple[str, str]] = {}
     for item in todo:
         last = history[item.id][-1] if history[item.id] else None
         edit = next((r for r in (last.reviews if last else []) if r.edit), None)
+        given = item.metadata.get("rationale") if options.suite_rationales else None
         if edit is not None:
-            edits[item.id] = edit
+            edits[item.id] = (str(edit.edit), f"{edit.reviewer} (edit)")
+            continue
+        if last is None and isinstance(given, str) and given.strip():
+            edits[item.id] = (given.strip(), "suite (metadata.rationale)")
             continue
         question, answer = question_of(item)
         feedback = fill(FEEDBACK_BLOCK, feedback=_feedback(last)) if last else ""
@@ -280,7 +288,7 @@ async def _write_rationales(
     rounds = []
     for item in todo:
         if item.id in edits:
-            text, author = str(edits[item.id].edit), f"{edits[item.id].reviewer} (edit)"
+            text, author = edits[item.id]
         else:
             reply = replies.get(f"{item.id}~r{rnd_no}", Reply(None, "no reply"))
             text = reply.text if reply.text is not None else ""

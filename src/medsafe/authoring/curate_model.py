@@ -60,6 +60,9 @@ class CurateOptions:
     margin: float = 1.0
     max_rounds: int = 3
     review_in: Literal["files", "workbench"] = "files"
+    suite_rationales: bool = False
+    """Round 1 reviews an item's own ``metadata.rationale`` (when it has one) instead of asking
+    the writer."""
     """Where experts label: the round's review file, or a review task in the store (the
     workbench, ``medsafe serve``) on the round's rationale run."""
     show_progress: bool = False

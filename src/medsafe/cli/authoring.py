@@ -357,6 +357,14 @@ def curate_command(
     rubric: Annotated[
         Path | None, typer.Option(help="Rubric TOML/JSON (default: the 5-criterion CoT rubric).")
     ] = None,
+    suite_rationales: Annotated[
+        bool,
+        typer.Option(
+            "--suite-rationales",
+            help="Round 1 reviews each item's own metadata.rationale (medsafe generate writes "
+            "one per MCQ) instead of asking the writer; later rounds regenerate.",
+        ),
+    ] = False,
     review_in: Annotated[
         str,
         typer.Option(
@@ -437,6 +445,7 @@ def curate_command(
             margin=margin,
             max_rounds=max_rounds,
             review_in="workbench" if review_in == "workbench" else "files",
+            suite_rationales=suite_rationales,
             show_progress=progress,
             notify=lambda msg: err.print(msg, markup=False),
         )
