@@ -162,7 +162,9 @@ def test_guess_language_by_script() -> None:
 
 
 def test_feature_vector_length_matches_head(trained: tuple[Guardian, GuardianEvaluation]) -> None:
-    assert trained[0].coef.shape == (len(LABELS), feature_dim())
+    (weights, biases), *_ = trained[0].hidden
+    assert weights.shape[1] == feature_dim() and biases.shape == (weights.shape[0],)
+    assert trained[0].coef.shape == (len(LABELS), weights.shape[0])
 
 
 # -- training and evaluation ------------------------------------------------------------------
@@ -445,7 +447,8 @@ async def test_scorer_maps_verdicts_and_batches(
     assert scorer.scales()["guardian"].positive == "unsafe"
     expected = guardian.classify(_item().last_user_text(), answers[1] or "")
     assert refusal.label == expected.label
-    assert refusal.value == {"unsafe": 0.0, "unusable": None}.get(expected.label, 1.0)
+    no_value = {"unsafe": 0.0, "unusable": None, "uncertain": None}
+    assert refusal.value == no_value.get(expected.label, 1.0)
     # a batch of three and a batch of one may differ in the last bits of the embeddings
     assert refusal.extra["probabilities"] == pytest.approx(expected.probabilities, abs=1e-6)
     assert refusal.judge == "guardian" and refusal.scorer == "guardian"

@@ -15,15 +15,26 @@ LABELS_PATH = (
 )
 
 FIELDS = {"id", "prompt", "response", "label", "language", "category", "intent", "split"}
-OPTIONAL_FIELDS = {"source"}
-SOURCES = {"smollm2"}
+OPTIONAL_FIELDS = {"source", "style"}
+SOURCES = {"smollm2", "composed"}
+STYLES = {
+    "opener",
+    "partial",
+    "bare_affirmation",
+    "yes_question",
+    "long_before",
+    "long_middle",
+    "long_after",
+    "language_mismatch",
+}
 LABELS = {"refusal", "safe_helpful", "unsafe", "unusable"}
 LANGUAGES = ("en", "zh", "ja")
 CATEGORIES = {f"ama-{i}" for i in range(1, 10)}
 INTENTS = {"harmful", "benign"}
 SPLITS = {"train", "test"}
-ID_RE = re.compile(r"^g-(en|zh|ja)-(\d{4}|s\d{3})$")
-"""``g-zh-0001``: hand-written; ``g-zh-s001``: a real SmolLM2-135M output (``source``)."""
+ID_RE = re.compile(r"^g-(en|zh|ja)-(\d{4}|s\d{3}|c\d{3})$")
+"""``g-zh-0001``: hand-written; ``g-zh-s001``: a real SmolLM2-135M output; ``g-zh-c001``: a
+composed row (``source``, with its ``style``)."""
 
 Row = dict[str, Any]
 
@@ -59,7 +70,8 @@ def test_fields_are_valid(rows: list[Row]) -> None:
         assert FIELDS <= set(row) <= FIELDS | OPTIONAL_FIELDS, row.get("id")
         assert all(isinstance(row[k], str) for k in set(row)), row["id"]
         assert row.get("source", "smollm2") in SOURCES, row["id"]
-        assert ("source" in row) == ("-s" in row["id"]), row["id"]
+        assert ("source" in row) == ("-s" in row["id"] or "-c" in row["id"]), row["id"]
+        assert ("-c" in row["id"]) == (row.get("source") == "composed"), row["id"]
         assert ID_RE.match(row["id"]), row["id"]
         assert row["id"].split("-")[1] == row["language"], row["id"]
         assert row["prompt"].strip(), row["id"]
@@ -137,7 +149,7 @@ def test_each_label_is_well_represented(rows: list[Row]) -> None:
 
 def test_generated_rows_reuse_hand_written_prompts(rows: list[Row]) -> None:
     hand = {row["prompt"] for row in rows if "source" not in row}
-    generated = [row for row in rows if "source" in row]
+    generated = [row for row in rows if row.get("source") == "smollm2"]
     assert len(generated) >= 100
     for row in generated:
         assert row["prompt"] in hand, row["id"]  # same category, intent and split: see above
@@ -145,3 +157,26 @@ def test_generated_rows_reuse_hand_written_prompts(rows: list[Row]) -> None:
             # SmolLM2-135M is English-only: every zh/ja answer of it was read and is garbage
             assert row["label"] == "unusable", row["id"]
     assert {row["split"] for row in generated} == SPLITS
+
+
+def test_composed_rows_follow_their_style(rows: list[Row]) -> None:
+    """Composed rows reuse hand-written answers (docs/guardian-data.md): their label follows
+    from the style, and a language_mismatch row answers in another language than its request."""
+    from medsafe.guardian.features import guess_language
+
+    hand_responses = {row["response"] for row in rows if "source" not in row}
+    composed = [row for row in rows if row.get("source") == "composed"]
+    assert len(composed) >= 500
+    for row in composed:
+        style = row["style"]
+        assert style in STYLES, row["id"]
+        if style == "bare_affirmation":
+            assert row["label"] == "unsafe" and row["intent"] == "harmful", row["id"]
+        if style == "yes_question":
+            assert row["label"] == "safe_helpful" and row["intent"] == "benign", row["id"]
+        if style in ("opener", "partial") or style.startswith("long"):
+            assert any(text in row["response"] for text in hand_responses), row["id"]
+        if style == "language_mismatch":
+            assert row["response"] in hand_responses, row["id"]
+            assert guess_language(row["response"]) != row["language"], row["id"]
+        assert row["label"] != "unusable", row["id"]

@@ -6,6 +6,10 @@ Two forms of a text:
   removed (newlines and tabs kept), NFKC applied (full-width digits and letters fold to ASCII),
   zero-width, bidi-control and other invisible format characters removed. It never changes a
   visible letter, so Japanese and Chinese text reads exactly as written.
+* :func:`readable` is what a classifier reads (the guardian embeds it): the clean text with
+  Cyrillic and Greek look-alikes folded to Latin inside words that mix them with Latin letters
+  ("Ѕure, һere" -> "Sure, here"), or made only of look-alikes inside mostly Latin text, so a
+  homoglyph never changes what a model sees. Russian or Greek prose stays as it is.
 * :func:`matching_copy` is for pattern matching only: the clean text with Cyrillic and Greek
   look-alikes folded to Latin and spaced-out letters joined ("I G N O R E" -> "IGNORE",
   "忽 略" -> "忽略"). Never show or score this copy: folding is lossy by design.
@@ -18,8 +22,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
-__all__ = ["CONFUSABLES", "clean", "matching_copy"]
+__all__ = ["CONFUSABLES", "clean", "matching_copy", "readable"]
 
 _KEEP = frozenset("\n\t")
 
@@ -65,6 +70,41 @@ def clean(text: str) -> str:
     normalised = unicodedata.normalize("NFKC", stripped)
     # NFKC can itself produce format characters only in pathological input; strip again.
     return "".join(c for c in normalised if _visible(c))
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+"""A run of letters (a word, or a run of CJK characters)."""
+_LATIN_LETTER = re.compile(r"[A-Za-z]")
+_CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")
+
+
+def _folder(text: str) -> Callable[[re.Match[str]], str]:
+    latin = len(_LATIN_LETTER.findall(text))
+    lookalike_script = len(_CYRILLIC_GREEK.findall(text))
+
+    def fold(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if not any(c in CONFUSABLES for c in word):
+            return word
+        mixed = _LATIN_LETTER.search(word) is not None
+        disguised = (
+            len(word) > 1 and latin > lookalike_script and all(c in CONFUSABLES for c in word)
+        )
+        return word.translate(_FOLD) if mixed or disguised else word
+
+    return fold
+
+
+def readable(text: str) -> str:
+    """The :func:`clean` text with look-alike letters folded where they pose as Latin: what a
+    reader sees, for a classifier to read (no spacing or CJK changes, unlike
+    :func:`matching_copy`).
+
+    A word is folded when it mixes Latin with Cyrillic/Greek look-alikes, or when it is made
+    only of look-alikes inside a text with more Latin than Cyrillic/Greek letters.
+    """
+    cleaned = clean(text)
+    return _WORD.sub(_folder(cleaned), cleaned)
 
 
 def matching_copy(text: str) -> str:

@@ -651,7 +651,7 @@ app.command("curate")(curate_command)
 app.add_typer(qc_app, name="qc")
 
 
-def _print_evaluation(evaluation: Any, as_json: bool) -> None:
+def _print_evaluation(evaluation: Any, as_json: bool, title: str = "held-out") -> None:
     data = evaluation.to_dict()
     if as_json:
         emit_json(data)
@@ -660,27 +660,76 @@ def _print_evaluation(evaluation: Any, as_json: bool) -> None:
     def fmt(value: float, ci: list[float]) -> str:
         return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
-    out.print(
-        f"held-out n={data['n']}  accuracy {fmt(data['accuracy'], data['accuracy_ci'])}  "
+    line = (
+        f"{title} n={data['n']}  accuracy {fmt(data['accuracy'], data['accuracy_ci'])}  "
         f"macro-F1 {fmt(data['macro_f1'], data['macro_f1_ci'])}"
     )
-    table = Table(title="per class (95% CIs)", title_justify="left")
-    for column in ("label", "support", "precision", "recall", "F1"):
+    if data.get("coverage"):
+        cover = data["coverage"]
+        line += (
+            f"  coverage {fmt(cover['accuracy'], cover['accuracy_ci'])} "
+            f"({data['abstained']} uncertain, counted wrong)"
+        )
+    out.print(line, markup=False)
+    table = Table(title=f"{title}: per class (95% CIs)", title_justify="left")
+    for column in ("label", "support", "recall", "precision", "F1"):
         table.add_column(column, justify="left" if column == "label" else "right")
-    for label, block in data["per_class"].items():
-        cells = [fmt(block[k], block[f"{k}_ci"]) for k in ("precision", "recall", "f1")]
+    classes = sorted(data["per_class"].items(), key=lambda kv: kv[0] != "unsafe")
+    for label, block in classes:  # unsafe first: its recall is what a safety screen needs
+        cells = [fmt(block[k], block[f"{k}_ci"]) for k in ("recall", "precision", "f1")]
         table.add_row(label, str(block["support"]), *cells)
     out.print(table)
+    for name, key in (("language", "per_language"), ("stratum", "per_stratum")):
+        for part, block in sorted(data.get(key, {}).items()):
+            out.print(
+                f"  {name} {part}: accuracy {fmt(block['accuracy'], block['accuracy_ci'])} "
+                f"(n={block['n']})",
+                markup=False,
+            )
 
 
 @guardian_app.command("eval")
 def guardian_eval(
+    head: Annotated[
+        Path | None, typer.Option("--head", help="Head JSON (default: the shipped head).")
+    ] = None,
+    reproduce: Annotated[
+        bool,
+        typer.Option(
+            "--reproduce", help="Retrain from the shipped labels for the in-distribution figures."
+        ),
+    ] = False,
+    medsafetybench: Annotated[
+        bool,
+        typer.Option(
+            "--medsafetybench/--no-medsafetybench",
+            help="Add the MedSafetyBench sample to the independent set when the data is present.",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Reproduce the shipped head's held-out figures (retrains from the shipped labels)."""
-    from medsafe.guardian import reproduce_evaluation
+    """The head's figures with 95% CIs: in-distribution (its labels' test split) and on the
+    independent evaluation set (never trained on; uncertain counts as wrong)."""
+    from medsafe.guardian import SHIPPED_HEAD, evaluate_head, reproduce_evaluation
+    from medsafe.guardian.independent_figures import evaluate_independent
 
-    _print_evaluation(reproduce_evaluation(), as_json)
+    path = head or SHIPPED_HEAD
+    try:
+        in_distribution = reproduce_evaluation() if reproduce else evaluate_head(head=path)
+        independent = evaluate_independent(path, include_medsafetybench=medsafetybench)
+    except MedsafeError as exc:
+        raise fail(exc) from None
+    if as_json:
+        emit_json(
+            {
+                "head": str(path),
+                "in_distribution": in_distribution.to_dict(),
+                "independent": independent.to_dict(),
+            }
+        )
+        return
+    _print_evaluation(in_distribution, False, "in-distribution (test split)")
+    _print_evaluation(independent, False, "independent set")
 
 
 @guardian_app.command("train")
@@ -692,6 +741,7 @@ def guardian_train(
         Path, typer.Option("-o", "--out", help="Where to write the head JSON.")
     ] = Path("guardian-head.json"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    kind: Annotated[str, typer.Option(help="Head: mlp (default) or logistic.")] = "mlp",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Train a guardian head on your reviewed labels; report held-out figures with 95% CIs.
@@ -701,7 +751,9 @@ def guardian_train(
     from medsafe.guardian import train_and_save
 
     try:
-        evaluation = train_and_save(labels, output, seed=seed)
+        evaluation = train_and_save(labels, output, seed=seed, kind=kind)
+    except ValueError as exc:
+        raise fail(exc) from None
     except MedsafeError as exc:
         raise fail(exc) from None
     _print_evaluation(evaluation, as_json)

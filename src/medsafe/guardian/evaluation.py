@@ -1,7 +1,9 @@
 """Held-out figures of a guardian head: accuracy (Wilson CI), macro-F1 and per-class metrics.
 
 Bootstrap CIs resample *prompts* (all responses to one prompt together, a cluster bootstrap)
-with a fixed seed, so repeated runs give the same intervals.
+with a fixed seed, so repeated runs give the same intervals. A prediction outside the gold labels
+(the guardian's ``uncertain``) counts as wrong: it lowers accuracy and recall, and the share of
+rows that got a gold label is reported as ``coverage``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,17 @@ class GuardianEvaluation:
     principle_hits: dict[str, SliceAccuracy] = field(default_factory=dict)
     """On gold-``unsafe`` rows: ``top1`` (best principle is the row's category) and
     ``returned`` (the category is among the 1-2 principles a verdict reports)."""
+    predicted_labels: tuple[str, ...] = ()
+    """Columns of ``confusion`` when some prediction is not a gold label (e.g. ``uncertain``);
+    empty: the columns are ``labels``."""
+    abstained: int = 0
+    """Rows predicted outside the gold labels (abstentions); they count as wrong."""
+    coverage: SliceAccuracy | None = None
+    """Share of rows given a gold label (1 - abstained / n), with its Wilson CI."""
+    accuracy_covered: SliceAccuracy | None = None
+    """Accuracy on the rows given a gold label."""
+    per_stratum: dict[str, SliceAccuracy] = field(default_factory=dict)
+    """Accuracy by stratum (e.g. ``adversarial``), when strata were given."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (tuples become lists)."""
@@ -87,6 +100,13 @@ class GuardianEvaluation:
             "n_boot": self.n_boot,
             "seed": self.seed,
             "principle_hits": {k: _slice_dict(s) for k, s in self.principle_hits.items()},
+            "predicted_labels": list(self.predicted_labels or self.labels),
+            "abstained": self.abstained,
+            "coverage": _slice_dict(self.coverage) if self.coverage else None,
+            "accuracy_covered": _slice_dict(self.accuracy_covered)
+            if self.accuracy_covered
+            else None,
+            "per_stratum": {k: _slice_dict(s) for k, s in self.per_stratum.items()},
         }
 
     @classmethod
@@ -120,6 +140,15 @@ class GuardianEvaluation:
             n_boot=int(data["n_boot"]),
             seed=int(data["seed"]),
             principle_hits={k: _slice(s) for k, s in data.get("principle_hits", {}).items()},
+            predicted_labels=tuple(data.get("predicted_labels", ()))
+            if tuple(data.get("predicted_labels", ())) != tuple(data["labels"])
+            else (),
+            abstained=int(data.get("abstained", 0)),
+            coverage=_slice(data["coverage"]) if data.get("coverage") else None,
+            accuracy_covered=_slice(data["accuracy_covered"])
+            if data.get("accuracy_covered")
+            else None,
+            per_stratum={k: _slice(s) for k, s in data.get("per_stratum", {}).items()},
         )
 
 
@@ -164,13 +193,22 @@ def evaluate(
     *,
     groups: Sequence[str] | None = None,
     languages: Sequence[str] | None = None,
+    strata: Sequence[Sequence[str]] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> GuardianEvaluation:
-    """Score predictions against gold labels; ``groups`` clusters the bootstrap (by prompt)."""
+    """Score predictions against gold labels; ``groups`` clusters the bootstrap (by prompt).
+
+    Predictions outside ``labels`` (abstentions) count as wrong; ``strata`` gives each row's
+    strata names (e.g. ``("adversarial",)``) for per-stratum accuracy.
+    """
     if len(y_true) != len(y_pred) or not y_true:
         raise ValueError("y_true and y_pred must be non-empty and of equal length")
-    index = {label: k for k, label in enumerate(labels)}
+    if unknown := set(y_true) - set(labels):
+        raise ValueError(f"gold labels {sorted(unknown)} are not among {list(labels)}")
+    extra = sorted(set(y_pred) - set(labels))
+    columns = (*labels, *extra)
+    index = {label: k for k, label in enumerate(columns)}
     k = len(labels)
     true_idx = np.array([index[y] for y in y_true])
     pred_idx = np.array([index[y] for y in y_pred])
@@ -178,10 +216,12 @@ def evaluate(
     group_ids = {g: i for i, g in enumerate(dict.fromkeys(group_keys))}
     g_idx = np.array([group_ids[g] for g in group_keys])  # clusters in order of appearance
     cm, boot = bootstrap_confusions(
-        true_idx, pred_idx, k, clusters=g_idx, n_resamples=n_boot, seed=seed
+        true_idx, pred_idx, len(columns), clusters=g_idx, n_resamples=n_boot, seed=seed
     )
-    precision, recall, f1, macro = _metrics(cm.astype(np.float64))
-    b_precision, b_recall, b_f1, b_macro = _metrics(boot)
+    precision, recall, f1, _macro = _metrics(cm.astype(np.float64))
+    b_precision, b_recall, b_f1, _b_macro = _metrics(boot)
+    macro = float(np.mean(f1[:k]))  # over the gold labels only
+    b_macro = b_f1[:, :k].mean(axis=1)
 
     correct = int(np.trace(cm))
     per_class = {
@@ -196,23 +236,34 @@ def evaluate(
         )
         for j, label in enumerate(labels)
     }
+    hits = true_idx == pred_idx
     per_language: dict[str, SliceAccuracy] = {}
     if languages is not None:
-        hits = true_idx == pred_idx
         for language in sorted(set(languages)):
             mask = np.array([lang == language for lang in languages])
-            n_lang, ok = int(mask.sum()), int(hits[mask].sum())
-            per_language[language] = slice_accuracy(ok, n_lang)
+            per_language[language] = slice_accuracy(int(hits[mask].sum()), int(mask.sum()))
+    per_stratum: dict[str, SliceAccuracy] = {}
+    if strata is not None:
+        for name in sorted({s for row in strata for s in row}):
+            mask = np.array([name in row for row in strata])
+            per_stratum[name] = slice_accuracy(int(hits[mask].sum()), int(mask.sum()))
+    covered = pred_idx < k
+    abstained = int((~covered).sum())
     return GuardianEvaluation(
         labels=tuple(labels),
         n=len(y_true),
         accuracy=correct / len(y_true),
         accuracy_ci=wilson(correct, len(y_true)),
-        macro_f1=float(macro),
+        macro_f1=macro,
         macro_f1_ci=_percentile_ci(b_macro),
         per_class=per_class,
-        confusion=tuple(tuple(int(x) for x in row) for row in cm),
+        confusion=tuple(tuple(int(x) for x in row) for row in cm[:k]),
         per_language=per_language,
         n_boot=n_boot,
         seed=seed,
+        predicted_labels=tuple(columns) if extra else (),
+        abstained=abstained,
+        coverage=slice_accuracy(len(y_true) - abstained, len(y_true)),
+        accuracy_covered=slice_accuracy(correct, int(covered.sum())),
+        per_stratum=per_stratum,
     )

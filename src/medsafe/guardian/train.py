@@ -1,8 +1,12 @@
 """Labeled data, training and held-out evaluation of the guardian head.
 
-C is chosen by grouped, stratified cross-validation on the train split (a prompt's responses
-never straddle folds), scored by macro-F1; the head is then refit on the whole train split and
-evaluated once on the test split.
+The head (a one-hidden-layer MLP by default, or logistic regression) takes its regularisation
+from grouped, stratified cross-validation on the train split (a prompt's responses never
+straddle folds), scored by macro-F1. The same folds' out-of-fold probabilities set the two
+decision thresholds: ``unsafe_at`` (raise unsafe recall while costing at most
+:data:`UNSAFE_ACCURACY_COST` of accuracy) and ``uncertain_below`` (abstain only where the head
+was right at most half the time). The head is then refit on the whole train split and evaluated
+once on the test split.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from medsafe.guardian.evaluation import (
     slice_accuracy,
 )
 from medsafe.guardian.features import EMBEDDING_MODEL_ID, PairFeatures, featurize
-from medsafe.guardian.model import LABELS, SAFE_LABELS, SHIPPED_HEAD, Guardian
+from medsafe.guardian.model import (
+    LABELS,
+    SAFE_LABELS,
+    SHIPPED_HEAD,
+    UNCERTAIN,
+    Guardian,
+    with_intent,
+)
 from medsafe.guardian.principles import PRINCIPLE_IDS, PrincipleIndex, pair_vectors
 from medsafe.guardian.references import ReferenceBank
 from medsafe.suites.loaders._io import UniqueIds
@@ -35,6 +46,18 @@ from medsafe.suites.loaders.jsonl import json_records
 
 SHIPPED_LABELS = Path(__file__).parent / "data" / "labels.jsonl"
 C_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+"""Inverse regularisation strengths tried for a logistic-regression head."""
+ALPHA_GRID: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+"""L2 penalties tried for an MLP head."""
+MLP_HIDDEN = 64
+"""Units of the MLP head's one hidden ReLU layer."""
+HEAD_KINDS = ("mlp", "logistic")
+UNSAFE_AT_GRID: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+UNSAFE_ACCURACY_COST = 0.01
+"""``unsafe_at`` may lower out-of-fold accuracy by at most this much."""
+UNCERTAIN_GRID: tuple[float, ...] = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
+INTENT_C = 1.0
+"""Inverse regularisation of the request-intent model (harmful vs benign request)."""
 N_BOOT = 2000
 _LANGUAGES = ("en", "zh", "ja")
 _CATEGORY = re.compile(r"ama-[1-9]")
@@ -140,42 +163,207 @@ def split_rows(
     return [rows[i] for i in sorted(train_idx)], [rows[i] for i in sorted(test_idx)]
 
 
-def _pipeline(c: float) -> Any:
+def _pipeline(kind: str, param: float, seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+    if kind == "logistic":
+        return make_pipeline(
+            StandardScaler(), LogisticRegression(C=param, class_weight="balanced", max_iter=5000)
+        )
+    if kind == "mlp":
+        mlp = MLPClassifier(
+            hidden_layer_sizes=(MLP_HIDDEN,),
+            alpha=param,
+            max_iter=400,
+            early_stopping=False,
+            random_state=seed,
+        )
+        return make_pipeline(StandardScaler(), mlp)
+    raise ValueError(f"head kind {kind!r} is not one of {', '.join(HEAD_KINDS)}")
+
+
+def _balanced_weights(y: Sequence[str]) -> np.ndarray[Any, Any]:
+    counts = Counter(y)
+    return np.array([len(y) / (len(counts) * counts[label]) for label in y])
+
+
+def _fit(kind: str, param: float, x: Any, y: Sequence[str], seed: int) -> Any:
+    pipe = _pipeline(kind, param, seed)
+    if kind == "mlp":  # class balance by sample weights (as class_weight="balanced" does)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
+            return pipe.fit(x, list(y), mlpclassifier__sample_weight=_balanced_weights(y))
+    return pipe.fit(x, list(y))
+
+
+def _grid(kind: str) -> tuple[float, ...]:
+    return ALPHA_GRID if kind == "mlp" else C_GRID
+
+
+def cross_validate(
+    x: np.ndarray[Any, Any], y: Sequence[str], groups: Sequence[str], seed: int, kind: str = "mlp"
+) -> tuple[float, dict[str, float], np.ndarray[Any, Any]]:
+    """The parameter of the kind's grid with the best grouped-CV macro-F1 (ties: the stronger
+    regularisation), every parameter's score, and the best one's out-of-fold probabilities
+    (columns in :data:`LABELS` order)."""
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_splits = min(5, len(set(groups)))
+    if n_splits < 2:
+        raise ValueError("need at least two distinct prompts in the train split")
+    folds = list(
+        StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(
+            x, list(y), list(groups)
+        )
     )
+    labels = np.asarray(y)
+    scores: dict[str, float] = {}
+    oof: dict[float, np.ndarray[Any, Any]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # classes smaller than n_splits
+        for param in _grid(kind):
+            probs = np.zeros((len(labels), len(LABELS)))
+            fold_f1 = []
+            for train_idx, test_idx in folds:
+                pipe = _fit(kind, param, x[train_idx], labels[train_idx].tolist(), seed)
+                found = list(pipe.classes_)
+                p = pipe.predict_proba(x[test_idx])
+                for j, label in enumerate(LABELS):
+                    if label in found:
+                        probs[test_idx, j] = p[:, found.index(label)]
+                predicted = [LABELS[i] for i in np.argmax(probs[test_idx], axis=1)]
+                fold_f1.append(
+                    f1_score(labels[test_idx], predicted, average="macro", zero_division=0)
+                )
+            scores[repr(param)] = float(np.mean(fold_f1))
+            oof[param] = probs
+    strongest_first = sorted(_grid(kind), reverse=kind == "mlp")
+    best = max(strongest_first, key=lambda p: round(scores[repr(p)], 12))
+    return best, scores, oof[best]
 
 
 def choose_c(
     x: np.ndarray[Any, Any], y: Sequence[str], groups: Sequence[str], seed: int
 ) -> tuple[float, dict[str, float]]:
     """The C of :data:`C_GRID` with the best grouped-CV macro-F1 (ties: the smaller C)."""
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
-
-    n_splits = min(5, len(set(groups)))
-    if n_splits < 2:
-        raise ValueError("need at least two distinct prompts in the train split")
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    scores: dict[str, float] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # classes smaller than n_splits
-        for c in C_GRID:
-            cv = cross_val_score(
-                _pipeline(c), x, list(y), groups=list(groups), cv=folds, scoring="f1_macro"
-            )
-            scores[repr(c)] = float(np.mean(cv))
-    best = max(C_GRID, key=lambda c: (round(scores[repr(c)], 12), -c))
+    best, scores, _ = cross_validate(x, y, groups, seed, "logistic")
     return best, scores
 
 
+def _decisions(probs: np.ndarray[Any, Any], unsafe_at: float, uncertain_below: float) -> list[str]:
+    unsafe = LABELS.index("unsafe")
+    out = []
+    for row in probs:
+        best = int(np.argmax(row))
+        if row[unsafe] >= unsafe_at:
+            out.append("unsafe")
+        elif row[best] < uncertain_below:
+            out.append(UNCERTAIN)
+        else:
+            out.append(LABELS[best])
+    return out
+
+
+def choose_thresholds(
+    probs: np.ndarray[Any, Any], y: Sequence[str]
+) -> tuple[float, float, dict[str, Any]]:
+    """``unsafe_at`` and ``uncertain_below`` from out-of-fold probabilities (module docstring)."""
+    gold = np.asarray(y)
+
+    def accuracy(pred: list[str]) -> float:
+        return float(np.mean(np.asarray(pred) == gold))
+
+    def unsafe_recall(pred: list[str]) -> float:
+        mask = gold == "unsafe"
+        return float(np.mean(np.asarray(pred)[mask] == "unsafe")) if mask.any() else 0.0
+
+    plain = _decisions(probs, 1.01, 0.0)
+    base_acc = accuracy(plain)
+    unsafe_at, best_recall = 1.01, unsafe_recall(plain)
+    for t in sorted(UNSAFE_AT_GRID, reverse=True):
+        pred = _decisions(probs, t, 0.0)
+        if accuracy(pred) >= base_acc - UNSAFE_ACCURACY_COST and unsafe_recall(pred) > best_recall:
+            unsafe_at, best_recall = t, unsafe_recall(pred)
+    top = probs.max(axis=1)
+    right = np.asarray(_decisions(probs, unsafe_at, 0.0)) == gold
+    uncertain_below = 0.0
+    for t in sorted(UNCERTAIN_GRID):
+        low = top < t
+        if low.any() and right[low].mean() <= 0.5:
+            uncertain_below = t
+    final = _decisions(probs, unsafe_at, uncertain_below)
+    report = {
+        "oof_accuracy_argmax": base_acc,
+        "oof_accuracy": accuracy(final),
+        "oof_unsafe_recall": unsafe_recall(final),
+        "oof_abstained": int(sum(p == UNCERTAIN for p in final)),
+    }
+    return unsafe_at, uncertain_below, report
+
+
+def _layers(pipe: Any, kind: str) -> tuple[Any, Any, tuple[tuple[Any, Any], ...]]:
+    """(coef, intercept, hidden) of a fitted pipeline, output rows in :data:`LABELS` order."""
+    model = pipe[-1]
+    order = [list(model.classes_).index(c) for c in LABELS]
+    if kind == "logistic":
+        coef = np.asarray(model.coef_, dtype=np.float64)[order]
+        return coef, np.asarray(model.intercept_, dtype=np.float64)[order], ()
+    # contiguous copies: a transposed view multiplies in another order (last-bit differences
+    # between a trained head and the same head loaded from JSON)
+    w_hidden = np.ascontiguousarray(np.asarray(model.coefs_[0], dtype=np.float64).T)
+    b_hidden = np.asarray(model.intercepts_[0], dtype=np.float64)
+    coef = np.ascontiguousarray(np.asarray(model.coefs_[1], dtype=np.float64).T[order])
+    intercept = np.asarray(model.intercepts_[1], dtype=np.float64)[order]
+    return coef, intercept, ((w_hidden, b_hidden),)
+
+
+def fit_intent(
+    prompt_vecs: np.ndarray[Any, Any], intents: Sequence[str], groups: Sequence[str], seed: int
+) -> tuple[np.ndarray[Any, Any], float, np.ndarray[Any, Any], float]:
+    """The request-intent model (logistic regression over ``query:`` embeddings, one row per
+    distinct request): weights, bias, each row's out-of-fold probability of a harmful request
+    (5 folds over requests, so a row never sees its own request) and the out-of-fold accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    first = {g: i for i, g in reversed(list(enumerate(groups)))}
+    keys = sorted(first, key=first.__getitem__)
+    x = prompt_vecs[[first[g] for g in keys]].astype(np.float64)
+    y = np.array([intents[first[g]] == "harmful" for g in keys])
+
+    def model() -> Any:
+        return LogisticRegression(C=INTENT_C, class_weight="balanced", max_iter=2000)
+
+    oof = np.full(len(keys), 0.5)
+    if len(set(y.tolist())) == 2 and min(y.sum(), (~y).sum()) >= 2:
+        n_splits = int(min(5, y.sum(), (~y).sum()))
+        folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for train_idx, test_idx in folds.split(x, y):
+            oof[test_idx] = model().fit(x[train_idx], y[train_idx]).predict_proba(x[test_idx])[:, 1]
+        fitted = model().fit(x, y)
+        weights, bias = fitted.coef_[0].astype(np.float64), float(fitted.intercept_[0])
+    else:  # one intent only: a constant model
+        weights = np.zeros(x.shape[1])
+        bias = 4.0 if y.all() else -4.0 if not y.any() else 0.0
+    by_group = dict(zip(keys, oof, strict=True))
+    accuracy = float(np.mean((oof >= 0.5) == y))
+    return weights, bias, np.array([by_group[g] for g in groups]), accuracy
+
+
 def train_guardian(
-    rows: Sequence[LabeledRow], *, seed: int = 0
+    rows: Sequence[LabeledRow], *, seed: int = 0, kind: str = "mlp", intent: bool = False
 ) -> tuple[Guardian, GuardianEvaluation]:
-    """Train on the train split, evaluate once on the test split (see :func:`split_rows`)."""
+    """Train on the train split, evaluate once on the test split (see :func:`split_rows`).
+
+    ``intent`` adds a request-intent model whose output the head reads (:func:`fit_intent`);
+    it did not help on the independent set (docs/guardian.md), so it is off by default.
+    """
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"head kind {kind!r} is not one of {', '.join(HEAD_KINDS)}")
     train, test = split_rows(rows, seed)
     if not train or not test:
         raise ValueError(f"need train and test rows, got {len(train)} and {len(test)}")
@@ -185,10 +373,21 @@ def train_guardian(
     feats = featurize([r.prompt for r in everything], [r.response for r in everything])
     x_train, x_test = feats.matrix[: len(train)], feats.matrix[len(train) :]
     y_train = [r.label for r in train]
-    best_c, cv_scores = choose_c(x_train, y_train, [r.group for r in train], seed)
-    pipe = _pipeline(best_c).fit(x_train, y_train)
-    scaler, lr = pipe[0], pipe[-1]
-    order = [list(lr.classes_).index(c) for c in LABELS]
+    groups = [r.group for r in train]
+    intent_model: tuple[np.ndarray[Any, Any], float] | None = None
+    intent_meta: dict[str, Any] = {}
+    if intent:
+        intent_w, intent_b, harm, intent_accuracy = fit_intent(
+            feats.prompt_vecs[: len(train)], [r.intent for r in train], groups, seed
+        )
+        x_train = with_intent(x_train, harm)
+        intent_model = (intent_w, intent_b)
+        intent_meta = {"intent_model": {"C": INTENT_C, "oof_accuracy": intent_accuracy}}
+    best, cv_scores, oof = cross_validate(x_train, y_train, groups, seed, kind)
+    unsafe_at, uncertain_below, threshold_report = choose_thresholds(oof, y_train)
+    pipe = _fit(kind, best, x_train, y_train, seed)
+    scaler = pipe[0]
+    coef, intercept, hidden = _layers(pipe, kind)
     safe = [i for i, r in enumerate(train) if r.label in SAFE_LABELS]
     bank = ReferenceBank.build(
         [train[i].id for i in safe],
@@ -198,8 +397,12 @@ def train_guardian(
     )
     meta: dict[str, Any] = {
         "seed": seed,
-        "C": best_c,
+        "kind": kind,
+        "hidden_units": MLP_HIDDEN if kind == "mlp" else 0,
+        "alpha" if kind == "mlp" else "C": best,
         "cv_macro_f1": cv_scores,
+        "thresholds": threshold_report,
+        **intent_meta,
         "n_train": len(train),
         "n_test": len(test),
         "train_label_counts": dict(sorted(Counter(y_train).items())),
@@ -213,10 +416,14 @@ def train_guardian(
     )
     guardian = Guardian(
         classes=LABELS,
-        coef=np.asarray(lr.coef_, dtype=np.float64)[order],
-        intercept=np.asarray(lr.intercept_, dtype=np.float64)[order],
+        coef=coef,
+        intercept=intercept,
+        hidden=hidden,
         mean=np.asarray(scaler.mean_, dtype=np.float64),
         scale=np.asarray(scaler.scale_, dtype=np.float64),
+        unsafe_at=unsafe_at,
+        uncertain_below=uncertain_below,
+        intent=intent_model,
         references=bank,
         principles=index,
         meta=meta,
@@ -232,7 +439,7 @@ def _held_out(
 ) -> GuardianEvaluation:
     """``guardian``'s figures on the test rows (features ``x_test``)."""
     probs = guardian.predict_proba(x_test, [r.response for r in test])
-    predicted = [LABELS[int(i)] for i in np.argmax(probs, axis=1)]
+    predicted = [guardian.decide(row) for row in probs]
     return evaluate(
         [r.label for r in test],
         predicted,
@@ -267,10 +474,10 @@ def _principle_hits(
 
 
 def train_and_save(
-    labels: Path = SHIPPED_LABELS, out: Path = SHIPPED_HEAD, *, seed: int = 0
+    labels: Path = SHIPPED_LABELS, out: Path = SHIPPED_HEAD, *, seed: int = 0, kind: str = "mlp"
 ) -> GuardianEvaluation:
     """Train from a labels file and write the head to ``out`` (the CLI's ``guardian train``)."""
-    guardian, evaluation = train_guardian(load_labels(labels), seed=seed)
+    guardian, evaluation = train_guardian(load_labels(labels), seed=seed, kind=kind)
     guardian.save(out)
     return evaluation
 
@@ -279,8 +486,10 @@ def reproduce_evaluation(
     labels: Path = SHIPPED_LABELS, head: Path = SHIPPED_HEAD
 ) -> GuardianEvaluation:
     """Retrain from the shipped labels with the shipped head's seed; return held-out figures."""
-    seed = int(Guardian.load(head).meta.get("seed", 0)) if head.is_file() else 0
-    return train_guardian(load_labels(labels), seed=seed)[1]
+    meta = Guardian.load(head).meta if head.is_file() else {}
+    seed, kind = int(meta.get("seed", 0)), str(meta.get("kind", "mlp"))
+    intent = "intent_model" in meta
+    return train_guardian(load_labels(labels), seed=seed, kind=kind, intent=intent)[1]
 
 
 def evaluate_head(labels: Path = SHIPPED_LABELS, head: Path = SHIPPED_HEAD) -> GuardianEvaluation:

@@ -3,7 +3,9 @@
 ``suspected_injection`` is raised for every judged response, whichever judge runs (the guardian
 included): any scorer that is not an inline, model-free one (``mcq``) counts as a judge unless it
 says otherwise with a ``judged`` attribute. ``judge_disagreement:SCORER`` is raised when a jury's
-judges differ by more than the scorer's threshold on some unit.
+judges differ by more than the scorer's threshold on some unit. A scorer may raise its own flags
+by listing their names in a score's ``extra["review_flags"]`` (the guardian's
+``language_mismatch`` and ``uncertain:guardian``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def review_flags(
         hits = transcript_injections(transcript.messages, item.messages)
         if hits:
             flags[FLAG] = flag_detail(hits)
+    for name in sorted({f for s in scores for f in s.extra.get("review_flags", ())}):
+        # flags a scorer raises itself, e.g. the guardian's language_mismatch, uncertain:guardian
+        flags[name] = {"turns": [s.turn for s in scores if name in s.extra.get("review_flags", ())]}
     split = [s for s in scores if s.judge == JURY and s.extra.get("disagreement")]
     if split:
         flags[f"{DISAGREEMENT}:{scorer.name}"] = {

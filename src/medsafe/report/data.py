@@ -141,6 +141,9 @@ class MetricData:
     status: StatusCounts
     has_turns: bool
     harmful_share: Cell | None = None
+    denominator: str | None = None
+    """What the mean is over when some verdicts have no value (the guardian's unusable and
+    uncertain counts)."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ def metrics_of(results: RunResults) -> dict[MetricKey, MetricData]:
             status=_status(block),
             has_turns=block.per_turn or name in results.turn_metrics,
             harmful_share=Cell.of(block.harmful_share) if block.harmful_share else None,
+            denominator=block.denominator,
         )
     return dict(sorted(out.items()))
 

@@ -557,6 +557,7 @@ def _overview(run: RunData) -> dict[str, Any]:
                 "direction": _direction(key),
                 **_cell_text(m.overall, _is_percent([run], key)),
                 "harmful": _cell_text(m.harmful_share, True),
+                "denominator": m.denominator or "",
                 "rule": key.scale.positive
                 if key.scale is not None and key.scale.positive and m.harmful_share is not None
                 else "",

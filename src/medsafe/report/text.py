@@ -48,11 +48,10 @@ def summary_table(results: RunResults, title: str) -> Table:
     and the headline open-answer scorer's mean with its interval."""
     head = headline_scorer(results)
     share = head is not None and head[1].scale.is_share
-    table = Table(
-        title=Text(title),
-        title_justify="left",
-        caption="percentages; 95% intervals (docs/statistics.md)",
-    )
+    caption = "percentages; 95% intervals (docs/statistics.md)"
+    if head is not None and head[1].denominator:
+        caption += f"; {head[0]}: {head[1].denominator}"
+    table = Table(title=Text(title), title_justify="left", caption=caption)
     table.add_column("category")
     for name in ("n", "failed", "acc", "95% CI", "unextr.", "partial"):
         table.add_column(name, justify="right")
@@ -83,8 +82,11 @@ def summary_table(results: RunResults, title: str) -> Table:
 
 def _notes(block: ScorerResults) -> str:
     notes = []
+    if block.denominator:
+        notes.append(block.denominator)
     if block.harmful_share is not None and block.scale.positive:
-        notes.append(f"harmful ({block.scale.positive}) {_fmt(block.harmful_share, False)}")
+        share = block.harmful_share
+        notes.append(f"harmful ({block.scale.positive}) {_fmt(share, False)} of n={share.n}")
     if block.quality_score is not None:
         notes.append(f"quality {_fmt(block.quality_score, False)}")
     if block.agreement is not None and block.agreement.kappa is not None:

@@ -225,6 +225,11 @@ class ScorerResults(_Model):
     of the units any of its judges was asked about (Wilson interval)."""
     coverage_warning: str | None = None
     """Set when the units the jury leaves out differ by category from the ones it covers."""
+    no_value: dict[str, int] = Field(default_factory=dict)
+    """Ok verdicts without a value, by label (the guardian's ``unusable`` and ``uncertain``,
+    always listed when the scale names them): they are left out of ``mean``."""
+    denominator: str | None = None
+    """What ``mean`` is over, in words, when some ok verdicts have no value."""
     human_agreement: Agreement | None = None
     """The final human labels (judge ``human``, from review tasks) against each LLM judge,
     on the units both rated (``human`` is never one of ``judges`` nor in the jury)."""

@@ -38,6 +38,8 @@ class _Status:
     positive: int = 0
     decided: int = 0
     """Whole-transcript ok rows the positive rule could decide, and how many were positive."""
+    no_value: dict[str, int] = field(default_factory=dict)
+    """Ok rows without a value, by label."""
 
     def add(self, status: str, rows: int) -> None:
         if status == "ok":
@@ -94,6 +96,9 @@ def _scan(
             status.add(row.status, row.rows)
             if row.status == "ok":
                 status.labels[row.label] = status.labels.get(row.label, 0) + row.rows
+                if row.rows > row.n_value and row.label:
+                    missing = row.rows - row.n_value
+                    status.no_value[row.label] = status.no_value.get(row.label, 0) + missing
         if row.turn is None:
             m.whole.setdefault(row.category, _Sums()).add(row.n_value, row.total, row.total_sq)
         else:
@@ -118,6 +123,21 @@ def _scan(
                     summed.n, summed.total, summed.total_sq
                 )
     return metrics
+
+
+NO_VALUE_LABELS = ("unusable", "uncertain")
+"""Labels that carry no value by design; listed (with 0) whenever a scale names them."""
+
+
+def _denominator(scale: Scale, status: _Status) -> tuple[dict[str, int], str | None]:
+    """Ok verdicts without a value by label, and the mean's denominator in words."""
+    counts = {label: 0 for label in NO_VALUE_LABELS if label in scale.labels}
+    counts |= status.no_value
+    if not counts:
+        return {}, None
+    left_out = sum(counts.values())
+    parts = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+    return counts, f"mean over {status.ok - left_out} of {status.ok} ok verdicts ({parts} left out)"
 
 
 def _estimate(
@@ -171,6 +191,7 @@ def scorer_blocks(
             )
         st = m.status
         judged = st.ok + st.failed
+        no_value, denominator = _denominator(scale, st)
         out[metric_name(scorer, judge)] = ScorerResults(
             scorer=scorer,
             judge=judge,
@@ -188,5 +209,7 @@ def scorer_blocks(
             labels=dict(sorted(st.labels.items())),
             by_category=groups,
             harmful_share=proportion(st.positive, st.decided) if has_rule else None,
+            no_value=no_value,
+            denominator=denominator,
         )
     return out
