@@ -31,6 +31,9 @@ def test_exit_codes() -> None:
         ("OK", 0),
         ("BAD_INPUT", 2),
         ("ALL_CALLS_FAILED", 3),
+        ("GATE_FAIL", 1),
+        ("GATE_INCONCLUSIVE", 4),
+        ("GATE_CALLS_FAILED", 5),
     ]
 
 
