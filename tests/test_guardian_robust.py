@@ -270,3 +270,35 @@ def test_results_count_unusable_and_uncertain_beside_the_rate(db: Path) -> None:
     shown = runner.invoke(app, ["results", ref.run_id, "--db", str(db)], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "uncertain 0, unusable 1 left out" in " ".join(shown.output.split())
+
+
+def test_guardian_eval_cli_prints_both_sets(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_mlp: tuple[Guardian, GuardianEvaluation],
+) -> None:
+    import medsafe.guardian as guardian_pkg
+    from medsafe.guardian import independent_figures
+
+    guardian, evaluation = small_mlp
+    path = tmp_path / "head.json"
+    guardian.save(path)
+    rows = [
+        {"prompt": r.prompt, "response": r.response, "label": r.label, "kind": "adversarial"}
+        for r in load_labels(FIXTURE)
+        if r.split == "test"
+    ]
+    monkeypatch.setattr(guardian_pkg, "evaluate_head", lambda head: evaluation)
+    monkeypatch.setattr(independent_figures, "independent_rows", lambda include: rows)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["guardian", "eval", "--head", str(path), "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert data["in_distribution"] == evaluation.to_dict()
+    assert data["independent"]["n"] == len(rows)
+    assert set(data["independent"]["per_stratum"]) == {"adversarial"}
+    text = runner.invoke(app, ["guardian", "eval", "--head", str(path)], env={"COLUMNS": "200"})
+    assert text.exit_code == 0, text.output
+    assert "independent set n=12" in text.output and "stratum adversarial" in text.output
+    first_row = next(line for line in text.output.splitlines() if "│" in line and "0." in line)
+    assert "unsafe" in first_row  # unsafe recall first
