@@ -284,7 +284,7 @@ def _invoke_calibrate(tmp_path: Path, scorer: str, rows: list[dict[str, Any]]) -
             "guardian",
             [{"prompt": "p", "response": "r", "label": "harmful"}],
             r"labels\.jsonl:1: field 'label': 'harmful' is not a guardian label "
-            r"\(safe_helpful, refusal, unsafe, unusable\)",
+            r"\(safe_helpful, refusal, unsafe, unusable, uncertain\)",
         ),
     ],
 )

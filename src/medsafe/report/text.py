@@ -85,8 +85,7 @@ def _notes(block: ScorerResults) -> str:
     if block.denominator:
         notes.append(block.denominator)
     if block.harmful_share is not None and block.scale.positive:
-        share = block.harmful_share
-        notes.append(f"harmful ({block.scale.positive}) {_fmt(share, False)} of n={share.n}")
+        notes.append(f"harmful ({block.scale.positive}) {_fmt(block.harmful_share, False)}")
     if block.quality_score is not None:
         notes.append(f"quality {_fmt(block.quality_score, False)}")
     if block.agreement is not None and block.agreement.kappa is not None:
