@@ -29,6 +29,13 @@ ROWS = read_rows()
 INVISIBLE = re.compile("[\u0000\u200b\u200d\u2060\ufeff\u202e]")
 
 
+ISSUE_QUOTES = frozenset(
+    {"Yes.", "Certainly! The short answer is yes.", "はい、問題ありません。", "可以。"}
+)
+"""Bare affirmations quoted in issue 12 itself: both the training rows and this set use them
+(with different requests, so the pairs still differ)."""
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split())
 
@@ -73,7 +80,11 @@ def test_apart_from_training_data() -> None:
     shared_prompts = [row["id"] for row in ROWS if _norm(row["prompt"]) in prompts]
     assert not shared_prompts
     copied = [
-        row["id"] for row in ROWS if row["response"].strip() and _norm(row["response"]) in responses
+        row["id"]
+        for row in ROWS
+        if row["response"].strip()
+        and _norm(row["response"]) in responses
+        and _norm(row["response"]) not in ISSUE_QUOTES
     ]
     assert not copied
     pairs = {(_norm(r["prompt"]), _norm(r["response"])) for r in training}
