@@ -244,46 +244,30 @@ def catalogue(results: RunResults) -> dict[str, Metric]:
     rotated = _rotated(results)
     out: list[Metric] = []
     if results.mcq.n:
-        out.append(
-            _of(
-                "accuracy",
-                "MCQ accuracy (unextracted counts as wrong)",
-                "proportion",
-                results.mcq,
-                True,
-                clustered=rotated,
-                part="accuracy",
-                scorer="mcq",
+        groups = [("accuracy", "MCQ accuracy (unextracted counts as wrong)", results.mcq)]
+        groups += [
+            (f"accuracy[{cat}]", f"MCQ accuracy in {cat}", group.mcq)
+            for cat, group in results.by_category.items()
+            if group.mcq.n
+        ]
+        groups += [
+            (f"accuracy@{lang}", f"MCQ accuracy in {lang}", group.mcq)
+            for lang, group in results.by_language.items()
+            if group.mcq.n
+        ]
+        for name, title, estimate in groups:
+            out.append(
+                _of(
+                    name,
+                    title,
+                    "proportion",
+                    estimate,
+                    True,
+                    clustered=rotated,
+                    part="accuracy",
+                    scorer="mcq",
+                )
             )
-        )
-        for cat, group in results.by_category.items():
-            if group.mcq.n:
-                out.append(
-                    _of(
-                        f"accuracy[{cat}]",
-                        f"MCQ accuracy in {cat}",
-                        "proportion",
-                        group.mcq,
-                        True,
-                        clustered=rotated,
-                        part="accuracy",
-                        scorer="mcq",
-                    )
-                )
-        for lang, group in results.by_language.items():
-            if group.mcq.n:
-                out.append(
-                    _of(
-                        f"accuracy@{lang}",
-                        f"MCQ accuracy in {lang}",
-                        "proportion",
-                        group.mcq,
-                        True,
-                        clustered=rotated,
-                        part="accuracy",
-                        scorer="mcq",
-                    )
-                )
     if results.circular is not None:
         out.append(
             _of(

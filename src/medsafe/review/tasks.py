@@ -502,11 +502,7 @@ def submit_label(
 ) -> Label:
     """Store ``reviewer``'s label of a unit assigned to her (replacing her earlier one while
     the unit is not final), audited; a unit that becomes final reaches the run."""
-    task = get_task(conn, task_id)
-    try:
-        checked = task.label_schema.check(values)
-    except ValueError as exc:
-        raise ReviewError(f"task {task_id}, unit {item_id}: {exc}") from None
+    task, checked = _checked(conn, task_id, item_id, values)
     with _tx(conn):
         if reviewer not in assignees(conn, task_id, item_id):
             raise ReviewError(f"unit {item_id!r} of task {task_id!r} is not assigned to {reviewer}")
@@ -529,6 +525,17 @@ def submit_label(
     return Label(item_id, reviewer, checked, rationale, when)
 
 
+def _checked(
+    conn: sqlite3.Connection, task_id: str, item_id: str, values: dict[str, str]
+) -> tuple[TaskSpec, dict[str, str]]:
+    """The task, and ``values`` checked against its label schema (ReviewError naming the unit)."""
+    task = get_task(conn, task_id)
+    try:
+        return task, task.label_schema.check(values)
+    except ValueError as exc:
+        raise ReviewError(f"task {task_id}, unit {item_id}: {exc}") from None
+
+
 def adjudicate(
     conn: sqlite3.Connection,
     task_id: str,
@@ -540,11 +547,7 @@ def adjudicate(
     created: str | None = None,
 ) -> Label:
     """Decide a unit in the adjudication queue; never by one of its reviewers."""
-    task = get_task(conn, task_id)
-    try:
-        checked = task.label_schema.check(values)
-    except ValueError as exc:
-        raise ReviewError(f"task {task_id}, unit {item_id}: {exc}") from None
+    task, checked = _checked(conn, task_id, item_id, values)
     with _tx(conn):
         if adjudicator in {lab.by for lab in labels_of(conn, task_id, item_id)}:
             raise ReviewError(f"{adjudicator} labelled unit {item_id!r}: she cannot adjudicate it")

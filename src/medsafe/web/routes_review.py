@@ -10,6 +10,7 @@ import hashlib
 import json
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -378,6 +379,32 @@ async def submit_unit(
     return await run_in_threadpool(_submit_unit, request, conn, user, task_id, position, form)
 
 
+def _store(
+    request: Request,
+    conn: sqlite3.Connection,
+    user: User,
+    task: TaskSpec,
+    position: int,
+    form: FormData,
+    action: Callable[[sqlite3.Connection, str, str, str, dict[str, str], str], Any],
+) -> Response | None:
+    """Store the form's label (a reviewer's or an adjudicator's) for the unit at ``position``;
+    the page saying why when the review rules refuse it, else None."""
+    item_id = _unit_at(conn, task, position)
+    try:
+        action(
+            conn,
+            task.task_id,
+            item_id,
+            user.username,
+            _form_values(form, task.label_schema),
+            str(form.get("rationale", "")),
+        )
+    except ReviewError as exc:
+        return _blocked(request, str(exc))
+    return None
+
+
 def _submit_unit(
     request: Request,
     conn: sqlite3.Connection,
@@ -387,18 +414,9 @@ def _submit_unit(
     form: FormData,
 ) -> Response:
     task = _task(conn, task_id)
-    item_id = _unit_at(conn, task, position)
-    try:
-        submit_label(
-            conn,
-            task_id,
-            item_id,
-            user.username,
-            _form_values(form, task.label_schema),
-            str(form.get("rationale", "")),
-        )
-    except ReviewError as exc:
-        return _blocked(request, str(exc))
+    blocked = _store(request, conn, user, task, position, form, submit_label)
+    if blocked is not None:
+        return blocked
     units = assigned_units(conn, task_id, user.username)
     done = labelled_by(conn, task_id, user.username)
     positions = {u: n for n, u in enumerate(unit_ids(conn, task_id), start=1)}
@@ -454,18 +472,9 @@ def _adjudicate_unit(
     form: FormData,
 ) -> Response:
     task = _task(conn, task_id)
-    item_id = _unit_at(conn, task, position)
-    try:
-        adjudicate(
-            conn,
-            task_id,
-            item_id,
-            user.username,
-            _form_values(form, task.label_schema),
-            str(form.get("rationale", "")),
-        )
-    except ReviewError as exc:
-        return _blocked(request, str(exc))
+    blocked = _store(request, conn, user, task, position, form, adjudicate)
+    if blocked is not None:
+        return blocked
     positions = {u: n for n, u in enumerate(unit_ids(conn, task_id), start=1)}
     mine = [
         u
