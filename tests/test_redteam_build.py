@@ -173,3 +173,16 @@ def test_csv_without_prompt_or_msb_column_is_an_error(tmp_path: Path) -> None:
     path.write_text("question\nhow?\n", encoding="utf-8")
     with pytest.raises(SuiteError, match=r"seeds\.csv:1: field 'prompt'"):
         list(iter_seeds(path))
+
+
+def test_a_seed_licence_is_carried_to_its_dialogues(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds.jsonl"
+    lines = [
+        {"id": "a", "prompt": "Hide an error.", "license": "CC-BY-4.0"},
+        {"id": "b", "prompt": "Fake a prescription."},
+    ]
+    seeds.write_text("".join(json.dumps(line) + "\n" for line in lines), "utf-8")
+    out = tmp_path / "suite.jsonl"
+    _build(seeds, out, strategies="role_play")
+    licences = {item.metadata["seed_id"]: item.license for item in load_items(out)}
+    assert licences == {"a": "CC-BY-4.0", "b": None}

@@ -122,6 +122,8 @@ def dialogue_record(
     }
     if seed.category:
         record["category"] = seed.category
+    if seed.license:
+        record["license"] = seed.license
     return record
 
 

@@ -46,6 +46,8 @@ class Seed:
     language: Language | None
     path: Path
     line: int
+    license: str | None = None
+    """The seed's licence (a JSONL/CSV ``license`` field), carried to the items built from it."""
 
 
 def normalise(text: str) -> str:
@@ -128,4 +130,5 @@ def _record_seed(record: dict[str, Any], path: Path, line: int, default_category
             "id may hold only letters, digits and . _ : -", path=path, line=line, field="id"
         )
     category = _field(record, "category", path, line) or default_category
-    return Seed(text, category, seed_id, language, path, line)
+    license_ = _field(record, "license", path, line)
+    return Seed(text, category, seed_id, language, path, line, license_)
