@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +95,17 @@ def test_a_deleted_first_row_is_named(db: Path) -> None:
     assert verify(conn).first_broken == 2
 
 
+def _flip(column: str) -> str:
+    """SQL for the column with its first hex digit changed: a forgery never equals a real row."""
+    return f"(CASE substr({column}, 1, 1) WHEN 'a' THEN 'b' ELSE 'a' END || substr({column}, 2))"
+
+
 def test_an_inserted_row_is_named(db: Path) -> None:
     conn = _log(db)
     conn.execute("DELETE FROM audit_log WHERE seq=5")
     conn.execute(
         "INSERT INTO audit_log SELECT 5, ts, 'mallory', action, target, payload, payload_hash, "
-        "'f' || substr(prev_hash, 2), hash || 'x' FROM audit_log WHERE seq=4"
+        f"{_flip('prev_hash')}, hash || 'x' FROM audit_log WHERE seq=4"
     )
     append(conn, "alice", "label", "x", {})  # the app goes on appending after the forgery
     report = verify(conn)
@@ -110,7 +116,7 @@ def test_a_row_inserted_in_a_gap_is_named(db: Path) -> None:
     conn = _log(db)
     conn.execute(
         "INSERT INTO audit_log SELECT 99, ts, actor, action, target, payload, payload_hash, "
-        "'a' || substr(prev_hash, 2), 'b' || substr(hash, 2) FROM audit_log WHERE seq=2"
+        f"{_flip('prev_hash')}, {_flip('hash')} FROM audit_log WHERE seq=2"
     )
     report = verify(conn)
     assert report.first_broken == 99 and "seq 6-98" in report.reason
@@ -152,6 +158,7 @@ def _writer(db: str, who: str, n: int, start: Any) -> None:
     start.wait(30)
     for i in range(n):
         append(conn, who, "label", f"{who}/{i}", {"i": i})
+        time.sleep(0.002)  # give the others the lock, as a person's clicks would
     conn.close()
 
 
