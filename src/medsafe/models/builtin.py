@@ -1,3 +1,3 @@
 """Importing this module registers every built-in backend."""
 
-from medsafe.models import embedded, hf_local, openai_compat, replay  # noqa: F401
+from medsafe.models import embedded, hf_local, openai_compat, replay, vllm_local  # noqa: F401
