@@ -15,15 +15,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# Debian packages: CJK fonts for plots/PDF, Chromium for the browser test, Pango for WeasyPrint.
+# Debian packages: CJK fonts for plots/PDF, Chromium for the browser test, Pango for WeasyPrint,
+# PostgreSQL for the tests of the PostgreSQL store (they start their own server).
 system-deps:
-	@bash scripts/system-deps.sh fonts-noto-cjk chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+	@bash scripts/system-deps.sh fonts-noto-cjk chromium libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 postgresql
 
 # compileall: an editable install leaves src/ without bytecode, and where PYTHONDONTWRITEBYTECODE
 # is set every `medsafe` command would compile it again at start-up.
 $(STAMP)-dev: pyproject.toml $(BIN)/python scripts/llama-wheel.sh
 	bash scripts/llama-wheel.sh $(BIN)/pip $(LLAMA_CPP_VERSION)
-	$(BIN)/pip install --quiet -e '.[dev,embedded,hf,train]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,hf,train,postgres]'
 	$(BIN)/python -m compileall -q src
 	touch $@
 

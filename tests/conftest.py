@@ -15,6 +15,7 @@ from medsafe.schema import Item, ModelParams, RunSpec
 from medsafe.store import Store
 from medsafe.suites.prompting import mcq_messages
 from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
+from tests.pg_support import any_db, pg_server, pg_url  # noqa: F401  (fixtures)
 
 SHARED_DATA = Path(
     os.environ.get("MEDSAFE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -13,16 +12,17 @@ from pathlib import Path
 from medsafe.schema import CallRecord, Message, ModelParams, Transcript, Usage
 from medsafe.store import Store
 from medsafe.store.journal import Journal, fold, journal_path
+from medsafe.store.sqlite import connect
 from medsafe.store.writer import StoreWriter
 from medsafe.testing.mock_openai import MockConfig, ThreadedMockServer
 from tests.conftest import create_run, make_mcq, make_spec
 from tests.test_cli import run_argv, write_suite
 
 
-def test_kill_minus_nine_repeats_only_the_calls_in_flight(tmp_path: Path) -> None:
+def test_kill_minus_nine_repeats_only_the_calls_in_flight(any_db: Path, tmp_path: Path) -> None:
     n, concurrency = 600, 16
     suite = write_suite(tmp_path / "suite.jsonl", n)
-    db = tmp_path / "kill.db"
+    db = any_db
     with ThreadedMockServer(MockConfig(latency_s=0.05)) as server:
         argv = run_argv(suite, db, server.base_url, run_id="k", concurrency=concurrency)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -41,7 +41,7 @@ def test_kill_minus_nine_repeats_only_the_calls_in_flight(tmp_path: Path) -> Non
         again = set(server.state.answered) & first
     assert len(again) <= concurrency, len(again)
     assert not journal_path(db, "k").parent.exists()
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         ok = conn.execute("SELECT COUNT(*) FROM transcripts WHERE run_id='k' AND status='ok'")
         assert ok.fetchone()[0] == n
         scored = conn.execute("SELECT COUNT(*) FROM scores WHERE run_id='k' AND scorer='mcq'")
@@ -63,8 +63,8 @@ def _answer(item_id: str, text: str) -> Transcript:
     )
 
 
-def test_fold_stores_new_answers_skips_torn_lines_and_deletes(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
+def test_fold_stores_new_answers_skips_torn_lines_and_deletes(any_db: Path, tmp_path: Path) -> None:
+    db = any_db
     create_run(db, make_spec("r", "openai/mock"), [make_mcq(i) for i in range(3)])
     writer = StoreWriter(db)
     writer.put_transcript(_answer("q00000", "stored"))
@@ -85,8 +85,8 @@ def test_fold_stores_new_answers_skips_torn_lines_and_deletes(tmp_path: Path) ->
     assert not path.exists() and not path.parent.exists()
 
 
-def test_fold_of_an_uncommitted_run_keeps_only_the_cache(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
+def test_fold_of_an_uncommitted_run_keeps_only_the_cache(any_db: Path, tmp_path: Path) -> None:
+    db = any_db
     Store(db).close()
     path = journal_path(db, "new/run")
     assert path.name == "new%2Frun.jsonl"

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from medsafe import pipeline
 from medsafe.cli import app
 from medsafe.store import Store
 from medsafe.store.lease import LeaseError, LeaseOwner, acquire, write_lease
+from medsafe.store.sqlite import connect
 from medsafe.testing.mock_openai import MockConfig, MockOpenAIServer, ThreadedMockServer
 from tests.test_cli import run_argv, write_suite
 
@@ -54,7 +54,7 @@ def _run(db: Path, suite: Path, base_url: str, *extra: str) -> tuple[int, str]:
 def _plant(db: Path, host: str, pid: int, age_s: float) -> None:
     """A lease row on run ``r`` as another process would have written it."""
     Store(db).close()
-    conn = sqlite3.connect(db, isolation_level=None)
+    conn = connect(db)
     try:
         owner = LeaseOwner(host, pid, "2026-01-02T03:04:05+00:00", time.time() - age_s)
         write_lease(conn, "r", "someone-else", owner)
@@ -63,15 +63,17 @@ def _plant(db: Path, host: str, pid: int, age_s: float) -> None:
 
 
 def _leases(db: Path) -> list[tuple[str, int]]:
-    conn = sqlite3.connect(db)
+    conn = connect(db)
     try:
         return [(str(h), int(p)) for h, p in conn.execute("SELECT host, pid FROM leases")]
     finally:
         conn.close()
 
 
-def test_a_live_owner_is_refused_naming_it(tmp_path: Path, mock_server: MockOpenAIServer) -> None:
-    db, suite = tmp_path / "s.db", write_suite(tmp_path / "suite.jsonl", 4)
+def test_a_live_owner_is_refused_naming_it(
+    any_db: Path, tmp_path: Path, mock_server: MockOpenAIServer
+) -> None:
+    db, suite = any_db, write_suite(tmp_path / "suite.jsonl", 4)
     _plant(db, "other-host", 4242, age_s=1.0)
     for extra in ((), ("--force",)):  # a live lease is never taken over
         code, output = _run(db, suite, mock_server.base_url, *extra)
@@ -83,8 +85,8 @@ def test_a_live_owner_is_refused_naming_it(tmp_path: Path, mock_server: MockOpen
     assert _leases(db) == [("other-host", 4242)]
 
 
-def test_a_second_process_on_the_same_run_exits_2(tmp_path: Path) -> None:
-    db, suite = tmp_path / "s.db", write_suite(tmp_path / "suite.jsonl", 300)
+def test_a_second_process_on_the_same_run_exits_2(any_db: Path, tmp_path: Path) -> None:
+    db, suite = any_db, write_suite(tmp_path / "suite.jsonl", 300)
     with ThreadedMockServer(MockConfig(latency_s=0.05)) as server:
         argv = run_argv(suite, db, server.base_url, run_id="r", concurrency=2)
         first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -103,8 +105,10 @@ def test_a_second_process_on_the_same_run_exits_2(tmp_path: Path) -> None:
     assert _leases(db) == []
 
 
-def test_a_stale_lease_needs_force(tmp_path: Path, mock_server: MockOpenAIServer) -> None:
-    db, suite = tmp_path / "s.db", write_suite(tmp_path / "suite.jsonl", 4)
+def test_a_stale_lease_needs_force(
+    any_db: Path, tmp_path: Path, mock_server: MockOpenAIServer
+) -> None:
+    db, suite = any_db, write_suite(tmp_path / "suite.jsonl", 4)
     _plant(db, "other-host", 4242, age_s=3600.0)
     code, output = _run(db, suite, mock_server.base_url)
     assert code == 2 and "stale" in output and "--force" in output, output
@@ -116,9 +120,9 @@ def test_a_stale_lease_needs_force(tmp_path: Path, mock_server: MockOpenAIServer
 
 
 def test_a_dead_owner_on_this_host_is_taken_over(
-    tmp_path: Path, mock_server: MockOpenAIServer
+    any_db: Path, tmp_path: Path, mock_server: MockOpenAIServer
 ) -> None:
-    db, suite = tmp_path / "s.db", write_suite(tmp_path / "suite.jsonl", 4)
+    db, suite = any_db, write_suite(tmp_path / "suite.jsonl", 4)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     _plant(db, socket.gethostname(), gone.pid, age_s=1.0)  # killed a second ago (kill -9)
@@ -127,11 +131,11 @@ def test_a_dead_owner_on_this_host_is_taken_over(
     assert _leases(db) == []
 
 
-def test_the_lease_is_released_on_errors_and_heartbeats(tmp_path: Path) -> None:
-    db = tmp_path / "s.db"
+def test_the_lease_is_released_on_errors_and_heartbeats(any_db: Path, tmp_path: Path) -> None:
+    db = any_db
     Store(db).close()
     with pytest.raises(RuntimeError), acquire(db, "r", heartbeat_s=0.05) as lease:
-        conn = sqlite3.connect(db)
+        conn = connect(db)
         before = conn.execute("SELECT heartbeat FROM leases").fetchone()[0]
         time.sleep(0.3)
         after = conn.execute("SELECT heartbeat FROM leases").fetchone()[0]

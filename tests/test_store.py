@@ -16,6 +16,12 @@ from medsafe.store.queries import item_and_transcript, item_scores, items_scored
 from tests.conftest import create_run, make_mcq, make_spec
 
 
+@pytest.fixture
+def db(any_db: Path) -> Path:
+    """Every test here runs on both engines: a SQLite file and a PostgreSQL database."""
+    return any_db
+
+
 def _transcript(run_id: str, item_id: str, text: str | None, key: str = "h") -> Transcript:
     ok = text is not None
     call = CallRecord(

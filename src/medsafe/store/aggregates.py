@@ -81,11 +81,12 @@ class GroupRow:
 _GROUP_SQL = """
 SELECT i.category, i.language, i.kind,
        COUNT(*) AS n,
-       COALESCE(SUM(t.status = 'ok'), 0) AS ok,
-       COALESCE(SUM(t.status = 'failed'), 0) AS failed,
-       COALESCE(SUM(i.kind = 'mcq' AND t.status = 'ok'), 0) AS mcq_answered,
-       COALESCE(SUM(s.label = 'correct'), 0) AS correct,
-       COALESCE(SUM(s.label = 'unextracted'), 0) AS unextracted,
+       COALESCE(SUM(CASE WHEN t.status = 'ok' THEN 1 ELSE 0 END), 0) AS ok,
+       COALESCE(SUM(CASE WHEN t.status = 'failed' THEN 1 ELSE 0 END), 0) AS failed,
+       COALESCE(SUM(CASE WHEN i.kind = 'mcq' AND t.status = 'ok' THEN 1 ELSE 0 END), 0)
+           AS mcq_answered,
+       COALESCE(SUM(CASE WHEN s.label = 'correct' THEN 1 ELSE 0 END), 0) AS correct,
+       COALESCE(SUM(CASE WHEN s.label = 'unextracted' THEN 1 ELSE 0 END), 0) AS unextracted,
        COALESCE(SUM(p.value), 0.0) AS partial
 FROM items i
 LEFT JOIN transcripts t ON t.run_id = i.run_id AND t.item_id = i.item_id
@@ -153,14 +154,14 @@ def _threshold_sql(rules: Mapping[str, tuple[str, float]]) -> tuple[str, str]:
         if op not in _OPS:
             raise ValueError(f"bad comparison {op!r}")
     cases = " ".join(
-        f"WHEN {_literal(name)} THEN s.value {op} {float(threshold)!r}"
+        f"WHEN {_literal(name)} THEN CASE WHEN s.value {op} {float(threshold)!r} THEN 1 ELSE 0 END"
         for name, (op, threshold) in sorted(rules.items())
     )
     names = ", ".join(_literal(name) for name in sorted(rules))
     ok = "s.status = 'ok' AND s.value IS NOT NULL"
     return (
         f"COALESCE(SUM(CASE WHEN {ok} THEN CASE s.scorer {cases} END END), 0)",
-        f"COALESCE(SUM({ok} AND s.scorer IN ({names})), 0)",
+        f"COALESCE(SUM(CASE WHEN {ok} AND s.scorer IN ({names}) THEN 1 ELSE 0 END), 0)",
     )
 
 
@@ -177,7 +178,8 @@ def scan_scores(
     sql = f"""
 SELECT s.scorer, s.judge, i.category, s.status, COALESCE(s.label, ''), s.turn, COUNT(*),
        COUNT({v}), COALESCE(SUM({v}), 0.0), COALESCE(SUM(({v}) * ({v})), 0.0),
-       COALESCE(SUM(({v}) NOT IN (0.0, 1.0)), 0), MIN({v}), MAX({v}), {positive}, {thresholded}
+       COALESCE(SUM(CASE WHEN ({v}) NOT IN (0.0, 1.0) THEN 1 ELSE 0 END), 0), MIN({v}), MAX({v}),
+       {positive}, {thresholded}
 FROM scores s JOIN items i ON i.run_id = s.run_id AND i.item_id = s.item_id
 WHERE s.run_id = ? GROUP BY s.scorer, s.judge, i.category, s.status, s.label, s.turn
 """
@@ -225,7 +227,8 @@ def turned_sums(
     v = value_sql(null_values)
     sql = f"""
 SELECT x.scorer, x.judge, i.category, COUNT(x.v), COALESCE(SUM(x.v), 0.0),
-       COALESCE(SUM(x.v * x.v), 0.0), COALESCE(SUM(x.v NOT IN (0.0, 1.0)), 0)
+       COALESCE(SUM(x.v * x.v), 0.0),
+       COALESCE(SUM(CASE WHEN x.v NOT IN (0.0, 1.0) THEN 1 ELSE 0 END), 0)
 FROM (SELECT s.item_id, s.scorer, s.judge, AVG({v}) AS v FROM scores s
       WHERE s.run_id = ? AND s.turn >= 0 GROUP BY s.item_id, s.scorer, s.judge) x
 JOIN items i ON i.run_id = ? AND i.item_id = x.item_id
@@ -281,7 +284,8 @@ class VerdictRow(NamedTuple):
 
 
 _EXTRA = (
-    "CASE WHEN instr(s.score_json, '\"{0}\"') THEN json_extract(s.score_json, '$.extra.{0}') END"
+    "CASE WHEN instr(s.score_json, '\"{0}\"') > 0 "
+    "THEN json_extract(s.score_json, '$.extra.{0}') END"
 )
 """An extra field of a score, read only from the rows that have it (instr is cheap, JSON not)."""
 
@@ -400,7 +404,8 @@ def has_kind(conn: sqlite3.Connection, run_id: str, kind: str) -> bool:
 def rotated_mcq_scores(conn: sqlite3.Connection, run_id: str) -> Iterator[str] | None:
     """The JSON of the run's rotated MCQ scores (``--rotate``), or None when it has none."""
     rotated = conn.execute(
-        "SELECT 1 FROM items WHERE run_id=? AND kind='mcq' AND instr(item_json, '\"rotation\"') "
+        "SELECT 1 FROM items WHERE run_id=? AND kind='mcq' "
+        "AND instr(item_json, '\"rotation\"') > 0 "
         "AND json_extract(item_json, '$.metadata.rotation') IS NOT NULL LIMIT 1",
         (run_id,),
     ).fetchone()
@@ -453,7 +458,8 @@ def turn_scores(
 def dialogue_counts(conn: sqlite3.Connection, run_id: str) -> tuple[int, int, int, int, int]:
     """Dialogues: ``(n, ok, failed, attacker refusals, Crescendo backtracks)``."""
     n, ok, failed = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(t.status='ok'), 0), COALESCE(SUM(t.status='failed'), 0) "
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN t.status='ok' THEN 1 ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN t.status='failed' THEN 1 ELSE 0 END), 0) "
         "FROM items i LEFT JOIN transcripts t ON t.run_id=i.run_id AND t.item_id=i.item_id "
         "WHERE i.run_id=? AND i.kind='dialogue'",
         (run_id,),

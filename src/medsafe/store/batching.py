@@ -81,7 +81,8 @@ class _Segment:
                     f"DELETE FROM scores WHERE run_id=? AND item_id IN ({marks})",
                     (run_id, *chunk),
                 )
-        for table, rows in self.upserts.items():
+        for table, queued in self.upserts.items():
+            rows = _last_per_key(table, queued)
             if not rows:
                 continue
             width = len(rows[0])
@@ -89,6 +90,20 @@ class _Segment:
                 values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
                 flat = [value for row in chunk for value in row]
                 conn.execute(f"INSERT OR REPLACE INTO {table} VALUES {values}", flat)
+
+
+KEY_WIDTH = {"transcripts": 2, "cache": 1, "scores": 5, "flags": 3, "dialogue_turns": 3}
+"""How many leading columns of each writer table make its primary key."""
+
+
+def _last_per_key(table: str, rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+    """The last row queued for each key: what writing them one by one would leave, and what
+    PostgreSQL needs (one ``ON CONFLICT DO UPDATE`` may not touch a row twice)."""
+    width = KEY_WIDTH.get(table)
+    if width is None:
+        return rows
+    last = {row[:width]: row for row in rows}
+    return rows if len(last) == len(rows) else list(last.values())
 
 
 def _chunks(rows: Sequence[Any], size: int) -> list[Sequence[Any]]:

@@ -15,16 +15,29 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import ValidationError
 
 from medsafe.schema import Transcript
+from medsafe.store.pg import store_url
 from medsafe.store.writer import StoreWriter
 
 
 def journal_path(store_path: Path | str, run_id: str) -> Path:
-    """``STORE.journal/RUN.jsonl`` (the run id percent-encoded into a file name)."""
+    """``STORE.journal/RUN.jsonl`` (the run id percent-encoded into a file name).
+
+    A PostgreSQL store's journal is kept on this machine, under the user's cache folder
+    (``$XDG_CACHE_HOME/medsafe/journals/HOST-PORT-DB``): it only ever holds this process's
+    answers that the store has not committed yet.
+    """
+    url = store_url(store_path)
+    if url is not None:
+        parts = urlsplit(url)
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        name = f"{parts.hostname or 'local'}-{parts.port or 5432}-{parts.path.strip('/') or 'db'}"
+        folder = cache / "medsafe" / "journals" / quote(name, safe="")
+        return folder / f"{quote(run_id, safe='')}.jsonl"
     store = Path(store_path)
     return store.with_name(store.name + ".journal") / f"{quote(run_id, safe='')}.jsonl"
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsafe.errors import StoreError
+from medsafe.store.pg import PREREQUISITES, engine, table_names
 from medsafe.store.schema_audit import AUDIT_DDL
 from medsafe.store.schema_authoring import AUTHORING_DDL
 from medsafe.store.schema_gate import GATE_DDL
@@ -30,11 +31,14 @@ from medsafe.store.schema_sql import (
     V1_DDL,
     statements,
 )
-from medsafe.store.schema_web import WEB_DDL
+from medsafe.store.schema_web import WEB_DDL, pg_triggers
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    postgres = engine(conn) == "postgresql"
     for statement in statements(script):
+        if postgres and statement.upper().startswith("CREATE TRIGGER"):
+            continue  # PostgreSQL's triggers are written in its own dialect (pg_triggers)
         conn.execute(statement)
 
 
@@ -68,6 +72,9 @@ def add_review(conn: sqlite3.Connection) -> None:
 def add_web(conn: sqlite3.Connection) -> None:
     """5 -> 6: the workbench's users and sessions."""
     _run_script(conn, WEB_DDL)
+    if engine(conn) == "postgresql":
+        for statement in pg_triggers():
+            conn.execute(statement)
 
 
 def add_gate(conn: sqlite3.Connection) -> None:
@@ -109,19 +116,26 @@ CURRENT_VERSION = len(MIGRATIONS)
 
 
 def _table_names(conn: sqlite3.Connection) -> set[str]:
+    if engine(conn) == "postgresql":
+        return table_names(conn)
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     return {str(name) for (name,) in rows if not str(name).startswith("sqlite_")}
 
 
 def stored_version(conn: sqlite3.Connection, path: Path | str) -> int:
     """The schema version of the store on ``conn`` (0: empty); StoreError if not a store."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    postgres = engine(conn) == "postgresql"
+    version = 0 if postgres else int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version:
         return version
     tables = _table_names(conn)
+    if postgres and "meta" in tables:  # PostgreSQL keeps the version in meta alone
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row is not None else 0
     if tables - MEDSAFE_TABLES and not tables & {"meta", "runs"}:
         listing = ", ".join(sorted(tables))
-        raise StoreError(f"{path}: not a medsafe store (an SQLite file with tables {listing})")
+        kind = "a PostgreSQL database" if postgres else "an SQLite file"
+        raise StoreError(f"{path}: not a medsafe store ({kind} with tables {listing})")
     if "meta" not in tables:
         return 0  # empty, or only the calibrations of a 0.1.0 ``calibrate --db``
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -167,6 +181,9 @@ def migrate(conn: sqlite3.Connection, path: Path | str) -> int:
         conn.execute("BEGIN IMMEDIATE")
         found = step = stored_version(conn, path)  # another process may have migrated it
         _refuse_newer(path, found, target)
+        if engine(conn) == "postgresql":
+            for statement in PREREQUISITES:
+                conn.execute(statement)
         for migration in MIGRATIONS[found:]:
             migration.apply(conn)
             step = migration.to
@@ -174,6 +191,9 @@ def migrate(conn: sqlite3.Connection, path: Path | str) -> int:
             conn.execute(f"PRAGMA user_version = {target:d}")
             conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
         conn.execute("COMMIT")
+        forget = getattr(conn, "forget_tables", None)
+        if forget is not None:
+            forget()
     except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

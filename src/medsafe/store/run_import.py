@@ -81,6 +81,15 @@ class RunImport:
         self._batch.clear()
 
     def _raise_duplicate(self) -> None:
+        seen: dict[str, int] = {}  # within the batch (PostgreSQL rolls the whole batch back)
+        for row in self._batch:
+            if row[2] in seen:
+                raise SuiteError(
+                    f"duplicate item id {row[2]!r} (items {seen[row[2]] + 1} and {row[1] + 1})",
+                    path=self.spec.suite,
+                    field="id",
+                ) from None
+            seen[row[2]] = row[1]
         for row in self._batch:
             first = self._conn.execute(
                 "SELECT idx FROM items WHERE run_id=? AND item_id=?", (self.spec.run_id, row[2])

@@ -108,7 +108,8 @@ def review_state(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
     if not _has_table(conn, "review_tasks"):
         return 0, 0
     row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(status <> 'complete'), 0) FROM review_tasks "
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status <> 'complete' THEN 1 ELSE 0 END), 0) "
+        "FROM review_tasks "
         "WHERE run_id = ?",
         (run_id,),
     ).fetchone()

@@ -28,6 +28,24 @@ def _triggers() -> str:
     return "\n".join(out)
 
 
+def pg_triggers() -> list[str]:
+    """The same change counters in PostgreSQL's dialect (one function, a trigger per table)."""
+    out = [
+        "CREATE OR REPLACE FUNCTION web_bump_run_version() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN INSERT INTO web_run_versions (run_id, version) VALUES "
+        "(CASE WHEN TG_OP = 'DELETE' THEN OLD.run_id ELSE NEW.run_id END, 1) "
+        "ON CONFLICT (run_id) DO UPDATE SET version = web_run_versions.version + 1; "
+        "RETURN NULL; END $$"
+    ]
+    for table in (*_RESULT_SOURCES, "runs"):
+        out.append(f"DROP TRIGGER IF EXISTS web_bump_{table} ON {table}")
+        out.append(
+            f"CREATE TRIGGER web_bump_{table} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION web_bump_run_version()"
+        )
+    return out
+
+
 WEB_DDL = (
     """
 CREATE TABLE IF NOT EXISTS users (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from medsafe.errors import StoreError
 from medsafe.schema import Item, RunSpec, Score, Transcript, Usage
 from medsafe.store.migrations import is_read_only, migrate
+from medsafe.store.pg import connect_pg, engine, is_store_url, redacted
 from medsafe.store.schema_sql import NO_TURN
 
 if TYPE_CHECKING:
@@ -33,8 +34,11 @@ def now_iso() -> str:
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open (and create if needed) a store database with the settings medsafe relies on.
 
-    A read-only file keeps its journal mode (switching to WAL would write to it).
+    A read-only file keeps its journal mode (switching to WAL would write to it). A
+    ``postgresql://`` URL opens a PostgreSQL store (:mod:`medsafe.store.pg`).
     """
+    if is_store_url(path):
+        return connect_pg(path)
     conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=True)
     try:
         try:
@@ -56,6 +60,8 @@ def _can_read(path: Path) -> bool:
 
 
 def _open_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    if is_store_url(path):
+        return StoreError(f"{redacted(path)}: not a medsafe store ({exc})")
     if is_read_only(exc):
         return StoreError(
             f"{path}: cannot read the store: permission denied ({exc}); a store in WAL mode "
@@ -100,11 +106,11 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self._conn = connect(self.path)
+            self._conn = connect(path)
         except sqlite3.DatabaseError as exc:
             raise _open_error(self.path, exc) from exc
         try:
-            migrate(self._conn, self.path)
+            migrate(self._conn, redacted(path))
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise _open_error(self.path, exc) from exc
@@ -317,6 +323,9 @@ class Store:
     def vacuum(self) -> None:
         """Rewrite the file so that deleted rows leave no bytes behind; StoreError on failure."""
         try:
+            if engine(self._conn) == "postgresql":
+                self._conn.execute("VACUUM FULL")  # returns the space to the system
+                return
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -337,6 +346,20 @@ def _request_hashes(conn: sqlite3.Connection, op: str, run_id: str) -> set[str]:
     """Request hashes of the model calls of run ``run_id`` (``op`` '='), or of every other run
     (``op`` '<>'): transcripts' ``calls``, dialogue exchanges' target and attacker calls, and
     the judge calls a score rests on (its ``extra.request_hashes``)."""
+    if engine(conn) == "postgresql":
+        rows = conn.execute(
+            "SELECT c.value ->> 'request_hash' FROM transcripts t, jsonb_array_elements("
+            f"t.transcript_json::jsonb -> 'calls') c WHERE t.run_id {op} ? "
+            "UNION SELECT d.record_json::jsonb #>> '{target,request_hash}' FROM dialogue_turns d "
+            f"WHERE d.run_id {op} ? "
+            "UNION SELECT d.record_json::jsonb #>> '{attacker,request_hash}' FROM dialogue_turns d "
+            f"WHERE d.run_id {op} ? "
+            "UNION SELECT h.value FROM scores s, jsonb_array_elements_text("
+            "s.score_json::jsonb #> '{extra,request_hashes}') h "
+            f"WHERE s.run_id {op} ? AND strpos(s.score_json, 'request_hashes') > 0",
+            (run_id, run_id, run_id, run_id),
+        ).fetchall()
+        return {str(h) for (h,) in rows if h is not None}
     rows = conn.execute(
         "SELECT json_extract(c.value, '$.request_hash') FROM transcripts t, "
         f"json_each(t.transcript_json, '$.calls') c WHERE t.run_id {op} ? "
