@@ -377,3 +377,47 @@ def test_bench_runs_on_the_standin(checkpoint: Path, tmp_path: Path) -> None:
     assert report["ratio"] == pytest.approx(
         report["medsafe"]["tokens_per_s"] / report["vllm"]["tokens_per_s"], rel=1e-6
     )
+
+
+@pytest.mark.parametrize("outputs_use_internal_ids", [False, True])
+def test_engine_ids_of_newer_vllms(checkpoint: Path, outputs_use_internal_ids: bool) -> None:
+    backend = _backend(f"vllm/{checkpoint}")
+    asyncio.run(backend.complete(_request()))
+    _engine().id_suffix = "-5f3a"  # add_request returns an id of its own
+    _engine().outputs_use_internal_ids = outputs_use_internal_ids
+
+    async def many() -> list[str]:
+        answers = await asyncio.gather(*(backend.complete(_request("x" * i)) for i in range(6)))
+        return [a.text for a in answers]
+
+    texts = asyncio.run(many())
+    prompt_lengths = [len(f"<|user|>{'x' * i}<|end|><|assistant|>".encode()) for i in range(6)]
+    assert [t.split("a ")[-1] for t in texts] == [f"{n}-token prompt" for n in prompt_lengths]
+
+
+def test_an_answer_the_engine_never_reports_fails_instead_of_hanging(checkpoint: Path) -> None:
+    backend = _backend(f"vllm/{checkpoint}")
+    asyncio.run(backend.complete(_request()))
+    original = _engine().step
+
+    def renamed() -> list[Any]:  # outputs under ids add_request never told us about
+        outputs: list[Any] = original()
+        for output in outputs:
+            output.request_id = f"other-{output.request_id}"
+        return outputs
+
+    _engine().step = renamed
+    with pytest.raises(BackendError, match="the engine finished without an answer"):
+        asyncio.run(asyncio.wait_for(backend.complete(_request()), 10))
+
+
+def test_a_broken_engine_thread_fails_requests_until_closed(checkpoint: Path) -> None:
+    backend = _backend(f"vllm/{checkpoint}")
+    asyncio.run(backend.complete(_request()))
+    _engine().broken = "scheduler state corrupted"
+    for _ in range(2):
+        with pytest.raises(BackendError, match=r"engine thread failed.*scheduler state corrupted"):
+            asyncio.run(asyncio.wait_for(backend.complete(_request()), 10))
+    asyncio.run(backend.aclose())
+    assert asyncio.run(backend.complete(_request())).finish_reason == "stop"  # a fresh engine
+    assert len(LLM.instances) == 2

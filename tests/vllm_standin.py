@@ -166,6 +166,12 @@ class LLMEngine:
         self.running: dict[str, _Seq] = {}
         self.stats = EngineStats()
         self.fail_next_step: str | None = None
+        self.id_suffix: str | None = None
+        """Newer vLLMs keep an internal id (the caller's plus a suffix) and return it."""
+        self.outputs_use_internal_ids = False
+        self.broken: str | None = None
+        """An error ``has_unfinished_requests`` raises (an engine in a state nobody expected)."""
+        self._internal: dict[str, str] = {}
 
     def add_request(
         self,
@@ -174,7 +180,7 @@ class LLMEngine:
         params: SamplingParams,
         arrival_time: float | None = None,
         **kwargs: Any,
-    ) -> None:
+    ) -> str | None:
         self.stats.threads.add(threading.current_thread().name)
         if isinstance(prompt, str):
             ids = self.tokenizer.encode(prompt)
@@ -186,12 +192,16 @@ class LLMEngine:
                 f"length of {self.max_model_len}. Make sure that `max_model_len` is no smaller "
                 "than the number of text tokens."
             )
-        if request_id in self.running:
+        if request_id + (self.id_suffix or "") in self.running:
             raise ValueError(f"Request id {request_id} already running.")
         self.stats.added.append(request_id)
         self.stats.params.append(params)
         self.stats.prompts.append(ids)
-        self.running[request_id] = _Seq(request_id, ids, params, self._plan(ids, params))
+        internal = request_id + (self.id_suffix or "")
+        self._internal[request_id] = internal
+        reported = internal if self.outputs_use_internal_ids else request_id
+        self.running[internal] = _Seq(reported, ids, params, self._plan(ids, params))
+        return internal if self.id_suffix is not None else None
 
     def _plan(self, ids: list[int], params: SamplingParams) -> list[int]:
         reply = f"{'ABCD'[len(ids) % 4]}. reply to a {len(ids)}-token prompt"
@@ -201,6 +211,8 @@ class LLMEngine:
         return [*self.tokenizer.encode(reply, add_special_tokens=False), EOS]
 
     def has_unfinished_requests(self) -> bool:
+        if self.broken is not None:
+            raise RuntimeError(self.broken)
         return bool(self.running)
 
     def get_num_unfinished_requests(self) -> int:
@@ -209,7 +221,7 @@ class LLMEngine:
     def abort_request(self, request_ids: str | list[str]) -> None:
         ids = [request_ids] if isinstance(request_ids, str) else list(request_ids)
         for rid in ids:
-            if self.running.pop(rid, None) is not None:
+            if self.running.pop(self._internal.get(rid, rid), None) is not None:
                 self.stats.aborted.append(rid)
 
     def step(self) -> list[RequestOutput]:
@@ -221,7 +233,7 @@ class LLMEngine:
         self.stats.steps += 1
         self.stats.peak_batch = max(self.stats.peak_batch, len(self.running))
         outputs: list[RequestOutput] = []
-        for rid, seq in list(self.running.items()):
+        for internal, seq in list(self.running.items()):
             seq.made.append(seq.plan[len(seq.made)])
             reason = None
             if seq.made[-1] == EOS:
@@ -240,10 +252,12 @@ class LLMEngine:
                 finish_reason=reason,
             )
             outputs.append(
-                RequestOutput(rid, None, seq.prompt_ids, None, [completion], reason is not None)
+                RequestOutput(
+                    seq.request_id, None, seq.prompt_ids, None, [completion], reason is not None
+                )
             )
             if reason is not None:
-                del self.running[rid]
+                del self.running[internal]
         return outputs
 
 

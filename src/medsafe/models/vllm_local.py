@@ -151,6 +151,8 @@ class _Job:
     messages: list[dict[str, str]]
     sampling: dict[str, Any]
     future: Future[Any]
+    engine_id: str = ""
+    """The id the engine's outputs carry: ours, or one a newer vLLM's add_request returns."""
 
 
 _STOP = None
@@ -222,9 +224,23 @@ class Engine:
         return _Loaded(llm, tokenizer, _final_only(vllm), vllm.SamplingParams)
 
     def _serve(self) -> None:
-        """The engine thread: add what is queued, step, hand out what finished; repeat."""
-        loaded: _Loaded | None = None
+        """The engine thread; if its loop ever breaks, it fails every request until closed."""
         running: dict[str, _Job] = {}
+        try:
+            self._loop(running)
+        except Exception as exc:  # a bug or an unexpected vLLM: fail requests, never hang them
+            error = _failure(self.model_id, exc, "engine thread failed")
+            for job in running.values():
+                if not job.future.done():
+                    job.future.set_exception(error)
+            while (queued := self._inbox.get()) is not None:
+                if queued.future.set_running_or_notify_cancel():
+                    queued.future.set_exception(error)
+
+    def _loop(self, running: dict[str, _Job]) -> None:
+        """Add what is queued, step, hand out what finished; repeat until the stop marker."""
+        loaded: _Loaded | None = None
+        aliases: dict[str, str] = {}  # engine id -> ours, where a newer vLLM returns another
         while True:
             jobs = self._drain(block=not running)
             stopping = _STOP in jobs
@@ -236,18 +252,28 @@ class Engine:
                     continue
                 try:
                     loaded = loaded or self._load()
-                    loaded.add(job)
+                    job.engine_id = loaded.add(job)
                 except BackendError as exc:
                     job.future.set_exception(exc)
                 except Exception as exc:  # vLLM refuses a request (e.g. prompt too long)
                     job.future.set_exception(_failure(self.model_id, exc))
                 else:
                     running[job.request_id] = job
+                    if job.engine_id != job.request_id:
+                        aliases[job.engine_id] = job.request_id
             if loaded is not None:
                 self._abort_given_up(loaded, running, everything=stopping)
             if stopping:
                 return  # ``loaded`` goes out of scope: the model is freed
             if loaded is None or not running:
+                aliases.clear()
+                continue
+            if not loaded.llm.llm_engine.has_unfinished_requests():  # never step an idle engine
+                for job in running.values():  # (it would wait forever for an output)
+                    job.future.set_exception(
+                        BackendError(f"{self.model_id}: the engine finished without an answer")
+                    )
+                running.clear()
                 continue
             try:
                 outputs = loaded.llm.llm_engine.step()
@@ -258,8 +284,10 @@ class Engine:
                 continue
             for output in outputs:
                 if getattr(output, "finished", False):
-                    done = running.pop(str(output.request_id), None)
+                    rid = str(output.request_id)
+                    done = running.pop(aliases.pop(rid, rid), None)
                     if done is not None:
+                        aliases.pop(done.engine_id, None)
                         done.future.set_result(output)
 
     def _drain(self, block: bool) -> list[_Job | None]:
@@ -297,14 +325,17 @@ class _Loaded:
     output_kind: Any
     sampling_params: Any
 
-    def add(self, job: _Job) -> None:
-        """Apply the chat template, tokenize and add the request to the engine."""
+    def add(self, job: _Job) -> str:
+        """Apply the chat template, tokenize and add the request to the engine; return the id
+        its outputs will carry (newer vLLMs return one from ``add_request``)."""
         text = build_prompt(self.tokenizer, job.messages)
         templated = bool(getattr(self.tokenizer, "chat_template", None))
         ids = self.tokenizer.encode(text, add_special_tokens=not templated)
         extra = {"output_kind": self.output_kind} if self.output_kind is not None else {}
         params = self.sampling_params(**job.sampling, **extra)
-        self.llm.llm_engine.add_request(job.request_id, {"prompt_token_ids": list(ids)}, params)
+        prompt = {"prompt_token_ids": list(ids)}
+        engine_id = self.llm.llm_engine.add_request(job.request_id, prompt, params)
+        return engine_id if isinstance(engine_id, str) else job.request_id
 
 
 def _final_only(vllm: Any) -> Any:
