@@ -94,6 +94,13 @@ def test_bad_options_name_the_field(checkpoint: Path, query: str, message: str) 
         vllm_backend(f"{checkpoint}?{query}", BackendOptions())
 
 
+def test_notice_when_the_timeout_may_be_shorter_than_loading(checkpoint: Path) -> None:
+    short = getattr(vllm_backend(str(checkpoint), BackendOptions(timeout_s=60)), "notice", None)
+    assert short is not None and "pass --timeout 900" in short and "--timeout 60 " in short
+    long = vllm_backend(str(checkpoint), BackendOptions(timeout_s=900))
+    assert getattr(long, "notice", "missing") is None
+
+
 def test_not_a_checkpoint_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no config\.json"):
         vllm_backend(str(tmp_path), BackendOptions())

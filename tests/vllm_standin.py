@@ -1,7 +1,8 @@
 """A stand-in for vLLM's offline API, for tests on machines without vLLM or a GPU.
 
-It mimics the signatures of vLLM 0.6-0.10 that medsafe uses (``vllm/entrypoints/llm.py``,
-``vllm/sampling_params.py``, ``vllm/outputs.py``, ``vllm/v1/engine/llm_engine.py``):
+It mimics the signatures of vLLM >= 0.10.2 (v1 engine) that medsafe uses
+(``vllm/entrypoints/llm.py``, ``vllm/sampling_params.py``, ``vllm/outputs.py``,
+``vllm/v1/engine/llm_engine.py``):
 ``LLM(model, *, tensor_parallel_size, dtype, seed, gpu_memory_utilization, **engine_args)``,
 ``LLM.get_tokenizer()``, ``LLM.generate(prompts, sampling_params, *, use_tqdm)``, the engine's
 ``add_request(request_id, prompt, params)`` / ``step()`` / ``has_unfinished_requests()`` /

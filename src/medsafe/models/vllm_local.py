@@ -1,7 +1,8 @@
 """``vllm/PATH``: a local checkpoint served in-process by vLLM's offline engine, on GPUs.
 
-Install with ``pip install 'medsafe[vllm]'`` on a machine with a GPU (vLLM pins its own CUDA
-torch, so keep it apart from the ``hf`` extra). ``PATH`` must be a local checkpoint directory
+Install with ``pip install 'medsafe[vllm]'`` on a machine with a GPU (vLLM >= 0.10.2, the first
+whose engine may be built off the main thread; it pins its own CUDA torch, so keep it apart from
+the ``hf`` extra). ``PATH`` must be a local checkpoint directory
 (``config.json``); nothing is downloaded: ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE``
 default to 1, and vLLM's usage statistics and Hugging Face telemetry are switched off
 (:func:`silence_phone_home`) before vLLM is imported.
@@ -48,6 +49,9 @@ PHONE_HOME_OFF = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_DISAB
 """Always set before vLLM is imported: no usage statistics, no telemetry."""
 OFFLINE_DEFAULTS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 """Set unless the user already set them (explicitly going online is the user's choice)."""
+
+LOAD_TIMEOUT_HINT_S = 600.0
+"""Below this per-request timeout the backend's notice warns that loading may exceed it."""
 
 DTYPES = ("auto", "float16", "bfloat16", "float32", "half", "float")
 
@@ -430,4 +434,11 @@ def vllm_backend(name: str, options: BackendOptions) -> VLLMBackend:
     engine = _ENGINES.get(key)
     if engine is None:
         engine = _ENGINES[key] = Engine(key, path, engine_options)
-    return VLLMBackend(key, engine)
+    backend = VLLMBackend(key, engine)
+    if options.timeout_s < LOAD_TIMEOUT_HINT_S:
+        backend.notice = (
+            f"{key} loads its engine on the first request, which waits for it (minutes for a "
+            f"large model): with --timeout {options.timeout_s:g} the first requests may time "
+            "out and be retried; pass --timeout 900"
+        )
+    return backend
