@@ -228,7 +228,11 @@ def test_load_failure_is_kept_and_not_retried(tmp_path: Path) -> None:
         with pytest.raises(BackendError, match=r"cannot load vllm/.*CUDA out of memory") as info:
             asyncio.run(backend.complete(_request()))
         assert not info.value.retryable
-    assert LLM.instances == []  # tried once, not once per request
+    assert LLM.attempts == 1 and LLM.instances == []  # tried once, not once per request
+    asyncio.run(backend.aclose())  # closed and reopened, it tries again
+    (path / "config.json").write_text("{}", encoding="utf-8")
+    assert asyncio.run(backend.complete(_request())).finish_reason == "stop"
+    assert LLM.attempts == 2
 
 
 def test_step_failure_fails_the_batch_then_recovers(checkpoint: Path) -> None:

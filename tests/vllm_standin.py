@@ -269,6 +269,8 @@ class LLM:
     """``vllm.LLM``: loads ``model`` (a directory with ``config.json``) or raises."""
 
     instances: ClassVar[list[LLM]] = []
+    attempts: ClassVar[int] = 0
+    """Constructions tried, including those that raised."""
 
     def __init__(
         self,
@@ -280,6 +282,7 @@ class LLM:
         gpu_memory_utilization: float = 0.9,
         **kwargs: Any,
     ) -> None:
+        LLM.attempts += 1
         unknown = sorted(set(kwargs) - set(ENGINE_ARGS))
         if unknown:
             raise TypeError(
@@ -339,6 +342,7 @@ def install(monkeypatch: Any) -> ModuleType:
     monkeypatch.setitem(sys.modules, "vllm", module)
     monkeypatch.setitem(sys.modules, "vllm.sampling_params", module)
     LLM.instances.clear()
+    LLM.attempts = 0
     return module
 
 

@@ -2,10 +2,10 @@
 
 Install with ``pip install 'medsafe[vllm]'`` on a machine with a GPU (vLLM >= 0.10.2, the first
 whose engine may be built off the main thread; it pins its own CUDA torch, so keep it apart from
-the ``hf`` extra). ``PATH`` must be a local checkpoint directory
-(``config.json``); nothing is downloaded: ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE``
-default to 1, and vLLM's usage statistics and Hugging Face telemetry are switched off
-(:func:`silence_phone_home`) before vLLM is imported.
+the ``hf`` extra). ``PATH`` must be a local checkpoint directory (``config.json``); nothing is
+downloaded: ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE`` default to 1, and vLLM's usage
+statistics and Hugging Face telemetry are switched off (:func:`silence_phone_home`) before vLLM
+is imported.
 
 **Continuous batching.** One engine thread owns the ``vllm.LLM`` and drives its engine step
 by step, as ``LLM.generate`` does internally (``llm_engine.add_request`` / ``step``): before
@@ -166,8 +166,8 @@ class Engine:
     """A ``vllm.LLM`` owned by one thread that batches every queued request into each step.
 
     The model loads on the first request (in the engine thread); a load failure is kept and
-    given to every later request. :meth:`close` stops the thread and drops the model; a later
-    request loads it again.
+    given to every later request until :meth:`close`, which stops the thread and drops the
+    model; a later request loads it again.
     """
 
     def __init__(self, model_id: str, path: Path, options: dict[str, Any]) -> None:
@@ -206,8 +206,9 @@ class Engine:
             self._inbox.put(_STOP)
             self._thread.join()
             self._thread = None
+            self._load_error = None  # reopened, it tries loading again
 
-    def _load(self) -> Any:
+    def _load(self) -> _Loaded:
         if self._load_error is not None:
             raise self._load_error
         silence_phone_home()
