@@ -20,7 +20,7 @@ from medsafe.errors import BackendError, ConfigError
 from medsafe.models import vllm_local
 from medsafe.models.base import Backend, BackendOptions, ChatRequest, create_backend, model_key
 from medsafe.models.vllm_local import VLLMBackend, sampling_kwargs, vllm_backend
-from medsafe.schema import Message, ModelParams
+from medsafe.schema import Attachment, Item, Message, ModelParams
 from tests import vllm_standin
 from tests.vllm_standin import BOS, LLM, RequestOutputKind
 
@@ -217,6 +217,19 @@ def test_refused_request_fails_alone(checkpoint: Path) -> None:
     assert not isinstance(ok, BaseException) and ok.finish_reason == "stop"
     assert isinstance(refused, BackendError) and not refused.retryable
     assert "longer than the maximum model length of 64" in str(refused)
+
+
+def test_items_with_attachments_are_refused_not_asked_without_them(checkpoint: Path) -> None:
+    item = Item(
+        id="fundus-1",
+        kind="open",
+        messages=(Message(role="user", content="Describe this fundus image."),),
+        attachments=(Attachment(path="fundus.png"),),
+    )
+    request = ChatRequest(messages=item.messages, params=ModelParams(), item=item)
+    with pytest.raises(BackendError, match="has attachments, which vllm/PATH does not send"):
+        asyncio.run(_backend(f"vllm/{checkpoint}").complete(request))
+    assert LLM.attempts == 0
 
 
 def test_load_failure_is_kept_and_not_retried(tmp_path: Path) -> None:

@@ -397,6 +397,12 @@ class VLLMBackend:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer one request; it joins the engine's running batch at its next step."""
+        if request.item is not None and request.item.attachments:
+            raise BackendError(
+                f"{self.model_id}: the item has attachments, which vllm/PATH does not send (it "
+                "is text-only); serve the model with `vllm serve` and use openai/NAME --base-url",
+                retryable=False,
+            )
         self._acquire()
         job = self.engine.submit(chat_messages(request), sampling_kwargs(request.params))
         try:
