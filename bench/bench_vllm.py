@@ -180,7 +180,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--concurrency", type=int, default=1024, help="medsafe's requests in flight")
+    parser.add_argument(
+        "--concurrency", type=int, default=1024, help="medsafe's requests in flight"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--side", choices=("vllm", "medsafe"), help=argparse.SUPPRESS)
     parser.add_argument("--suite", type=Path, help=argparse.SUPPRESS)
