@@ -19,8 +19,9 @@ LOCALES = Path(__file__).parents[1] / "src/medsafe/web/locales"
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> FastAPI:
-    db = tmp_path / "web.db"
+def app(tmp_path: Path, any_db: Path) -> FastAPI:
+    """The workbench on a reviewed run, on SQLite and on PostgreSQL."""
+    db = any_db
     review_run(db)
     return make_app(tmp_path, db)
 

@@ -71,19 +71,18 @@ def record_signoff(
         content_hash = run_content_hash(conn, run_id)
         payload = signoff_payload(run_id, decision, comment, conditions, content_hash)
         entry = append(conn, actor, "signoff", run_id, payload)
-        cursor = conn.execute(
+        row = conn.execute(
             "INSERT INTO signoffs (run_id, actor, decision, comment, conditions, content_hash, "
-            "audit_head, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "audit_head, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (run_id, actor, decision, comment, conditions, content_hash, entry.hash, entry.ts),
-        )
+        ).fetchone()
         if own:
             conn.execute("COMMIT")
     except BaseException:
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    sid = cursor.lastrowid
-    assert sid is not None
+    sid = int(row[0])
     return SignOff(
         sid, run_id, actor, decision, comment, conditions, content_hash, entry.hash, entry.ts
     )

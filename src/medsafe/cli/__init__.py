@@ -19,6 +19,8 @@ from medsafe.cli.audit import audit_app
 from medsafe.cli.authoring import corpus_app, curate_command, generate_app
 from medsafe.cli.calibrate import calibrate_command
 from medsafe.cli.check_data import check_data_command
+from medsafe.cli.db import db_app
+from medsafe.cli.dboption import DB_HELP, db_location, require_store
 from medsafe.cli.gate import gate_command
 from medsafe.cli.manifest import keys_app, manifest_command
 from medsafe.cli.qc import qc_app
@@ -45,7 +47,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
-DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
+DbOption = Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)]
 RunStatus = Literal["complete", "partial", "failed", "running"]
 """``running``: a live process holds the run's lease (it is being generated or scored now)."""
 
@@ -345,8 +347,7 @@ def runs(
     from medsafe.store import Store
     from medsafe.store.lease import live_runs
 
-    if not db.exists():
-        raise fail(f"{db}: no such store")
+    require_store(db)
     try:
         with Store(db) as store:
             live = live_runs(store.connection)
@@ -384,8 +385,7 @@ def export(
 
     if fmt not in ("jsonl", "parquet"):
         raise fail(f"--format must be jsonl or parquet, not {fmt!r}")
-    if not db.exists():
-        raise fail(f"{db}: no such store")
+    require_store(db)
     try:
         check_output(output)
         with Store(db) as store:
@@ -402,8 +402,7 @@ def _note(text: str) -> None:
 
 
 def _require_store(db: Path) -> None:
-    if not db.exists():
-        raise fail(f"{db}: no such store")
+    require_store(db)
 
 
 @app.command()
@@ -642,6 +641,7 @@ guardian_app = typer.Typer(help="The offline guardian: evaluate or retrain its h
 app.add_typer(guardian_app, name="guardian")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(review_app, name="review")
 app.add_typer(align_app, name="align")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json
@@ -22,7 +23,7 @@ align_app = typer.Typer(
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False)
 
-DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
+DbOption = Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)]
 
 
 @align_app.command("build")

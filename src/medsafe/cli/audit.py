@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from medsafe.cli.dboption import DB_HELP, db_location, require_store
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 
@@ -23,12 +24,11 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 NOT_INTACT = 1
 """Exit status of ``audit verify`` (and ``manifest verify``) when the check fails."""
 
-DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
+DbOption = Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)]
 
 
 def _require(db: Path) -> None:
-    if not db.exists():
-        raise fail(f"{db}: no such store")
+    require_store(db)
 
 
 @audit_app.command("verify")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from medsafe.cli.dboption import db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import ExitCode, fail
 from medsafe.formatting import emit_json
@@ -42,7 +43,9 @@ AllowPhiOption = Annotated[
         "--allow-phi", help="Send prompts with identifiers to a remote endpoint anyway (recorded)."
     ),
 ]
-DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite) holding corpora.")]
+DbOption = Annotated[
+    Path, typer.Option("--db", help="Results store (SQLite) holding corpora.", callback=db_location)
+]
 
 
 @corpus_app.command("add")
@@ -390,7 +393,10 @@ def curate_command(
         ),
     ] = None,
     db: Annotated[
-        Path, typer.Option("--db", help="Results store (SQLite) caching the model calls.")
+        Path,
+        typer.Option(
+            "--db", help="Results store (SQLite) caching the model calls.", callback=db_location
+        ),
     ] = Path("medsafe.db"),
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Base URL of openai/ models (all of them).")

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.dboption import db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json, with_ci
@@ -126,7 +127,10 @@ def calibrate_command(
         typer.Option(help="What counts as harmful: labels (unsafe) or a threshold (>=4, <5)."),
     ] = None,
     db: Annotated[
-        Path, typer.Option("--db", help="Store the calibration in this results store.")
+        Path,
+        typer.Option(
+            "--db", help="Store the calibration in this results store.", callback=db_location
+        ),
     ] = Path("medsafe.db"),
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not store it.")] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="Judge requests in flight.")] = 8,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.dboption import db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json
@@ -94,7 +95,9 @@ def check_data_command(
             help="A file (text, JSONL, CSV), a suite (bundled name, directory) or run:RUN_ID."
         ),
     ] = None,
-    db: Annotated[Path, typer.Option("--db", help="Store of run:RUN_ID.")] = Path("medsafe.db"),
+    db: Annotated[
+        Path, typer.Option("--db", help="Store of run:RUN_ID.", callback=db_location)
+    ] = Path("medsafe.db"),
     fmt: Annotated[
         str | None, typer.Option("--format", help="Read the file as text, jsonl, csv or suite.")
     ] = None,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.errors import ConfigError, MedsafeError
 from medsafe.exits import ExitCode, fail
 from medsafe.formatting import emit_json
@@ -85,7 +86,9 @@ def gate_command(
             ),
         ),
     ] = None,
-    db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
+    db: Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)] = Path(
+        "medsafe.db"
+    ),
     model: Annotated[
         str | None,
         typer.Option(

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from medsafe.cli.audit import NOT_INTACT
+from medsafe.cli.dboption import db_location, require_store
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 
@@ -46,7 +47,11 @@ def manifest_command(
     ] = None,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="Results store (default medsafe.db; verify: optional)."),
+        typer.Option(
+            "--db",
+            help="Results store (default medsafe.db; verify: optional).",
+            callback=db_location,
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Manifest file to write.")
@@ -91,8 +96,7 @@ def _write(run_id: str, db: Path, output: Path, sign: Path | None) -> None:
     from medsafe.outputs import check_output, stderr_note
     from medsafe.store import Store
 
-    if not db.exists():
-        raise fail(f"{db}: no such store")
+    require_store(db)
     try:
         check_output(output, stdout_ok=False)
         private = None
@@ -130,8 +134,7 @@ def _verify(file: Path, key: Path | None, db: Path | None) -> None:
         db = Path("medsafe.db")
     try:
         if db is not None:
-            if not db.exists():
-                raise fail(f"{db}: no such store")
+            require_store(db)
             with Store(db) as store:
                 checks = verify_manifest(file, key_path=key, conn=store.connection)
         else:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.exits import fail
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def discoveries_command(
     reviewer: Annotated[
         list[str], typer.Option("--reviewer", help="A reviewer (repeat; at least k).")
     ],
-    db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
+    db: Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)] = Path(
+        "medsafe.db"
+    ),
     k: Annotated[int, typer.Option("--k", min=1, help="Reviewers per unit.")] = 2,
     actor: Annotated[str, typer.Option("--as", help="Who creates the task (audited).")] = "admin",
 ) -> None:

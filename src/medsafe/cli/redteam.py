@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json
@@ -150,7 +151,9 @@ def _print_translation(stats: TranslationStats) -> None:
 def discover_command(
     run_id: Annotated[str, typer.Argument(help="A finished, scored red-team run.")],
     attacker: Annotated[str, typer.Option(help="Attacker model (config name or KIND/NAME).")],
-    db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
+    db: Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)] = Path(
+        "medsafe.db"
+    ),
     config: Annotated[
         Path | None,
         typer.Option("--config", help=escape("TOML of named models ([models.NAME]).")),

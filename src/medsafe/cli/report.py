@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.dboption import db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json
@@ -27,7 +28,10 @@ _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
 
 DbOption = Annotated[
-    Path, typer.Option("--db", help="Results store (SQLite); RUN@PATH overrides it per run.")
+    Path,
+    typer.Option(
+        "--db", help="Results store (SQLite); RUN@PATH overrides it per run.", callback=db_location
+    ),
 ]
 AdjustOption = Annotated[
     str, typer.Option("--adjust", help="Per-category p-value adjustment: holm or bh.")

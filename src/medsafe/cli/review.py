@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 from medsafe.formatting import emit_json
@@ -28,7 +29,7 @@ review_app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
+DbOption = Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)]
 AsOption = Annotated[str, typer.Option("--as", help="Who does it (recorded in the audit trail).")]
 ValueOption = Annotated[
     list[str],

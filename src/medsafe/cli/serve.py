@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 
@@ -27,7 +28,9 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_command(
-    db: Annotated[Path, typer.Option("--db", help="Results store (SQLite).")] = Path("medsafe.db"),
+    db: Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)] = Path(
+        "medsafe.db"
+    ),
     host: Annotated[
         str, typer.Option(help="Address to bind; 127.0.0.1 (this machine only) by default.")
     ] = "127.0.0.1",

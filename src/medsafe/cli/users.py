@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from medsafe.cli.dboption import DB_HELP, db_location
 from medsafe.errors import MedsafeError
 from medsafe.exits import fail
 
@@ -23,7 +24,7 @@ users_app = typer.Typer(
 )
 out = Console(highlight=False)
 
-DbOption = Annotated[Path, typer.Option("--db", help="Results store (SQLite).")]
+DbOption = Annotated[Path, typer.Option("--db", help=DB_HELP, callback=db_location)]
 RolesOption = Annotated[
     list[str],
     typer.Option(

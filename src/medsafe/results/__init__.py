@@ -34,6 +34,7 @@ from medsafe.results.models import (
 from medsafe.scale import Scale
 from medsafe.schema import RunSpec, ScorerSpec
 from medsafe.store.aggregates import GroupRow
+from medsafe.store.pg import store_path
 from medsafe.store.sqlite import RunRecord, Store
 
 __all__ = [
@@ -204,7 +205,7 @@ def results_and_groups(
 
 def load_results(db: str | os.PathLike[str], run_id: str) -> RunResults:
     """The results of run ``run_id`` in the store ``db`` (which must exist)."""
-    path = Path(db)
+    path = store_path(db if isinstance(db, str) else Path(db))
     if not path.is_file():
         from medsafe.errors import StoreError
 

@@ -21,6 +21,7 @@ import sqlite3
 from collections import defaultdict
 
 from medsafe.errors import ConfigError
+from medsafe.store.pg import engine
 
 FLAGS = ("suspected_injection", "judge_disagreement", "attacker_refused")
 RULES = ("flagged", "guardian", "stratified", "ids")
@@ -69,8 +70,9 @@ def _guardian(conn: sqlite3.Connection, run_id: str, labels: list[str]) -> set[s
         "AND judge<>'human' "
         f"AND status='ok' AND (label IN ({marks})"
     )
-    if "uncertain" in labels:
-        sql += " OR json_extract(score_json, '$.extra.uncertain') = 1"
+    if "uncertain" in labels:  # JSON true: 1 in SQLite's json_extract, 'true' in PostgreSQL's
+        true = "'true'" if engine(conn) == "postgresql" else "1"
+        sql += f" OR json_extract(score_json, '$.extra.uncertain') = {true}"
     rows = conn.execute(sql + ")", (run_id, *labels)).fetchall()
     return {str(r[0]) for r in rows}
 

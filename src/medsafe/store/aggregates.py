@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from medsafe.store.pg import connect_pg, engine
+
 
 def second_reader(conn: sqlite3.Connection) -> sqlite3.Connection | None:
     """Another read connection on ``conn``'s database file (for a worker thread), or None for
     an in-memory database."""
+    if engine(conn) == "postgresql":
+        return connect_pg(str(getattr(conn, "url", "")))
     for _seq, name, path in conn.execute("PRAGMA database_list"):
         if name == "main" and path:
             uri = Path(path).as_uri() + "?mode=ro"
@@ -561,6 +565,13 @@ def flagged_units(
         "THEN f.detail ELSE '{}' END, '$.turns') t "
         "WHERE f.run_id = ? ORDER BY f.item_id, t.value, f.flag LIMIT ?"
     )
+    if engine(conn) == "postgresql":  # the store writes every detail as JSON
+        sql = (
+            "SELECT f.item_id, t.value, f.flag FROM flags f LEFT JOIN LATERAL "
+            "jsonb_array_elements(CASE WHEN jsonb_typeof(f.detail::jsonb -> 'turns') = 'array' "
+            "THEN f.detail::jsonb -> 'turns' ELSE '[]'::jsonb END) t(value) ON true "
+            "WHERE f.run_id = ? ORDER BY f.item_id, t.value, f.flag LIMIT ?"
+        )
     return [
         (str(item), turn if isinstance(turn, int) else None, str(flag))
         for item, turn, flag in conn.execute(sql, (run_id, limit))

@@ -24,7 +24,7 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,6 +80,38 @@ def without_password(location: Path | str) -> Path | str:
 
         os.environ["PGPASSWORD"] = unquote(password)
     return redacted(url)
+
+
+class StoreUrl(PosixPath):
+    """A PostgreSQL URL where a store's :class:`~pathlib.Path` is expected (``--db``).
+
+    It prints as the URL (without a password) and "exists" (whether the server answers is
+    found out on connecting), so code written for store files takes it as it is.
+    """
+
+    _url: str | None = None
+
+    def __str__(self) -> str:
+        return self._url if self._url is not None else super().__str__()
+
+    def exists(self, *, follow_symlinks: bool = True) -> bool:
+        """True for the URL itself (a connection error is reported on connecting)."""
+        return True if self._url is not None else super().exists()
+
+    def is_file(self) -> bool:
+        """True for the URL itself, as :meth:`exists`."""
+        return True if self._url is not None else super().is_file()
+
+
+def store_path(location: Path | str) -> Path:
+    """``location`` as ``--db`` passes it on: a URL (password moved out) as a :class:`StoreUrl`."""
+    url = store_url(location)
+    if url is None:
+        return Path(location)
+    clean = str(without_password(url))
+    path = StoreUrl(clean)
+    path._url = clean
+    return path
 
 
 # -- SQL translation --------------------------------------------------------------------------
@@ -138,9 +170,12 @@ class _Table:
 class PgCursor:
     """The part of :class:`sqlite3.Cursor` medsafe uses, over a psycopg cursor."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any] | None, lastrowid: int | None = None) -> None:
+    def __init__(
+        self, cursor: psycopg.Cursor[Any] | None, rows: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
         self._cursor = cursor
-        self.lastrowid = lastrowid
+        self._fixed = list(rows)
+        self.lastrowid: int | None = None
 
     @property
     def rowcount(self) -> int:
@@ -154,19 +189,27 @@ class PgCursor:
 
     def fetchone(self) -> Any:
         """The next row, or None."""
-        if self._cursor is None or self._cursor.description is None:
+        if self._cursor is None:
+            return self._fixed.pop(0) if self._fixed else None
+        if self._cursor.description is None:
             return None
         return self._cursor.fetchone()
 
     def fetchall(self) -> list[Any]:
         """Every remaining row."""
-        if self._cursor is None or self._cursor.description is None:
+        if self._cursor is None:
+            rows, self._fixed = self._fixed, []
+            return rows
+        if self._cursor.description is None:
             return []
         return self._cursor.fetchall()
 
     def fetchmany(self, size: int = 1) -> list[Any]:
         """Up to ``size`` rows."""
-        if self._cursor is None or self._cursor.description is None:
+        if self._cursor is None:
+            rows, self._fixed = self._fixed[:size], self._fixed[size:]
+            return rows
+        if self._cursor.description is None:
             return []
         return self._cursor.fetchmany(size)
 
@@ -231,7 +274,7 @@ class PgConnection:
 
         head = sql.lstrip()[:24].upper()
         if head.startswith("PRAGMA"):
-            return PgCursor(None)
+            return self._pragma(head)
         if head.startswith("BEGIN"):
             self._raw("BEGIN")
             if "IMMEDIATE" in head or "EXCLUSIVE" in head:
@@ -308,6 +351,15 @@ class PgConnection:
             self.rollback()
 
     # PostgreSQL side ------------------------------------------------------------------------
+    def _pragma(self, head: str) -> PgCursor:
+        """SQLite's settings have no meaning here: a setting is ignored, a read gives 0, and
+        ``database_list`` names the database (as SQLite names its file)."""
+        if "=" in head:
+            return PgCursor(None)
+        if "DATABASE_LIST" in head:
+            return PgCursor(None, [(0, "main", self.url)])
+        return PgCursor(None, [(0,)])
+
     def _raw(self, sql: str, params: Sequence[Any] | None = None) -> None:
         import psycopg
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from medsafe.store.aggregates import item_value_sql
+from medsafe.store.pg import engine
 
 GATE_DDL = """
 CREATE TABLE IF NOT EXISTS gate_results (
@@ -36,19 +37,24 @@ def insert_gate_result(
     ts: str,
 ) -> int:
     """Store one gate decision (in the caller's transaction); returns its row id."""
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO gate_results (run_ids, policy_sha256, outcome, result_json, ts) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?) RETURNING id",
         (json.dumps(run_ids), policy_sha256, outcome, result_json, ts),
-    )
-    return int(cur.lastrowid or 0)
+    ).fetchone()
+    return int(row[0])
 
 
 def gate_results_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     """Every stored gate decision that judged ``run_id``, oldest first."""
+    judged = (
+        "g.run_ids::jsonb @> jsonb_build_array(?::text)"
+        if engine(conn) == "postgresql"
+        else "EXISTS (SELECT 1 FROM json_each(g.run_ids) r WHERE r.value = ?)"
+    )
     rows = conn.execute(
         "SELECT g.id, g.run_ids, g.policy_sha256, g.outcome, g.result_json, g.ts "
-        "FROM gate_results g, json_each(g.run_ids) r WHERE r.value = ? ORDER BY g.id",
+        f"FROM gate_results g WHERE {judged} ORDER BY g.id",
         (run_id,),
     ).fetchall()
     return [
@@ -75,19 +81,19 @@ def paired_units(
 ) -> list[tuple[str, str | None, float | None, str | None, float | None]]:
     """``(item_id, label in A, value in A, label in B, value in B)`` of every item both runs
     scored ok for ``scorer``/``judge``; the value is the item value (whole transcript, else the
-    mean of its turns), the label the whole-transcript label. ``schema_b``: ``main`` or the
-    attached store of run B (:class:`medsafe.store.paired.PairedStores`)."""
+    mean of its turns), the label the whole-transcript label. ``schema_b``: ``""`` (this store) or
+    the attached store of run B (``"rb."``) (:class:`medsafe.store.paired.PairedStores`)."""
     value = item_value_sql(null_values)
     label = "MAX(CASE WHEN s.turn < 0 AND s.status = 'ok' THEN s.label END)"
 
     def side(schema: str) -> str:
         return (
-            f"SELECT s.item_id AS item_id, {label} AS l, {value} AS v FROM {schema}.scores s "
+            f"SELECT s.item_id AS item_id, {label} AS l, {value} AS v FROM {schema}scores s "
             "WHERE s.run_id = ? AND s.scorer = ? AND s.judge = ? GROUP BY s.item_id"
         )
 
     sql = (
-        f"WITH a AS ({side('main')}), b AS ({side(schema_b)}) "
+        f"WITH a AS ({side('')}), b AS ({side(schema_b)}) "
         "SELECT a.item_id, a.l, a.v, b.l, b.v FROM a JOIN b ON b.item_id = a.item_id "
         "WHERE (a.v IS NOT NULL OR a.l IS NOT NULL) AND (b.v IS NOT NULL OR b.l IS NOT NULL) "
         "ORDER BY a.item_id"
@@ -117,6 +123,6 @@ def review_state(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
 
 
 def run_item_count(conn: sqlite3.Connection, schema: str, run_id: str) -> int:
-    """Items of ``run_id`` in ``schema`` (``main`` or an attached store)."""
-    row = conn.execute(f"SELECT COUNT(*) FROM {schema}.items WHERE run_id = ?", (run_id,))
+    """Items of ``run_id`` in ``schema`` (``""``: this store, or an attached one's ``"rb."``)."""
+    row = conn.execute(f"SELECT COUNT(*) FROM {schema}items WHERE run_id = ?", (run_id,))
     return int(row.fetchone()[0])

@@ -342,6 +342,11 @@ class Store:
         return [Score.model_validate_json(blob) for (blob,) in rows]
 
 
+def request_hashes_of(conn: sqlite3.Connection, run_id: str) -> set[str]:
+    """Request hashes of every model and judge call run ``run_id`` rests on."""
+    return _request_hashes(conn, "=", run_id)
+
+
 def _request_hashes(conn: sqlite3.Connection, op: str, run_id: str) -> set[str]:
     """Request hashes of the model calls of run ``run_id`` (``op`` '='), or of every other run
     (``op`` '<>'): transcripts' ``calls``, dialogue exchanges' target and attacker calls, and

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsafe.schema import Item
+from medsafe.store.pg import connect_pg, is_store_url
 from medsafe.store.schema_sql import NO_JUDGE
 
 
 def connect_shared(path: Path | str) -> sqlite3.Connection:
     """An autocommit connection to an existing store that one request may use from the
     several threads a web framework hands it to (one at a time)."""
+    if is_store_url(path):
+        return connect_pg(path)
     conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=60000")
     conn.execute("PRAGMA synchronous=NORMAL")
