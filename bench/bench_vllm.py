@@ -98,19 +98,53 @@ def side_vllm(args: argparse.Namespace) -> dict[str, Any]:
     return _figures(tokens, seconds, load_s, len(outputs))
 
 
-def side_medsafe(args: argparse.Namespace) -> dict[str, Any]:
-    """The same prompts through medsafe's pipeline with the ``vllm/PATH`` backend."""
-    import medsafe
+def _warm_backend(args: argparse.Namespace) -> tuple[Any, float]:
+    """The ``vllm/PATH`` backend with its engine loaded (one request), and the load time."""
     from medsafe.models.base import ChatRequest, create_backend
     from medsafe.schema import Message
 
     spec = f"vllm/{args.model}" + (f"?{args.options}" if args.options else "")
     backend = create_backend(spec)
-    params = _params(args)
-    warm = ChatRequest(messages=(Message(role="user", content="Hello."),), params=params)
+    warm = ChatRequest(messages=(Message(role="user", content="Hello."),), params=_params(args))
     started = time.perf_counter()
     asyncio.run(backend.complete(warm))
-    load_s = time.perf_counter() - started
+    return backend, time.perf_counter() - started
+
+
+def side_backend(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend alone, no pipeline: ``--concurrency`` calls in flight, nothing stored."""
+    from medsafe.models.base import ChatRequest
+    from medsafe.schema import Message
+
+    backend, load_s = _warm_backend(args)
+    params = _params(args)
+    prompts = _prompts(args.suite)
+
+    async def run() -> list[Any]:
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def one(text: str) -> Any:
+            async with gate:
+                message = Message(role="user", content=text)
+                return await backend.complete(ChatRequest(messages=(message,), params=params))
+
+        answers = await asyncio.gather(*(one(text) for text in prompts))
+        await backend.aclose()
+        return answers
+
+    started = time.perf_counter()
+    answers = asyncio.run(run())
+    seconds = time.perf_counter() - started
+    tokens = sum(a.usage.completion_tokens for a in answers)
+    return _figures(tokens, seconds, load_s, len(answers))
+
+
+def side_medsafe(args: argparse.Namespace) -> dict[str, Any]:
+    """The same prompts through medsafe's pipeline with the ``vllm/PATH`` backend."""
+    import medsafe
+
+    backend, load_s = _warm_backend(args)
+    params = _params(args)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
 
@@ -183,8 +217,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=int, default=1024, help="medsafe's requests in flight"
     )
+    parser.add_argument(
+        "--backend-alone",
+        action="store_true",
+        help="also time the vllm/PATH backend without the pipeline (nothing stored), to tell "
+        "the backend's overhead from the pipeline's",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
-    parser.add_argument("--side", choices=("vllm", "medsafe"), help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=("vllm", "backend", "medsafe"), help=argparse.SUPPRESS)
     parser.add_argument("--suite", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -192,25 +232,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.side is not None:
-        figures = side_vllm(args) if args.side == "vllm" else side_medsafe(args)
-        print(json.dumps(figures))
+        sides = {"vllm": side_vllm, "backend": side_backend, "medsafe": side_medsafe}
+        print(json.dumps(sides[args.side](args)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         args.suite = write_suite(Path(tmp) / "prompts.jsonl", args.prompts)
         own = _child(args, "vllm")
+        alone = _child(args, "backend") if args.backend_alone else None
         ours = _child(args, "medsafe")
-    ratio = ours["tokens_per_s"] / own["tokens_per_s"] if own["tokens_per_s"] else 0.0
-    report = {"prompts": args.prompts, "vllm": own, "medsafe": ours, "ratio": ratio}
+    report: dict[str, Any] = {"prompts": args.prompts, "vllm": own, "medsafe": ours}
+    report["ratio"] = _ratio(ours, own)
+    if alone is not None:
+        report["backend"], report["backend_ratio"] = alone, _ratio(alone, own)
     if args.json:
         print(json.dumps(report))
         return 0
-    for name, figures in (("vLLM LLM.generate", own), ("medsafe vllm/PATH", ours)):
-        print(
-            f"{name:<18} {figures['completion_tokens']:>9} tokens in {figures['seconds']:>8.2f} s"
-            f" = {figures['tokens_per_s']:>9.1f} tokens/s (load {figures['load_s']:.1f} s)"
-        )
-    print(f"ratio medsafe / vLLM: {ratio:.3f} (goal >= 0.90)")
+    rows = [("vLLM LLM.generate", own), ("vllm/PATH alone", alone), ("medsafe vllm/PATH", ours)]
+    for name, figures in rows:
+        if figures is not None:
+            print(
+                f"{name:<18} {figures['completion_tokens']:>9} tokens in "
+                f"{figures['seconds']:>8.2f} s = {figures['tokens_per_s']:>9.1f} tokens/s "
+                f"(load {figures['load_s']:.1f} s)"
+            )
+    if alone is not None:
+        print(f"ratio backend alone / vLLM: {report['backend_ratio']:.3f}")
+    print(f"ratio medsafe / vLLM: {report['ratio']:.3f} (goal >= 0.90)")
     return 0
+
+
+def _ratio(ours: dict[str, Any], own: dict[str, Any]) -> float:
+    return float(ours["tokens_per_s"] / own["tokens_per_s"]) if own["tokens_per_s"] else 0.0
 
 
 if __name__ == "__main__":
