@@ -13,7 +13,10 @@ each has the GPU to itself:
   then, timed: ``medsafe.evaluate_async`` over the suite (the runner, the store, concurrency
   ``--concurrency``), into a fresh SQLite store.
 
-Both count completion tokens (the medsafe side from its store) and report tokens/s; the ratio
+With ``--backend-alone``, a third process calls the warmed backend directly (``--concurrency``
+calls in flight, nothing stored), which tells the backend's overhead from the pipeline's.
+
+Each side counts completion tokens (the medsafe side from its store) and reports tokens/s; the ratio
 medsafe / vllm is the figure of merit (goal >= 0.90). With greedy decoding (the default) both
 sides should produce the same number of tokens. Engine load time is reported, not timed.
 Needs ``pip install 'medsafe[vllm]'`` and a GPU; ``--help`` works without them.
