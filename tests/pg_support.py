@@ -7,6 +7,7 @@ fresh database on it. ``make test`` installs the Debian package that provides th
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -70,7 +71,17 @@ def pg_server() -> Iterator[PgServer]:
     bindir = _bindir()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (make test installs the Debian package)")
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'medsafe[postgres]'")
+    pytest.importorskip("psycopg", reason="psycopg is missing: pip install 'medsafe[postgres]'")
+    with temporary_server(bindir) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def temporary_server(bindir: Path | None = None) -> Iterator[PgServer]:
+    """Start a throw-away cluster (also used by bench/bench_store_engines.py); stop it after."""
+    bindir = bindir or _bindir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
     run_as = "postgres" if os.geteuid() == 0 else None
     user = run_as or pwd.getpwuid(os.geteuid()).pw_name
     top = Path(tempfile.mkdtemp(prefix="medsafe-pg-"))
@@ -116,10 +127,12 @@ def pg_url(pg_server: PgServer) -> str:
 def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """A fresh store on each engine: a SQLite file, then a PostgreSQL database.
 
-    Both come as a :class:`~pathlib.Path`, as ``--db`` gives them (``postgresql:/…`` reads as
-    the URL it came from).
+    Both come as a :class:`~pathlib.Path`, as ``--db`` gives them (the URL as a
+    :class:`~medsafe.store.pg.StoreUrl`).
     """
     if request.param == "sqlite":
         return tmp_path / "store.db"
+    from medsafe.store.pg import store_path
+
     server: PgServer = request.getfixturevalue("pg_server")
-    return Path(server.create_database())
+    return store_path(server.create_database())

@@ -22,6 +22,7 @@ from medsafe.pipeline import RunOptions, run_evaluation
 from medsafe.runner import generate
 from medsafe.schema import Item, Message, ScorerSpec
 from medsafe.store import Store
+from medsafe.store.sqlite import connect
 from medsafe.testing.mock_openai import MockConfig, ThreadedMockServer
 from tests.conftest import create_run, make_spec
 from tests.redteam_support import PROBE, user_turns
@@ -51,7 +52,7 @@ def write_suite(path: Path, items: list[Item]) -> Path:
 
 
 def turn_rows(db: Path, run_id: str) -> list[tuple[str, int, str]]:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return conn.execute(
             "SELECT item_id, turn, kind FROM dialogue_turns WHERE run_id=? ORDER BY item_id, seq",
             (run_id,),
@@ -109,8 +110,8 @@ class BreaksAtTurnTwo:
         return None
 
 
-async def test_a_failed_turn_is_recorded_and_the_run_resumes_there(tmp_path: Path) -> None:
-    db = tmp_path / "db"
+async def test_a_failed_turn_is_recorded_and_the_run_resumes_there(any_db: Path) -> None:
+    db = any_db
     spec = create_run(db, make_spec("r", "openai/t"), [dialogue(1), dialogue(2)])
     backend = BreaksAtTurnTwo()
     stats = await generate(spec, db, backend)
@@ -131,10 +132,10 @@ async def test_a_failed_turn_is_recorded_and_the_run_resumes_there(tmp_path: Pat
     ]
 
 
-def test_kill_9_mid_run_resumes_at_the_turn_where_it_stopped(tmp_path: Path) -> None:
+def test_kill_9_mid_run_resumes_at_the_turn_where_it_stopped(tmp_path: Path, any_db: Path) -> None:
     n, turns = 24, 3
     suite = write_suite(tmp_path / "s.jsonl", [dialogue(i, turns) for i in range(n)])
-    db = tmp_path / "db"
+    db = any_db
     with ThreadedMockServer(MockConfig(latency_s=0.05, responder=lambda m: "ok")) as server:
         argv = [sys.executable, "-m", "medsafe.cli", "run", str(suite), "--model", "openai/t",
                 "--base-url", server.base_url, "--db", str(db), "--run-id", "k",
@@ -171,7 +172,7 @@ def test_kill_9_mid_run_resumes_at_the_turn_where_it_stopped(tmp_path: Path) -> 
 
 def _count(db: Path) -> int:
     try:
-        with sqlite3.connect(db, timeout=5) as conn:
+        with connect(db) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM dialogue_turns").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
@@ -209,7 +210,7 @@ def _adaptive(
 
 
 def _flags(db: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         rows = conn.execute("SELECT item_id, flag, detail FROM flags").fetchall()
     return [(item, flag, json.loads(detail)) for item, flag, detail in rows]
 

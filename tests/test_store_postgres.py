@@ -7,6 +7,7 @@ fixture); this file holds what is PostgreSQL's own.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import threading
@@ -96,7 +97,7 @@ def test_two_processes_write_two_runs_into_one_database(tmp_path: Path, pg_url: 
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for tag in ("a", "b")
         ]
         outs = [p.communicate(timeout=300) for p in procs]
@@ -110,6 +111,28 @@ def test_two_processes_write_two_runs_into_one_database(tmp_path: Path, pg_url: 
             "WHERE scorer = 'mcq' GROUP BY run_id, scorer"
         ).fetchall()
     assert sorted(scores) == [("a", "mcq", n, n), ("b", "mcq", n, n)]
+
+
+def test_concurrent_audit_writers_never_fork_the_chain_on_postgresql(pg_url: str) -> None:
+    import multiprocessing
+
+    from medsafe.audit.chain import verify
+    from tests.test_audit_chain import _writer
+
+    Store(pg_url).close()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_writer, args=(pg_url, who, 60, start)) for who in ("p", "q", "r")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    with Store(pg_url) as store:
+        report = verify(store.connection)
+        actors = store.connection.execute("SELECT actor FROM audit_log ORDER BY seq").fetchall()
+    assert report.ok and report.n == 180
+    assert sum(a != b for a, b in itertools.pairwise(actors)) > 2  # interleaved
 
 
 def test_concurrent_first_opens_migrate_once(pg_url: str) -> None:
@@ -184,7 +207,8 @@ def test_the_workbench_runs_on_postgresql(tmp_path: Path, pg_url: str) -> None:
 @pytest.mark.parametrize(
     ("sqlite", "postgres"),
     [
-        ("SELECT a FROM t WHERE b=? AND c LIKE '%x?'", "SELECT a FROM t WHERE b=%s AND c LIKE '%x?'"),
+        ("SELECT a FROM t WHERE b=? AND c LIKE '%x?'",
+         "SELECT a FROM t WHERE b=%s AND c LIKE '%x?'"),
         ("SELECT user FROM dialogue_turns", 'SELECT "user" FROM dialogue_turns'),
         ("CREATE TABLE t (a INTEGER PRIMARY KEY, b REAL, c BLOB) WITHOUT ROWID",
          "CREATE TABLE t (a BIGSERIAL PRIMARY KEY, b DOUBLE PRECISION, c BYTEA)"),

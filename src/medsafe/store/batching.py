@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from medsafe.store.pg import engine
+
 MAX_VARIABLES = 999
 """Bound parameters per statement: SQLite's smallest compiled-in limit, so any build works."""
 
@@ -86,6 +88,10 @@ class _Segment:
             if not rows:
                 continue
             width = len(rows[0])
+            if engine(conn) == "postgresql":  # psycopg pipelines executemany: one short query
+                marks = ",".join("?" * width)
+                conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
+                continue
             for chunk in _chunks(rows, max(1, MAX_VARIABLES // width)):
                 values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
                 flat = [value for row in chunk for value in row]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from medsafe.errors import StoreError
+from medsafe.store.sqlscript import statements
 
 if TYPE_CHECKING:
     import psycopg
@@ -315,8 +316,6 @@ class PgConnection:
 
     def executescript(self, script: str) -> None:
         """Run every statement of ``script``."""
-        from medsafe.store.schema_sql import statements
-
         for statement in statements(script):
             self.execute(statement)
 

@@ -7,13 +7,12 @@ A schema change is a new script here and a new step there.
 
 from __future__ import annotations
 
-import sqlite3
-
 from medsafe.store.schema_audit import AUDIT_TABLES
 from medsafe.store.schema_authoring import AUTHORING_TABLES
 from medsafe.store.schema_gate import GATE_TABLES
 from medsafe.store.schema_review import REVIEW_TABLES
 from medsafe.store.schema_web import WEB_TABLES
+from medsafe.store.sqlscript import statements
 
 V1_DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,6 +121,8 @@ CREATE TABLE IF NOT EXISTS leases (
 """Added by schema v3: who is generating a run (``heartbeat`` in Unix seconds; see
 :mod:`medsafe.store.lease`)."""
 
+__all__ = ["MEDSAFE_TABLES", "NO_JUDGE", "NO_TURN", "statements"]
+
 MEDSAFE_TABLES = frozenset(
     {"meta", "runs", "items", "cache", "transcripts", "scores", "dialogue_turns", "flags"}
     | {"calibrations", "leases"}
@@ -138,21 +139,3 @@ NO_TURN = -1
 
 NO_JUDGE = ""
 """``scores.judge`` for a score given without a judge model (a primary key cannot hold NULL)."""
-
-
-def statements(script: str) -> list[str]:
-    """The SQL statements of ``script``, one by one.
-
-    Migrations run them with ``execute`` inside their transaction: ``executescript`` would
-    commit it first.
-    """
-    out: list[str] = []
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            out.append(pending.strip())
-            pending = ""
-    if pending.strip():
-        raise ValueError(f"incomplete SQL statement: {pending.strip()[:80]!r}")
-    return out
