@@ -175,6 +175,14 @@ def test_a_password_in_the_url_is_never_stored_or_printed(
     assert rows and all(secret not in field for row in rows for field in row)
 
 
+def test_a_store_made_by_a_newer_medsafe_is_refused(pg_url: str) -> None:
+    Store(pg_url).close()
+    with Store(pg_url) as store:
+        store.connection.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    code, output = cli("runs", "--db", pg_url)
+    assert code == 2 and "made by a newer medsafe" in output and "v99" in output, output
+
+
 def test_bad_urls_and_foreign_databases_are_clear_errors(pg_server: PgServer, pg_url: str) -> None:
     code, output = cli("runs", "--db", f"postgresql://nobody@127.0.0.1:{pg_server.port}/absent")
     assert code == 2 and "cannot connect to PostgreSQL" in output and "Traceback" not in output
