@@ -24,7 +24,7 @@ system-deps:
 # is set every `medsafe` command would compile it again at start-up.
 $(STAMP)-dev: pyproject.toml $(BIN)/python scripts/llama-wheel.sh
 	bash scripts/llama-wheel.sh $(BIN)/pip $(LLAMA_CPP_VERSION)
-	$(BIN)/pip install --quiet -e '.[dev,embedded,hf,train,postgres]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,hf,train,postgres,ray]'
 	$(BIN)/python -m compileall -q src
 	touch $@
 

@@ -6,6 +6,7 @@
   - :class:`BackendError` -- a model call failed; says whether a retry may help.
   - :class:`StoreError` -- the results database is missing a run or is inconsistent.
   - :class:`ConfigError` -- a bad model spec or config file.
+  - :class:`ExecutorError` -- the executor can no longer make model calls; stops the run.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ class RegistryError(MedsafeError):
 
 class ConfigError(MedsafeError):
     """A model spec or configuration value is invalid."""
+
+
+class ExecutorError(MedsafeError):
+    """The executor lost every means of making model calls (all Ray workers died): the run
+    stops, what was answered is kept; never recorded as an item's failure."""
 
 
 class StoreError(MedsafeError):

@@ -103,6 +103,16 @@ class RunOptions:
     :mod:`medsafe.dataethics.egress`."""
     allow_phi: bool = False
     """Send items with identifiers to a remote endpoint anyway (recorded with the run)."""
+    executor: str = "local"
+    """Where the model calls run: ``local`` (this process) or ``ray`` (Ray actors; see
+    :mod:`medsafe.runner.ray_pool`). Never part of a request's cache key."""
+    workers: int | None = None
+    """Ray actors (``--workers``); None: one per CPU of this machine."""
+    ray_address: str | None = None
+    """A running Ray cluster (``auto`` or ``HOST:PORT``); None starts one on 127.0.0.1."""
+
+
+EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -280,9 +290,24 @@ def _resolve_target(
     )
 
 
-def _build_backend(target: _Target, timeout_s: float) -> tuple[Backend, str]:
-    """The target backend and its model key (built before anything is stored)."""
+def _check_executor(options: RunOptions) -> None:
+    """ConfigError for an unknown executor or Ray options without ``--executor ray``."""
+    if options.executor not in EXECUTORS:
+        known = ", ".join(EXECUTORS)
+        raise ConfigError(f"executor must be one of {known}, not {options.executor!r}")
+    if options.executor != "ray" and (options.workers is not None or options.ray_address):
+        raise ConfigError("--workers and --ray-address need --executor ray")
+    if options.workers is not None and options.workers < 1:
+        raise ConfigError(f"workers must be at least 1, not {options.workers}")
+
+
+def _build_backend(target: _Target, run: RunOptions) -> tuple[Backend, str]:
+    """The target backend and its model key (built before anything is stored); with
+    ``--executor ray`` a pool of Ray actors that each build it."""
+    timeout_s = run.timeout_s
     if target.backend is not None:
+        if run.executor == "ray":
+            raise ConfigError("--executor ray needs a model spec, not a backend object")
         return target.backend, backend_key(target.backend)
     assert target.spec is not None
     options = BackendOptions(base_url=target.base_url, timeout_s=timeout_s)
@@ -290,6 +315,17 @@ def _build_backend(target: _Target, timeout_s: float) -> tuple[Backend, str]:
         options = replace(options, api_key_env=target.api_key_env)
     if target.image_max_side:
         options = replace(options, extra={"image_max_side": str(target.image_max_side)})
+    if run.executor == "ray":
+        from medsafe.runner.ray_pool import pool_backend
+
+        pool = pool_backend(
+            target.spec,
+            options,
+            workers=run.workers,
+            concurrency=run.concurrency,
+            address=run.ray_address,
+        )
+        return pool, model_key(target.spec, pool)
     backend = create_backend(target.spec, options)
     return backend, model_key(target.spec, backend)
 
@@ -347,6 +383,7 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
         raise StoreError(
             f"--rescore needs an existing run; {options.run_id!r} is not in {store.path}"
         )
+    _check_executor(options)
     target = _resolve_target(options, config, existing)
     if target.params is not None:
         check_params(target.params)
@@ -355,7 +392,7 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
     try:
         key = ""
         if not options.rescore:
-            backend, key = _build_backend(target, options.timeout_s)
+            backend, key = _build_backend(target, options)
         specs, built = _build_scorers(_scorer_specs(options, existing), options.scorers or ())
         if existing is not None:
             spec = _check_urls(_resumed_spec(options, existing.spec, target, key, specs))
@@ -505,6 +542,9 @@ def _begin(plan: RunPlan, store: Store) -> SuiteImport | None:
         extra: dict[str, Any] = {"suite_name": plan.suite.name}
         if plan.egress is not None and plan.egress.remote:
             extra["egress"] = plan.egress.record()
+        executor = getattr(plan.backend, "executor", None)  # e.g. {"kind": "ray", "workers": 3}
+        if isinstance(executor, dict):
+            extra["executor"] = executor
         info = provenance(extra)
         return SuiteImport(plan.suite.items(), store.begin_import(plan.spec, info))
     store.update_spec(plan.spec)

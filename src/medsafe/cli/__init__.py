@@ -200,6 +200,26 @@ def run(
             help="Send items with identifiers to a remote endpoint anyway (recorded).",
         ),
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where model calls run: local (this process) or ray (Ray actors; "
+            "pip install 'medsafe[ray]').",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Ray actors with --executor ray (default: one per CPU)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="A running Ray cluster, auto or HOST:PORT (default: start one on 127.0.0.1 "
+            "and stop it at the end).",
+        ),
+    ] = None,
 ) -> None:
     """Run (or resume) an evaluation: generate answers, score them, print a summary."""
     from medsafe.pipeline import RunOptions, run_evaluation
@@ -250,6 +270,9 @@ def run(
             force=force,
             phi_check=phi_check,
             allow_phi=allow_phi,
+            executor=executor,
+            workers=workers,
+            ray_address=ray_address,
         )
         # The modules loaded so far live as long as the process: moving them out of the cyclic
         # collector's reach keeps its collections short while answers stream in.

@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from medsafe.errors import BackendError
+from medsafe.errors import BackendError, ExecutorError
 from medsafe.models.base import Backend, ChatRequest
 from medsafe.redact import redact
 from medsafe.schema import CallRecord
@@ -62,6 +62,8 @@ async def call_with_retries(
             error, retryable = f"timeout after {timeout_s:g}s", True
         except BackendError as exc:
             error, retryable, retry_after = redact(str(exc)), exc.retryable, exc.retry_after
+        except ExecutorError:  # no worker left to ask: the run stops, the item stays pending
+            raise
         except Exception as exc:  # a backend bug must fail the item with its cause, not the run
             error, retryable = redact(f"{type(exc).__name__}: {exc}"), False
         else:

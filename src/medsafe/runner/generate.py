@@ -207,6 +207,15 @@ async def generate(
     window = concurrency * 8
     queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=window)
     players: list[DialoguePlayer] = []
+    stopped: list[BaseException] = []
+
+    def stop_dispatch(task: asyncio.Task[None]) -> None:
+        """A worker that stopped on an error (no executor left to ask, a store failure) stops
+        the dispatching too: the queue is emptied so that a put waiting on it returns."""
+        if not task.cancelled() and (error := task.exception()) is not None:
+            stopped.append(error)
+            while not queue.empty():
+                queue.get_nowait()  # still pending in the store: a resume asks them
 
     def player() -> DialoguePlayer:
         """The run's dialogue player, made (and its module imported) on the first dialogue."""
@@ -259,6 +268,8 @@ async def generate(
     try:
         async with live_progress("generate", counters, enabled=show_progress):
             tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+            for task in tasks:
+                task.add_done_callback(stop_dispatch)
             try:
                 dispatched = -1
                 if suite is not None:
@@ -266,8 +277,11 @@ async def generate(
                     counters.total = suite.importing.count
                 for job in _jobs(reader, spec, after=dispatched):
                     await queue.put(job)
-                for _ in tasks:
-                    await queue.put(None)
+                    if stopped:
+                        break
+                if not stopped:
+                    for _ in tasks:
+                        await queue.put(None)
                 await asyncio.gather(*tasks)
             finally:
                 for task in tasks:
