@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import signal
+import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -16,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from medsafe.errors import ConfigError, ExecutorError
 from medsafe.models.base import Backend, BackendOptions, ChatRequest
@@ -266,9 +268,8 @@ async def test_a_ray_run_listens_and_connects_only_on_loopback_with_phone_home_o
     assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
 
 
-def test_the_cli_runs_on_ray_and_records_the_executor(ray_cluster: None, tmp_path: Path) -> None:
-    from medsafe.cli import app
-
+def cli_run(tmp_path: Path, base_url: str, *extra: str) -> subprocess.Popen[str]:
+    """``medsafe run`` of 12 MCQs with ``--executor ray --workers 2`` in a child process."""
     items = tmp_path / "s.jsonl"
     items.write_text(
         "".join(
@@ -277,16 +278,56 @@ def test_the_cli_runs_on_ray_and_records_the_executor(ray_cluster: None, tmp_pat
         ),
         encoding="utf-8",
     )
-    db = tmp_path / "cli.db"
-    with ThreadedMockServer(MockConfig()) as mock:
-        args = ["run", str(items), "--model", MODEL, "--base-url", mock.base_url, "--db", str(db)]
-        args += ["--run-id", "c", "--scorer", "mcq", "--no-progress", "--json"]
-        result = CliRunner().invoke(app, [*args, "--executor", "ray", "--workers", "2"])
-        assert result.exit_code == 0, result.output
-        assert mock.state.requests == 12
-    with Store(db) as store:
-        assert store.require_run("c").provenance["executor"]["workers"] == 2
+    argv = [sys.executable, "-m", "medsafe.cli", "run", str(items), "--model", MODEL]
+    argv += ["--base-url", base_url, "--db", str(tmp_path / "cli.db"), "--run-id", "c"]
+    argv += ["--scorer", "mcq", "--no-progress", "--json", "--executor", "ray", "--workers", "2"]
+    return subprocess.Popen(
+        [*argv, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def check_cli_run(tmp_path: Path, child: subprocess.Popen[str], cluster: str) -> None:
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == 0, output
+    with Store(tmp_path / "cli.db") as store:
         assert store.status_counts("c")["ok"] == 12
+        executor = store.require_run("c").provenance["executor"]
+    assert executor == {"kind": "ray", "workers": 2, "cluster": cluster}
+
+
+def test_the_cli_joins_a_running_cluster_by_its_address_and_leaves_it_running(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    ray: Any = sys.modules["ray"]
+    address = ray.get_runtime_context().gcs_address
+    with ThreadedMockServer(MockConfig()) as mock:
+        check_cli_run(
+            tmp_path, cli_run(tmp_path, mock.base_url, "--ray-address", address), "address"
+        )
+        assert mock.state.requests == 12
+    assert ray.is_initialized()
+    for _ in range(100):  # the run's actors are stopped: the cluster's CPUs come back
+        if ray.available_resources().get("CPU") == 4:
+            break
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU") == 4
+
+
+def test_the_cli_starts_its_own_ray_on_loopback_and_stops_it_at_the_end(
+    tmp_path: Path,
+) -> None:
+    psutil: Any = pytest.importorskip("psutil", reason="psutil lists the processes left")
+    with ThreadedMockServer(MockConfig()) as mock:
+        child = cli_run(tmp_path, mock.base_url)
+        check_cli_run(tmp_path, child, "local")
+    # Ray names a local session after its driver's pid: session_DATE_TIME_MICROS_PID
+    session = re.compile(rf"/session_[0-9_-]+_{child.pid}(?![0-9])")
+    left = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if session.search(cmdline):
+            left.append(cmdline[:200])
+    assert left == []
 
 
 async def test_without_ray_a_clear_error_names_the_extra(

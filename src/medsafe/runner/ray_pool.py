@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medsafe.errors import BackendError, ConfigError, ExecutorError
@@ -72,15 +74,34 @@ def _phone_home_off() -> None:
         os.environ.setdefault(name, value)
 
 
+def is_loopback_address(address: str) -> bool:
+    """Whether a Ray address (``HOST:PORT``) names this machine's loopback interface."""
+    host = address.rpartition(":")[0] or address
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def import_ray(*, local: bool) -> ModuleType:
     """Ray, imported with its usage statistics off (ConfigError naming the extra if absent).
 
-    ``local``: Ray is about to start its own instance on this machine, so every address it
-    picks (node, GCS, workers) is made the loopback one; Ray reads that flag at import time.
+    ``local``: Ray runs on this machine's loopback interface (an instance it is about to start,
+    or a head started with ``--node-ip-address 127.0.0.1``), so every address it picks (node,
+    GCS, workers) is the loopback one; Ray reads that flag when it is imported. Where a Ray
+    token exists (Ray's default token authentication) and ``RAY_AUTH_MODE`` is unset, the token
+    mode is set before the import too, so that a driver joining a running cluster sends it.
     """
     _phone_home_off()
-    if local and "ray" not in sys.modules:
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node address: 127.0.0.1
+    if "ray" not in sys.modules:
+        if local:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node address: 127.0.0.1
+        token = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+        if os.environ.get("RAY_AUTH_TOKEN") or Path(token).is_file():
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         import ray
     except ImportError:
@@ -259,7 +280,8 @@ class RayPoolBackend:
         if config.workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {config.workers}")
         local_model = config.spec.partition("/")[0] in LOCAL_KINDS
-        ray = import_ray(local=config.address is None)
+        on_loopback = config.address is None or is_loopback_address(config.address)
+        ray = import_ray(local=on_loopback)
         owns_ray = False
         if not ray.is_initialized():
             if config.address is None:
