@@ -155,8 +155,9 @@ def test_concurrent_first_opens_migrate_once(pg_url: str) -> None:
 
 
 def test_a_password_in_the_url_is_never_stored_or_printed(
-    tmp_path: Path, pg_server: PgServer, pg_url: str
+    tmp_path: Path, pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)  # the CLI moves the password there
     secret = "s3cret-Pw"
     url = pg_url.replace(f"{pg_server.user}@", f"{pg_server.user}:{secret}@")
     assert redacted(url) == pg_url
