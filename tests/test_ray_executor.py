@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from medsafe.errors import ConfigError, ExecutorError
+from medsafe.errors import ConfigError, ExecutorError, MedsafeError
 from medsafe.models.base import Backend, BackendOptions, ChatRequest
 from medsafe.pipeline import RunOptions, run_options_async
 from medsafe.schema import Item, Message, ModelParams, ScorerSpec
@@ -220,6 +220,19 @@ async def test_failures_come_back_as_the_same_records_as_in_one_process(
         errors_a = sorted(str(t.error) for _item, t in a.iter_transcripts("a"))
         errors_b = sorted(str(t.error) for _item, t in b.iter_transcripts("b"))
     assert errors_a == errors_b and "500" in errors_a[0]
+
+
+def test_a_backend_that_cannot_be_built_in_a_worker_fails_with_its_own_message(
+    ray_cluster: None,
+) -> None:
+    from medsafe.models.base import create_backend
+    from medsafe.runner.ray_pool import PoolConfig, RayPoolBackend
+
+    with pytest.raises(MedsafeError) as in_process:
+        create_backend("nosuchkind/x", BackendOptions())
+    with pytest.raises(ConfigError) as in_worker:
+        RayPoolBackend.start(PoolConfig("nosuchkind/x", BackendOptions(), 2, 2))
+    assert str(in_worker.value) == str(in_process.value)
 
 
 def _loopback(address: str) -> bool:

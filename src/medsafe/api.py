@@ -144,6 +144,9 @@ def run_options(
     progress: bool = False,
     phi_check: str | None = None,
     allow_phi: bool = False,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
     **params: Any,
 ) -> RunOptions:
     """The :class:`~medsafe.pipeline.RunOptions` that :func:`evaluate` is given (checked)."""
@@ -190,6 +193,9 @@ def run_options(
         show_progress=progress,
         phi_check=phi_check,
         allow_phi=allow_phi,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
     )
 
 
@@ -215,6 +221,9 @@ async def evaluate_async(
     progress: bool = False,
     phi_check: str | None = None,
     allow_phi: bool = False,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
     **params: Any,
 ) -> RunResults:
     """:func:`evaluate` as a coroutine, for code already inside an event loop."""
@@ -241,6 +250,9 @@ async def evaluate_async(
         progress=progress,
         phi_check=phi_check,
         allow_phi=allow_phi,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
         **params,
     )
     return (await run_options_async(options)).results
@@ -268,6 +280,9 @@ def evaluate(
     progress: bool = False,
     phi_check: str | None = None,
     allow_phi: bool = False,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
     **params: Any,
 ) -> RunResults:
     """Run (or resume) an evaluation and return its results (as ``medsafe run`` does).
@@ -279,8 +294,10 @@ def evaluate(
     strings or scorer objects (default ``mcq`` and ``guardian``); ``judges``: ``"SCORER[:MODEL]"``
     strings as ``--judge`` takes them. ``phi_check`` (off, warn, block) and ``allow_phi`` are the
     egress policy of ``medsafe run`` (items with identifiers are not sent to a non-loopback
-    endpoint by default). ``**params`` are generation parameters (``temperature``,
-    ``max_tokens``, ``seed``, ``system``, ``top_p``); any other keyword is a TypeError.
+    endpoint by default). ``executor="ray"`` (with ``workers``, ``ray_address``) sends the model
+    calls to Ray actors as ``--executor ray`` does. ``**params`` are generation parameters
+    (``temperature``, ``max_tokens``, ``seed``, ``system``, ``top_p``); any other keyword is a
+    TypeError.
 
     Works inside a running event loop (a Jupyter cell): the run then goes on in a worker
     thread with its own loop.
@@ -306,6 +323,9 @@ def evaluate(
         progress=progress,
         phi_check=phi_check,
         allow_phi=allow_phi,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
         **params,
     )
     from medsafe.pipeline import run_options_async

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medsafe.errors import BackendError, ConfigError, ExecutorError
+from medsafe.errors import BackendError, ConfigError, ExecutorError, MedsafeError
 from medsafe.models.base import (
     Backend,
     BackendOptions,
@@ -170,11 +170,19 @@ class PoolWorker:
 
     def __init__(self, spec: str, options: BackendOptions) -> None:
         _phone_home_off()
-        self._backend = create_backend(spec, options)
-        self._key = model_key(spec, self._backend)
+        self._error: str | None = None
+        try:
+            self._backend = create_backend(spec, options)
+            self._key = model_key(spec, self._backend)
+        except MedsafeError as exc:  # reported by describe(), as the same message in-process
+            self._error = str(exc)
+        except Exception as exc:  # e.g. a local model's package missing on this node
+            self._error = redact(f"{type(exc).__name__}: {exc}")
 
-    def describe(self) -> WorkerInfo:
-        """This actor's process, address and backend."""
+    def describe(self) -> WorkerInfo | str:
+        """This actor's process, address and backend; or why its backend could not be built."""
+        if self._error is not None:
+            return self._error
         backend = self._backend
         ray = sys.modules["ray"]
         names = (*PHONE_HOME_OFF, *OFFLINE_DEFAULTS)
@@ -421,12 +429,15 @@ def _wait_started(ray: Any, actors: list[Any]) -> list[WorkerInfo]:
             f"{START_TIMEOUT_S:g} s: the cluster lacks CPUs/GPUs for them (see ray status)"
         )
     try:
-        infos: list[WorkerInfo] = ray.get(refs)
+        described: list[WorkerInfo | str] = ray.get(refs)
     except ray.exceptions.RayActorError as exc:
+        described = [redact(str(exc).splitlines()[0])]
+    infos = [info for info in described if isinstance(info, WorkerInfo)]
+    if len(infos) < len(actors):
         for actor in actors:
             ray.kill(actor)
-        cause = exc.__cause__ or exc
-        raise ConfigError(f"a Ray worker could not build its backend: {cause}") from None
+        cause = next(info for info in described if isinstance(info, str))
+        raise ConfigError(cause)
     return infos
 
 
