@@ -12,7 +12,7 @@ import pytest
 
 from medsafe.errors import BackendError, ConfigError
 from medsafe.models._threaded import chat_messages
-from medsafe.models.base import Backend, BackendOptions, ChatRequest, backends
+from medsafe.models.base import Backend, BackendOptions, ChatRequest, ChatResponse, backends
 from medsafe.models.hf_local import HFLocalBackend, build_prompt, hf_backend
 from medsafe.schema import Message, ModelParams
 
@@ -106,7 +106,7 @@ def test_registered_and_protocol(checkpoint: Path) -> None:
     backend = backends.get("hf")(str(checkpoint), BackendOptions())
     assert isinstance(backend, Backend)
     assert backend.model_id == f"hf/{checkpoint}"
-    assert backend.max_concurrency == 1
+    assert backend.max_concurrency == 8  # greedy requests are answered in batches of 8
 
 
 def test_greedy_answer_is_text_with_usage_and_deterministic(checkpoint: Path) -> None:
@@ -179,6 +179,45 @@ def test_concurrent_calls_are_serialised(checkpoint: Path) -> None:
 
     texts = asyncio.run(many())
     assert len(set(texts)) == 1
+
+
+def test_concurrent_greedy_requests_share_a_batch_with_the_same_answers(checkpoint: Path) -> None:
+    prompts = [
+        "The patient has a fever.",
+        "患者は発熱があります。",
+        "病人发烧了，怎么办？",
+        "Is it safe to double the dose?",
+        "A",
+        "Explain informed consent in detail.",
+    ]
+
+    async def answers(batch: int) -> tuple[list[ChatResponse], int]:
+        backend = hf_backend(f"{checkpoint}?batch={batch}", BackendOptions())
+        out = await asyncio.gather(*(backend.complete(_request(p, max_tokens=6)) for p in prompts))
+        return list(out), backend.batcher.calls
+
+    alone, alone_calls = asyncio.run(answers(1))
+    together, together_calls = asyncio.run(answers(4))
+    assert alone_calls == 6 and together_calls == 2  # 4 + 2
+    assert [a.text for a in together] == [a.text for a in alone]
+    assert [a.usage for a in together] == [a.usage for a in alone]
+    assert [a.finish_reason for a in together] == [a.finish_reason for a in alone]
+
+
+def test_sampled_requests_run_alone_and_bad_batch_sizes_are_refused(checkpoint: Path) -> None:
+    backend = hf_backend(f"{checkpoint}?batch=4", BackendOptions())
+
+    async def go() -> None:
+        await asyncio.gather(
+            *(backend.complete(_request(temperature=0.7, seed=i, max_tokens=3)) for i in range(3))
+        )
+
+    asyncio.run(go())
+    assert backend.batcher.calls == 3
+    assert backend.pinned_key == f"hf/{checkpoint}"  # the batch size is not part of the key
+    for bad in ("0", "x", "1000"):
+        with pytest.raises(ConfigError, match="batch must be"):
+            hf_backend(f"{checkpoint}?batch={bad}", BackendOptions())
 
 
 def test_aclose_unloads_and_reload_works(checkpoint: Path) -> None:

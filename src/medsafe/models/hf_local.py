@@ -4,8 +4,9 @@ Install with ``pip install 'medsafe[hf]'``. Files are only ever read from ``PATH
 (``local_files_only=True``): this backend never downloads anything. The prompt is built with the
 tokenizer's chat template when it has one, else as ``role: content`` lines ending in
 ``assistant:``. Temperature 0 or None decodes greedily; otherwise it samples, seeded by
-``params.seed`` when given. The model is loaded on first use and runs one call at a time in a
-worker thread (``max_concurrency`` is 1).
+``params.seed`` when given. The model is loaded on first use and runs in a worker thread;
+concurrent greedy requests are answered together in left-padded batches of up to
+``?batch=N`` (default 8; ``max_concurrency`` is N; :mod:`medsafe.models.hf_batch`).
 
 ``hf/PATH?adapter=ADAPTER`` applies a peft (LoRA) adapter directory on top (``pip install
 'medsafe[train]'``, as ``medsafe align train`` writes it). The model key stored with the run and
@@ -24,10 +25,13 @@ from typing import Any
 from medsafe.errors import BackendError, ConfigError
 from medsafe.models._threaded import DEFAULT_MAX_TOKENS, SerialModel, chat_messages, require_modules
 from medsafe.models.base import BackendOptions, ChatRequest, ChatResponse, backends
+from medsafe.models.hf_batch import RequestBatcher, generate_batch
 from medsafe.models.hf_vision import generate_vision, is_vision_checkpoint, load_vision
 from medsafe.schema import Usage
 
 REQUIRED = ("torch", "transformers")
+DEFAULT_BATCH = 8
+"""Requests answered together by default (``?batch=N``)."""
 
 
 @dataclass(frozen=True)
@@ -141,14 +145,17 @@ class HFLocalBackend:
 
     notice: str | None = None
 
-    def __init__(self, model_id: str, path: Path, adapter: Path | None = None) -> None:
+    def __init__(
+        self, model_id: str, path: Path, adapter: Path | None = None, *, batch: int = DEFAULT_BATCH
+    ) -> None:
         self.model_id = model_id
-        self.max_concurrency: int | None = 1
+        self.max_concurrency: int | None = batch
         self.path = path
         self.adapter = adapter
         self.pinned_key: str | None = model_id if adapter is not None else None
         """The model key runs store and hash (with the adapter's digest); None: the spec."""
         self._model: SerialModel[LoadedModel] = SerialModel(lambda: load_checkpoint(path, adapter))
+        self.batcher = RequestBatcher(self._model, batch, generate, _generate_many)
 
     @property
     def loaded(self) -> bool:
@@ -158,7 +165,7 @@ class HFLocalBackend:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer one request; generation errors become non-retryable BackendErrors."""
         try:
-            return await self._model.run(lambda loaded: generate(loaded, request))
+            return await self.batcher.submit(request)
         except BackendError:
             raise
         except Exception as exc:  # torch/transformers raise many kinds
@@ -167,6 +174,12 @@ class HFLocalBackend:
     async def aclose(self) -> None:
         """Free the model's memory (it is reloaded if the backend is used again)."""
         self._model.unload()
+
+
+def _generate_many(loaded: LoadedModel, requests: list[ChatRequest]) -> list[ChatResponse]:
+    if loaded.processor is not None:  # image-text checkpoints: one at a time
+        return [generate(loaded, r) for r in requests]
+    return generate_batch(loaded, requests, build_prompt)
 
 
 @backends.register("hf")
@@ -178,9 +191,13 @@ def hf_backend(name: str, options: BackendOptions) -> HFLocalBackend:
     if not (path / "config.json").is_file():
         raise ConfigError(f"hf/{name}: {path} is not a checkpoint directory (no config.json)")
     require_modules(REQUIRED, "hf")
+    batch = _batch_size(name, query.get("batch") or options.extra.get("batch"))
     adapter_text = query.get("adapter") or options.extra.get("adapter")
     if not adapter_text:
-        return HFLocalBackend(f"hf/{base}", path)
+        backend = HFLocalBackend(f"hf/{base}", path, batch=batch)
+        if "batch" in query:
+            backend.pinned_key = f"hf/{base}"  # the batch size does not change what is asked
+        return backend
     adapter = Path(adapter_text).expanduser()
     if not adapter.is_dir():
         raise ConfigError(f"hf/{name}: adapter {adapter} is not a directory")
@@ -190,7 +207,20 @@ def hf_backend(name: str, options: BackendOptions) -> HFLocalBackend:
             f"hf/{name}: adapter {adapter} changed since this key was stored "
             f"(sha256 {digest[:12]}..., not {query['sha256'][:12]}...)"
         )
-    return HFLocalBackend(f"hf/{base}?adapter={adapter_text}&sha256={digest}", path, adapter)
+    model_id = f"hf/{base}?adapter={adapter_text}&sha256={digest}"
+    return HFLocalBackend(model_id, path, adapter, batch=batch)
+
+
+def _batch_size(name: str, text: object) -> int:
+    if text is None:
+        return DEFAULT_BATCH
+    try:
+        size = int(str(text))
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 256:
+        raise ConfigError(f"hf/{name}: batch must be a whole number from 1 to 256, not {text!r}")
+    return size
 
 
 def _split_query(name: str) -> tuple[str, dict[str, str]]:
@@ -199,7 +229,9 @@ def _split_query(name: str) -> tuple[str, dict[str, str]]:
     out: dict[str, str] = {}
     for part in filter(None, query.split("&") if sep else []):
         key, eq, value = part.partition("=")
-        if key not in ("adapter", "sha256") or not eq or not value:
-            raise ConfigError(f"hf/{name}: unknown option {part!r} (supported: adapter=DIR)")
+        if key not in ("adapter", "sha256", "batch") or not eq or not value:
+            raise ConfigError(
+                f"hf/{name}: unknown option {part!r} (supported: adapter=DIR, batch=N)"
+            )
         out[key] = value
     return base, out
