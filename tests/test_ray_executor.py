@@ -71,7 +71,7 @@ def suite(n_mcq: int, n_dialogue: int = 0) -> list[Item]:
     return [make_mcq(i) for i in range(n_mcq)] + [dialogue(i) for i in range(n_dialogue)]
 
 
-def pool_for(base_url: str, workers: int, concurrency: int) -> object:
+def pool_for(base_url: str, workers: int | None, concurrency: int) -> object:
     from medsafe.runner.ray_pool import PoolConfig, RayPoolBackend
 
     options = BackendOptions(base_url=base_url, timeout_s=30.0)
@@ -254,8 +254,8 @@ async def test_a_ray_run_listens_and_connects_only_on_loopback_with_phone_home_o
     mock = MockOpenAIServer(MockConfig(latency_s=0.01))
     await mock.start()
     try:
-        pool = pool_for(mock.base_url, workers=2, concurrency=4)
-        assert isinstance(pool, RayPoolBackend)
+        pool = pool_for(mock.base_url, workers=None, concurrency=4)  # one per cluster CPU
+        assert isinstance(pool, RayPoolBackend) and len(pool.workers) == 4
         request = ChatRequest(
             messages=(Message(role="user", content="hello"),), params=ModelParams()
         )

@@ -107,7 +107,7 @@ class RunOptions:
     """Where the model calls run: ``local`` (this process) or ``ray`` (Ray actors; see
     :mod:`medsafe.runner.ray_pool`). Never part of a request's cache key."""
     workers: int | None = None
-    """Ray actors (``--workers``); None: one per CPU of this machine."""
+    """Ray actors (``--workers``); None: one per GPU for a local model on GPUs, else per CPU."""
     ray_address: str | None = None
     """A running Ray cluster (``auto`` or ``HOST:PORT``); None starts one on 127.0.0.1."""
 

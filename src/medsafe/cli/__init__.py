@@ -210,7 +210,11 @@ def run(
     ] = "local",
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Ray actors with --executor ray (default: one per CPU)."),
+        typer.Option(
+            min=1,
+            help="Ray actors with --executor ray (default: one per GPU for a local model on "
+            "GPUs, else one per CPU).",
+        ),
     ] = None,
     ray_address: Annotated[
         str | None,

@@ -242,7 +242,9 @@ class PoolConfig:
 
     spec: str
     options: BackendOptions
-    workers: int
+    workers: int | None
+    """Actors to start; None: one per GPU of the cluster for a local model where there are
+    GPUs, else one per CPU of the cluster (of this machine for a local instance)."""
     concurrency: int
     """The run's requests in flight, over the whole pool (the driver's limit)."""
     address: str | None = None
@@ -285,15 +287,16 @@ class RayPoolBackend:
     def start(cls, config: PoolConfig) -> RayPoolBackend:
         """Connect to (or start) Ray, start ``config.workers`` actors, wait until each has
         built its backend; ConfigError if one cannot (its cause) or they do not start in time."""
-        if config.workers < 1:
+        if config.workers is not None and config.workers < 1:
             raise ConfigError(f"--workers must be at least 1, not {config.workers}")
+        cpus = max(1, os.cpu_count() or 1)
         local_model = config.spec.partition("/")[0] in LOCAL_KINDS
         on_loopback = config.address is None or is_loopback_address(config.address)
         ray = import_ray(local=on_loopback)
         owns_ray = False
         if not ray.is_initialized():
             if config.address is None:
-                start_local(num_cpus=config.workers)
+                start_local(num_cpus=config.workers or cpus)
                 owns_ray = True
             else:
                 ray.init(
@@ -303,7 +306,9 @@ class RayPoolBackend:
                     runtime_env={"env_vars": worker_env()},
                 )
         try:
-            gpus = ray.cluster_resources().get("GPU", 0) if local_model else 0
+            resources = ray.cluster_resources()
+            gpus = int(resources.get("GPU", 0)) if local_model else 0
+            count = config.workers or gpus or max(1, int(resources.get("CPU", 1)))
             actor_class = ray.remote(PoolWorker)
             per_actor = max(1, config.concurrency)
             actors = [
@@ -314,7 +319,7 @@ class RayPoolBackend:
                     scheduling_strategy="SPREAD",
                     runtime_env={"env_vars": worker_env()},
                 ).remote(config.spec, config.options)
-                for _ in range(config.workers)
+                for _ in range(count)
             ]
             infos = _wait_started(ray, actors)
         except BaseException:
@@ -449,7 +454,5 @@ def pool_backend(
     concurrency: int,
     address: str | None,
 ) -> Backend:
-    """Start a :class:`RayPoolBackend` for ``spec`` (the pipeline's ``--executor ray``);
-    ``workers`` None: one per CPU of this machine."""
-    count = workers if workers is not None else max(1, os.cpu_count() or 1)
-    return RayPoolBackend.start(PoolConfig(spec, options, count, concurrency, address))
+    """Start a :class:`RayPoolBackend` for ``spec`` (the pipeline's ``--executor ray``)."""
+    return RayPoolBackend.start(PoolConfig(spec, options, workers, concurrency, address))
