@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import re
 import signal
@@ -235,6 +236,48 @@ def test_a_backend_that_cannot_be_built_in_a_worker_fails_with_its_own_message(
     assert str(in_worker.value) == str(in_process.value)
 
 
+async def test_judges_behind_an_api_get_their_own_pool_and_score_as_in_one_process(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    from medsafe.pipeline import execute, plan_run
+    from medsafe.runner.ray_pool import RayPoolBackend
+    from tests.judge_helpers import constant, judge_server
+
+    rows = [{"id": f"p{i}", "kind": "open", "prompt": f"request {i}"} for i in range(4)]
+    suite_file = tmp_path / "s.jsonl"
+    suite_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    verdict = {"reason": "r", "score": 2}
+    replies = {"target": constant("I can't help with that."), "ja": constant(json.dumps(verdict))}
+    with judge_server(replies) as (server, script):
+        config = tmp_path / "models.toml"
+        config.write_text(
+            f'[models.target]\nmodel = "openai/target"\nbase_url = "{server.base_url}"\n'
+            f'[models.judge-a]\nmodel = "openai/ja"\nbase_url = "{server.base_url}"\n',
+            encoding="utf-8",
+        )
+        local = RunOptions(
+            suite=str(suite_file),
+            model="target",
+            config=config,
+            judges=("harmfulness:judge-a",),
+            scorers=MCQ,
+            db=tmp_path / "local.db",
+            run_id="j",
+        )
+        distributed = replace(local, db=tmp_path / "ray.db", executor="ray", workers=2)
+        with Store(distributed.db) as store:
+            plan = await plan_run(distributed, store)
+            judges = [c for s in plan.scorers for c in getattr(s, "judges", ())]
+            assert isinstance(plan.backend, RayPoolBackend)
+            assert judges and all(isinstance(c.backend, RayPoolBackend) for c in judges)
+            on_ray = await execute(plan, store)
+        in_one = await run_options_async(local)
+        assert len(script.prompts("ja")) == 2 * len(rows)  # each run asks each item once
+    harm = on_ray.results.model_dump(mode="json")["scorers"]["harmfulness"]
+    assert harm["n"] == len(rows) and harm["mean"] == pytest.approx(2.0)
+    assert harm == in_one.results.model_dump(mode="json")["scorers"]["harmfulness"]
+
+
 def _loopback(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -262,6 +305,7 @@ async def test_a_ray_run_listens_and_connects_only_on_loopback_with_phone_home_o
         answers = await asyncio.gather(*(pool.complete(request) for _ in range(8)))
         processes = psutil.Process().children(recursive=True)  # GCS, raylet, workers, actors
         connections = [c for p in processes for c in p.net_connections(kind="inet")]
+        assert {info.pid for info in pool.workers} <= set(pool_workers())
         await pool.aclose()
     finally:
         await mock.stop()
@@ -318,12 +362,22 @@ def test_the_cli_joins_a_running_cluster_by_its_address_and_leaves_it_running(
             tmp_path, cli_run(tmp_path, mock.base_url, "--ray-address", address), "address"
         )
         assert mock.state.requests == 12
-    assert ray.is_initialized()
-    for _ in range(100):  # the run's actors are stopped: the cluster's CPUs come back
-        if ray.available_resources().get("CPU") == 4:
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 4
+    for _ in range(100):  # the run's actors are stopped (their processes exit)
+        if not pool_workers():
             break
         time.sleep(0.1)
-    assert ray.available_resources().get("CPU") == 4
+    assert pool_workers() == []
+
+
+def pool_workers() -> list[int]:
+    """Processes of live medsafe pool actors on this machine."""
+    psutil: Any = pytest.importorskip("psutil", reason="psutil lists the actors' processes")
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if "ray::PoolWorker" in " ".join(process.info["cmdline"] or ()):
+            found.append(process.pid)
+    return found
 
 
 def test_the_cli_starts_its_own_ray_on_loopback_and_stops_it_at_the_end(

@@ -394,6 +394,8 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
         if not options.rescore:
             backend, key = _build_backend(target, options)
         specs, built = _build_scorers(_scorer_specs(options, existing), options.scorers or ())
+        if options.executor == "ray":
+            await _judges_on_ray(built, options)
         if existing is not None:
             spec = _check_urls(_resumed_spec(options, existing.spec, target, key, specs))
             return RunPlan(
@@ -439,6 +441,30 @@ async def plan_run(options: RunOptions, store: Store) -> RunPlan:
     except BaseException:
         await _close(backend, built)
         raise
+
+
+async def _judges_on_ray(built: Sequence[Scorer], options: RunOptions) -> None:
+    """With ``--executor ray``, each judge behind an API gets its own pool of Ray actors (its
+    cache key unchanged); a local judge model stays in this process."""
+    from medsafe.models.config import named_options
+    from medsafe.runner.ray_pool import LOCAL_KINDS, pool_backend
+
+    for scorer in built:
+        for client in getattr(scorer, "judges", ()) or ():
+            named, backend = getattr(client, "named", None), getattr(client, "backend", None)
+            if not isinstance(named, NamedModel) or backend is None:
+                continue
+            if named.model.partition("/")[0] in LOCAL_KINDS:
+                continue
+            timeout_s = float(getattr(client, "timeout_s", options.timeout_s))
+            client.backend = pool_backend(
+                named.model,
+                named_options(named, timeout_s),
+                workers=options.workers,
+                concurrency=options.concurrency,
+                address=options.ray_address,
+            )
+            await backend.aclose()
 
 
 def _check_urls(spec: RunSpec) -> RunSpec:

@@ -137,15 +137,19 @@ def load_optional(path: Path | None) -> dict[str, NamedModel]:
     return load_model_config(path) if path is not None else {}
 
 
-def create_named_backend(named: NamedModel, timeout_s: float = 60.0) -> Backend:
-    """Build the backend a named model describes (its key read from its env var, if any)."""
-    options = BackendOptions(
+def named_options(named: NamedModel, timeout_s: float = 60.0) -> BackendOptions:
+    """The backend options a named model describes (its key's variable name, never the key)."""
+    return BackendOptions(
         base_url=named.base_url,
         api_key_env=named.api_key_env or DEFAULT_KEY_ENV,
         timeout_s=timeout_s,
         extra={"image_max_side": str(named.image_max_side)} if named.image_max_side else {},
     )
-    return create_backend(named.model, options)
+
+
+def create_named_backend(named: NamedModel, timeout_s: float = 60.0) -> Backend:
+    """Build the backend a named model describes (its key read from its env var, if any)."""
+    return create_backend(named.model, named_options(named, timeout_s))
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,24 @@ def start_local(num_cpus: int, num_gpus: int | None = None) -> None:
         )
 
 
+@dataclass
+class _LocalInstance:
+    """The Ray instance medsafe started in this process (if any) and the pools using it: the
+    target's and each judge's; it is stopped when the last of them closes."""
+
+    running: bool = False
+    pools: int = 0
+
+    def release(self, ray: Any) -> None:
+        self.pools -= 1
+        if self.pools <= 0 and self.running:
+            self.running, self.pools = False, 0
+            ray.shutdown()
+
+
+_LOCAL = _LocalInstance()
+
+
 @dataclass(frozen=True)
 class WorkerInfo:
     """What an actor says about itself once its backend is built."""
@@ -254,8 +272,10 @@ class PoolConfig:
 class RayPoolBackend:
     """A backend whose calls are answered by a pool of Ray actors (see the module docstring).
 
-    Build it with :meth:`start`; :meth:`aclose` stops the actors and the Ray instance the pool
-    started (a Ray instance already running in this process, or a cluster, is left running).
+    Build it with :meth:`start`; :meth:`aclose` stops the actors, and the Ray instance medsafe
+    started once no pool uses it (a Ray instance started otherwise, or a cluster, is left
+    running). An API model's actors reserve no CPU (they wait on the network), so the target's
+    and the judges' pools share the CPUs; a local model's take one GPU each, or one CPU.
     """
 
     def __init__(self, config: PoolConfig, slots: list[_Slot], owns_ray: bool) -> None:
@@ -293,11 +313,10 @@ class RayPoolBackend:
         local_model = config.spec.partition("/")[0] in LOCAL_KINDS
         on_loopback = config.address is None or is_loopback_address(config.address)
         ray = import_ray(local=on_loopback)
-        owns_ray = False
         if not ray.is_initialized():
             if config.address is None:
                 start_local(num_cpus=config.workers or cpus)
-                owns_ray = True
+                _LOCAL.running = True
             else:
                 ray.init(
                     address=config.address,
@@ -305,6 +324,8 @@ class RayPoolBackend:
                     configure_logging=False,
                     runtime_env={"env_vars": worker_env()},
                 )
+        owns_ray = _LOCAL.running  # a pool of the instance medsafe started: counted
+        _LOCAL.pools += owns_ray
         try:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0)) if local_model else 0
@@ -314,7 +335,7 @@ class RayPoolBackend:
             actors = [
                 actor_class.options(
                     max_concurrency=per_actor,
-                    num_cpus=0 if gpus else 1,
+                    num_cpus=1 if local_model and not gpus else 0,  # an API client: I/O only
                     num_gpus=1 if gpus else 0,
                     scheduling_strategy="SPREAD",
                     runtime_env={"env_vars": worker_env()},
@@ -324,7 +345,7 @@ class RayPoolBackend:
             infos = _wait_started(ray, actors)
         except BaseException:
             if owns_ray:
-                ray.shutdown()
+                _LOCAL.release(ray)
             raise
         pairs = enumerate(zip(actors, infos, strict=True))
         slots = [_Slot(i, actor, info) for i, (actor, info) in pairs]
@@ -414,7 +435,8 @@ class RayPoolBackend:
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(slot.actor)
         if self._owns_ray:
-            ray.shutdown()
+            self._owns_ray = False
+            _LOCAL.release(ray)
 
 
 def _cancel(ray: Any, ref: Any) -> None:
