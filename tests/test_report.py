@@ -527,3 +527,35 @@ def test_report_runs_the_tests_only_for_dialogues_or_juries(
     for ref in refs:
         data.prefetch(ref)
     assert asked == [False, False, True, True]
+
+
+def test_two_frameworks_get_the_dual_axis_view_before_and_after(tmp_path: Path) -> None:
+    from medsafe.suites import load_items
+
+    items = load_items("cn-dual")
+    db = tmp_path / "s.db"
+    refs = []
+    for run_id, right in (
+        ("before", {"ethics": 6, "safety": 3}),
+        ("after", {"ethics": 8, "safety": 7}),
+    ):
+        rows, seen = [], {"ethics": 0, "safety": 0}
+        for item in items:
+            side = "ethics" if "ethics" in item.category else "safety"
+            seen[side] += 1
+            outcome = "correct" if seen[side] <= right[side] else "incorrect"
+            rows.append(Row(item, "Answer: A", mcq_scores(item.id, outcome)))
+        refs.append(write_run(db, run_id, f"openai/{run_id}", rows))
+    ctx = build_context([load_run(r) for r in refs])
+    dual = ctx["dual_axis"]
+    assert dual is not None and "cn-ethics" in dual["x_label"] and "cn-safety" in dual["y_label"]
+    [before, after] = dual["rows"]
+    assert (before["x_n"], before["y_n"]) == (10, 10)
+    lo, hi = proportion_confint(3, 10, method="wilson")
+    assert before["x"][0] == "60.0%" and before["y"][0] == "30.0%"
+    assert f"{100 * lo:.1f}" in before["y"][1] and f"{100 * hi:.1f}" in before["y"][1]
+    assert after["x"][0] == "80.0%" and after["y"][0] == "70.0%"
+    html = report_html(refs)
+    assert re.search(r'<section id="dual-axis">\s*<h2>[^<]*</h2>\s*<figure><img src="data:image/', html)
+    one_framework = write_run(db, "plain", "openai/p", mixed_rows([True, False] * 5, []))
+    assert build_context([load_run(one_framework)])["dual_axis"] is None

@@ -21,6 +21,7 @@ from medsafe._version import __version__
 from medsafe.formatting import with_ci
 from medsafe.report import plots
 from medsafe.report.data import Cell, MetricKey, Prefetched, RunData, RunRef, load_run
+from medsafe.report.dual_axis import dual_axis_section
 from medsafe.report.imaging import imaging_sections
 from medsafe.results import Estimate, RunResults, ScorerResults
 from medsafe.schema import LANGUAGES, Language
@@ -74,6 +75,11 @@ def fmt_value(value: float | None, percent: bool) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{100 * value:.1f}%" if percent else f"{value:.3g}"
+
+
+def _value_ci(value: float | None, lo: float | None, hi: float | None) -> tuple[str, str]:
+    """A rate and its interval as percentages, for the dual-axis table."""
+    return fmt_value(value, True), fmt_ci(lo, hi, True)
 
 
 def fmt_ci(lo: float | None, hi: float | None, percent: bool) -> str:
@@ -703,6 +709,7 @@ def build_context(
         "frameworks": _framework_sections(runs, shown),
         "duplicates": duplicates,
         "ethics_safety": _ethics_safety(runs),
+        "dual_axis": dual_axis_section(runs, _ethics_metric(runs), run_names(runs), _value_ci),
         "turns": _turn_sections(runs),
         "redteam": [x for x in (_redteam(r.results) for r in runs) if x is not None],
         "imaging": imaging_sections([(run_names(runs)[r.ref.run_id], r.results) for r in runs]),
