@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from medsafe.errors import ConfigError, ExecutorError, MedsafeError
-from medsafe.models.base import Backend, BackendOptions, ChatRequest
+from medsafe.models.base import Backend, BackendOptions, ChatRequest, ChatResponse
 from medsafe.pipeline import RunOptions, run_options_async
 from medsafe.schema import Item, Message, ModelParams, ScorerSpec
 from medsafe.store import Store
@@ -395,6 +395,40 @@ def test_the_cli_starts_its_own_ray_on_loopback_and_stops_it_at_the_end(
         if session.search(cmdline):
             left.append(cmdline[:200])
     assert left == []
+
+
+class DiesAfter:
+    """A backend whose executor is lost after ``n`` answers (no Ray needed)."""
+
+    model_id = "openai/dies"
+    max_concurrency: int | None = None
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.calls += 1
+        if self.calls > self.n:
+            raise ExecutorError("every worker died")
+        await asyncio.sleep(0.001)
+        return ChatResponse(text="Answer: A")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_executor_error_stops_the_run_instead_of_waiting_on_a_full_queue(
+    tmp_path: Path,
+) -> None:
+    backend = DiesAfter(20)  # 300 items fill the runner's queue long before the 21st call
+    options = RunOptions(suite=suite(300), model=backend, db=tmp_path / "d.db", run_id="d")
+    with pytest.raises(ExecutorError, match="every worker died"):
+        await asyncio.wait_for(run_options_async(replace(options, scorers=MCQ)), 60)
+    with Store(tmp_path / "d.db") as store:
+        counts = store.status_counts("d")
+    # what was answered is stored (calls still in flight when the run stopped were cancelled);
+    # nothing is recorded as a failed item: the rest stays pending for a resume
+    assert 0 < counts["ok"] <= 20 and counts["failed"] == 0
 
 
 async def test_without_ray_a_clear_error_names_the_extra(

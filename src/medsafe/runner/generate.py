@@ -276,9 +276,9 @@ async def generate(
                     dispatched = await _import_suite(suite, reader, spec, queue, window, writer)
                     counters.total = suite.importing.count
                 for job in _jobs(reader, spec, after=dispatched):
-                    await queue.put(job)
                     if stopped:
                         break
+                    await queue.put(job)
                 if not stopped:
                     for _ in tasks:
                         await queue.put(None)
