@@ -119,8 +119,9 @@ async def single_process_run(items: list[Item], db: Path) -> dict[str, tuple[str
 
 
 async def test_worker_killed_mid_run_loses_nothing_and_repeats_only_its_calls_in_flight(
-    ray_cluster: None, tmp_path: Path
+    ray_cluster: None, any_db: Path, tmp_path: Path
 ) -> None:
+    """On SQLite and on PostgreSQL: the answers go from the driver's one writer to either."""
     from medsafe.runner.ray_pool import RayPoolBackend
 
     items = suite(120, n_dialogue=10)
@@ -130,9 +131,7 @@ async def test_worker_killed_mid_run_loses_nothing_and_repeats_only_its_calls_in
     try:
         pool = pool_for(mock.base_url, workers=3, concurrency=12)
         assert isinstance(pool, RayPoolBackend)
-        options = RunOptions(
-            suite=items, model=pool, db=tmp_path / "ray.db", run_id="ray", scorers=MCQ
-        )
+        options = RunOptions(suite=items, model=pool, db=any_db, run_id="ray", scorers=MCQ)
         options = replace(options, concurrency=12)
         killer = asyncio.create_task(kill_after(mock, pool, 40, [1]))
         outcome = await run_options_async(options)
@@ -144,7 +143,7 @@ async def test_worker_killed_mid_run_loses_nothing_and_repeats_only_its_calls_in
     assert len(pool.deaths) == 1 and pool.deaths[0].index == 1
     assert pool.deaths[0].in_flight  # killed while answering: those calls were sent again
     assert sum(pool.sent(i) for i in (0, 2)) > pool.sent(1)  # the survivors took the rest
-    got = texts(tmp_path / "ray.db", "ray")
+    got = texts(any_db, "ray")
     assert {status for status, *_ in got.values()} == {"ok"}
     assert got == await single_process_run(items, tmp_path / "one.db")
 
@@ -156,18 +155,18 @@ async def test_worker_killed_mid_run_loses_nothing_and_repeats_only_its_calls_in
     assert len(asked) == expected_calls
     assert twice <= in_flight and max(asked.values()) <= 2
     assert mock.state.requests == expected_calls + len(twice)
-    with Store(tmp_path / "ray.db") as store:
+    with Store(any_db) as store:
         provenance = store.require_run("ray").provenance
     assert provenance["executor"] == {"kind": "ray", "workers": 3, "cluster": "local"}
 
 
 async def test_every_worker_killed_stops_the_run_and_resume_asks_only_what_was_not_answered(
-    ray_cluster: None, tmp_path: Path
+    ray_cluster: None, any_db: Path
 ) -> None:
     from medsafe.runner.ray_pool import RayPoolBackend
 
     items = suite(150)
-    db = tmp_path / "r.db"
+    db = any_db
     mock = MockOpenAIServer(MockConfig(latency_s=0.05))
     await mock.start()
     try:
