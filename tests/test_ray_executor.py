@@ -277,6 +277,17 @@ async def test_judges_behind_an_api_get_their_own_pool_and_score_as_in_one_proce
     assert harm == in_one.results.model_dump(mode="json")["scorers"]["harmfulness"]
 
 
+def test_workers_that_built_different_models_are_refused() -> None:
+    from medsafe.runner.ray_pool import WorkerInfo, check_same_model
+
+    def info(key: str) -> WorkerInfo:
+        return WorkerInfo(1, "127.0.0.1", "hf/m", key, 1, None, None, None, {})
+
+    check_same_model("hf/m", [info("hf/m?sha256=aa"), info("hf/m?sha256=aa")])
+    with pytest.raises(ConfigError, match=r"built different models.*sha256=bb"):
+        check_same_model("hf/m", [info("hf/m?sha256=aa"), info("hf/m?sha256=bb")])
+
+
 def _loopback(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

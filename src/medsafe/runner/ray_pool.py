@@ -56,7 +56,10 @@ OFFLINE_DEFAULTS = {"HF_HUB_OFFLINE": "1"}
 LOCAL_KINDS = frozenset({"hf", "embedded", "vllm"})
 """Backends that run the model in their own process: one actor per GPU where there are GPUs."""
 START_TIMEOUT_S = 120.0
-"""How long the actors may take to start (and build their backends) before the run gives up."""
+"""How long the actors of an API model may take to start before the run gives up (not enough
+CPUs or GPUs in the cluster for them, say)."""
+LOCAL_START_TIMEOUT_S = 1800.0
+"""The same for a local model, whose actors each load the model first."""
 CLOSE_TIMEOUT_S = 10.0
 
 
@@ -342,7 +345,14 @@ class RayPoolBackend:
                 ).remote(config.spec, config.options)
                 for _ in range(count)
             ]
-            infos = _wait_started(ray, actors)
+            timeout_s = LOCAL_START_TIMEOUT_S if local_model else START_TIMEOUT_S
+            infos = _wait_started(ray, actors, timeout_s)
+            try:
+                check_same_model(config.spec, infos)
+            except ConfigError:
+                for actor in actors:
+                    ray.kill(actor)
+                raise
         except BaseException:
             if owns_ray:
                 _LOCAL.release(ray)
@@ -444,16 +454,27 @@ def _cancel(ray: Any, ref: Any) -> None:
         ray.cancel(ref)
 
 
-def _wait_started(ray: Any, actors: list[Any]) -> list[WorkerInfo]:
+def check_same_model(spec: str, infos: list[WorkerInfo]) -> None:
+    """ConfigError unless every worker built the same model (one cache key): another checkpoint
+    under the same path on another node must not answer under this one's key."""
+    keys = sorted({info.key for info in infos})
+    if len(keys) > 1:
+        raise ConfigError(
+            f"the Ray workers built different models from {spec!r}: {', '.join(keys)}; "
+            "every node needs the same model"
+        )
+
+
+def _wait_started(ray: Any, actors: list[Any], timeout_s: float) -> list[WorkerInfo]:
     """Each actor's :class:`WorkerInfo` once it has built its backend."""
     refs = [actor.describe.remote() for actor in actors]
-    ready, pending = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+    ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
     if pending:
         for actor in actors:
             ray.kill(actor)
         raise ConfigError(
             f"only {len(ready)} of {len(actors)} Ray workers started within "
-            f"{START_TIMEOUT_S:g} s: the cluster lacks CPUs/GPUs for them (see ray status)"
+            f"{timeout_s:g} s: the cluster lacks CPUs/GPUs for them (see ray status)"
         )
     try:
         described: list[WorkerInfo | str] = ray.get(refs)
