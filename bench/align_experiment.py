@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=16, help="hf/ batch size (and concurrency)")
     args = parser.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -76,10 +77,9 @@ def main() -> None:
         load_base(_gguf(), work)
     note(f"base checkpoint {base}")
     params = {"max_tokens": args.max_tokens, "temperature": 0}
-    model = f"hf/{base}"
-    medsafe.evaluate(
-        train_items, model, db=db, run_id="train-before", scorers=["guardian"], **params
-    )
+    model = f"hf/{base}?batch={args.batch}"
+    common = {"scorers": ["guardian"], "concurrency": args.batch, **params}
+    medsafe.evaluate(train_items, model, db=db, run_id="train-before", **common)
     note("train prompts answered and judged")
     data = work / "sft.jsonl"
     report = build(
@@ -94,14 +94,10 @@ def main() -> None:
         TrainOptions(method="sft", base=base, data=data, out=adapter, epochs=args.epochs)
     )
     note(f"trained {result.steps} steps, final loss {result.final_loss}")
-    after = f"{model}?adapter={adapter}"
+    after = f"{model}&adapter={adapter}"
     for tag, spec in (("before", model), ("after", after)):
-        medsafe.evaluate(
-            test_items, spec, db=db, run_id=f"test-{tag}", scorers=["guardian"], **params
-        )
-        medsafe.evaluate(
-            benign, spec, db=db, run_id=f"benign-{tag}", scorers=["guardian"], **params
-        )
+        medsafe.evaluate(test_items, spec, db=db, run_id=f"test-{tag}", **common)
+        medsafe.evaluate(benign, spec, db=db, run_id=f"benign-{tag}", **common)
         note(f"{tag}: test and benign answered")
     result_v = verdict(
         RunRef("test-before", db), RunRef("test-after", db), metric="guardian",
