@@ -193,6 +193,7 @@ def test_concurrent_greedy_requests_share_a_batch_with_the_same_answers(checkpoi
 
     async def answers(batch: int) -> tuple[list[ChatResponse], int]:
         backend = hf_backend(f"{checkpoint}?batch={batch}", BackendOptions())
+        assert isinstance(backend, HFLocalBackend)
         out = await asyncio.gather(*(backend.complete(_request(p, max_tokens=6)) for p in prompts))
         return list(out), backend.batcher.calls
 
@@ -206,6 +207,7 @@ def test_concurrent_greedy_requests_share_a_batch_with_the_same_answers(checkpoi
 
 def test_sampled_requests_run_alone_and_bad_batch_sizes_are_refused(checkpoint: Path) -> None:
     backend = hf_backend(f"{checkpoint}?batch=4", BackendOptions())
+    assert isinstance(backend, HFLocalBackend)
 
     async def go() -> None:
         await asyncio.gather(

@@ -556,6 +556,7 @@ def test_two_frameworks_get_the_dual_axis_view_before_and_after(tmp_path: Path) 
     assert f"{100 * lo:.1f}" in before["y"][1] and f"{100 * hi:.1f}" in before["y"][1]
     assert after["x"][0] == "80.0%" and after["y"][0] == "70.0%"
     html = report_html(refs)
-    assert re.search(r'<section id="dual-axis">\s*<h2>[^<]*</h2>\s*<figure><img src="data:image/', html)
+    section = r'<section id="dual-axis">\s*<h2>[^<]*</h2>\s*<figure><img src="data:image/'
+    assert re.search(section, html)
     one_framework = write_run(db, "plain", "openai/p", mixed_rows([True, False] * 5, []))
     assert build_context([load_run(one_framework)])["dual_axis"] is None
