@@ -266,7 +266,6 @@ class PgConnection:
             raise StoreError(f"{self.url}: cannot connect to PostgreSQL ({exc})") from exc
         self._conn.adapters.register_loader("numeric", _numeric_loader())
         self._tables: dict[str, _Table] = {}
-        self.total_changes = 0
 
     # sqlite3.Connection's interface ---------------------------------------------------------
     def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
@@ -294,8 +293,6 @@ class PgConnection:
                 cursor = self._conn.execute(statement, _params(parameters) or None)
         except psycopg.Error as exc:
             raise _sqlite_error(exc) from exc
-        if cursor.rowcount > 0 and not statement.lstrip().upper().startswith("SELECT"):
-            self.total_changes += cursor.rowcount
         return PgCursor(cursor)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
