@@ -25,11 +25,12 @@ LINGER_S = 0.01
 _Pending = tuple[ChatRequest, "asyncio.Future[ChatResponse]"]
 
 
-def batch_key(request: ChatRequest) -> tuple[int, bool] | None:
-    """Requests with equal keys may share a batch; None: this one runs alone (it samples)."""
+def batch_key(request: ChatRequest) -> int | None:
+    """Requests with equal keys (their ``max_tokens``) may share a batch; None: this one runs
+    alone (it samples)."""
     if request.params.temperature:
         return None
-    return (request.params.max_tokens or DEFAULT_MAX_TOKENS, True)
+    return request.params.max_tokens or DEFAULT_MAX_TOKENS
 
 
 def generate_batch(

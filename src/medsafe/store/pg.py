@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PosixPath
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from medsafe.errors import StoreError
 from medsafe.store.sqlscript import statements
@@ -77,8 +77,6 @@ def without_password(location: Path | str) -> Path | str:
         return location
     password = urlsplit(url).password
     if password is not None:
-        from urllib.parse import unquote
-
         os.environ["PGPASSWORD"] = unquote(password)
     return redacted(url)
 
