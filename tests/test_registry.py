@@ -159,3 +159,39 @@ def test_a_plugin_named_like_a_builtin_cannot_hide_it_while_builtins_load() -> N
         "assert scorers.is_builtin('rubric')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_lookup_while_another_thread_imports_the_builtins_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import uuid
+
+    name = f"slow_builtins_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "import sys, time\n"
+        "registry = sys.modules['tests.test_registry'].SLOW\n"
+        "time.sleep(0.5)  # the first thread is still importing when the second one asks\n"
+        "registry.register('widget', builtin=True)(42)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[int] = Registry("widget", group="medsafe.test-none", builtins=name)
+    monkeypatch.setattr(sys.modules[__name__], "SLOW", registry, raising=False)
+    found: dict[str, object] = {}
+
+    def look(who: str) -> None:
+        try:
+            found[who] = registry.get("widget")
+        except RegistryError as exc:  # before the fix: the second thread gave up at once
+            found[who] = exc
+
+    first = threading.Thread(target=look, args=("first",))
+    first.start()
+    while name not in sys.modules:  # the first thread has begun the import
+        pass
+    second = threading.Thread(target=look, args=("second",))
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert found == {"first": 42, "second": 42}

@@ -158,13 +158,17 @@ class Registry(Generic[T]):
         )
 
     def _load_builtins(self) -> None:
-        if self.builtins is not None and not _initializing(self.builtins):
+        """Import the built-ins. While another thread imports them, this waits until it is done
+        (the import system's module lock); in the importing thread itself (a built-in asking
+        while it registers) it returns the partial module at once."""
+        if self.builtins is not None:
             importlib.import_module(self.builtins)
 
     def _scan(self) -> None:
         """Declare the entry points of :attr:`group` (once, after the built-ins are known)."""
         if self._scanned or self.group is None:
             return
+        self._load_builtins()
         if self.builtins is not None and _initializing(self.builtins):
             return  # a built-in module is asking while it registers: scan on a later lookup
         self._scanned = True
