@@ -44,7 +44,12 @@ AllowPhiOption = Annotated[
     ),
 ]
 DbOption = Annotated[
-    Path, typer.Option("--db", help="Results store (SQLite) holding corpora.", callback=db_location)
+    Path,
+    typer.Option(
+        "--db",
+        help="Results store (SQLite file or postgresql:// URL) holding corpora.",
+        callback=db_location,
+    ),
 ]
 
 
@@ -395,7 +400,9 @@ def curate_command(
     db: Annotated[
         Path,
         typer.Option(
-            "--db", help="Results store (SQLite) caching the model calls.", callback=db_location
+            "--db",
+            help="Results store (SQLite file or postgresql:// URL) caching the model calls.",
+            callback=db_location,
         ),
     ] = Path("medsafe.db"),
     base_url: Annotated[

@@ -30,7 +30,9 @@ _err = Console(stderr=True, highlight=False)
 DbOption = Annotated[
     Path,
     typer.Option(
-        "--db", help="Results store (SQLite); RUN@PATH overrides it per run.", callback=db_location
+        "--db",
+        help="Results store (SQLite file or postgresql:// URL); RUN@PATH overrides it per run.",
+        callback=db_location,
     ),
 ]
 AdjustOption = Annotated[
