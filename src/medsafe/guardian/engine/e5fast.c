@@ -541,7 +541,12 @@ static void attn_head(const float *qkv, float *ctx, int H, int hd, int s0, int L
         for (int s = 0; s < L; s++) ke[s] = kbase[(size_t)s * H3 + e];
         for (int s = L; s < Lp; s++) ke[s] = 0.f;
     }
-    const float *vbase = qkv + (size_t)s0 * H3 + 2 * H + h * hd;
+    /* V of this head copied to contiguous rows (vh, after kt): read with the stride of qkv, the
+     * rows of one window fall into a few L1 sets and evict each other */
+    float *vh = kt + (size_t)hd * Lp;
+    for (int s = 0; s < L; s++)
+        memcpy(vh + (size_t)s * hd, qkv + (size_t)(s0 + s) * H3 + 2 * H + h * hd, sizeof(float) * hd);
+    const float *vbase = vh;
     for (int t0 = 0; t0 < L; t0 += 4) {
         int nq = L - t0 < 4 ? L - t0 : 4;
         const float *qr[4];
@@ -600,7 +605,7 @@ static void attn_head(const float *qkv, float *ctx, int H, int hd, int s0, int L
             const float *p0 = sc + (size_t)i * Lp, *p1 = sc + (size_t)(two ? i + 1 : i) * Lp;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
             for (int s = 0; s < L; s++) {
-                const float *vr = vbase + (size_t)s * H3;
+                const float *vr = vbase + (size_t)s * hd;
                 __m256 v0 = _mm256_loadu_ps(vr), v1 = _mm256_loadu_ps(vr + 8);
                 __m256 v2 = _mm256_loadu_ps(vr + 16), v3 = _mm256_loadu_ps(vr + 24);
                 __m256 w0 = _mm256_set1_ps(p0[s]), w1 = _mm256_set1_ps(p1[s]);
@@ -662,13 +667,19 @@ static void attention(const float *qkv, float *ctx, int H, int NH, int hd, int m
     int Lmax = (maxp + 7) & ~7;
 #pragma omp parallel
     {
-        float *kt = (float *)aligned_alloc(64, sizeof(float) * (size_t)hd * Lmax);
+        /* softmax weights of far-off keys reach denormal range, and so do their products with V;
+         * denormal arithmetic is many times slower. Flush them to zero here: they are below
+         * 1e-38, far under the float rounding of the sums they join. */
+        unsigned int csr = _mm_getcsr();
+        _mm_setcsr(csr | 0x8040);                 /* FTZ | DAZ */
+        float *kt = (float *)aligned_alloc(64, sizeof(float) * 2 * (size_t)hd * Lmax);  /* K^T, V */
         float *sc = (float *)aligned_alloc(64, sizeof(float) * 4 * (size_t)Lmax);
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int sg = 0; sg < nseg; sg++)
             for (int h = 0; h < NH; h++)
                 attn_head(qkv, ctx, H, hd, segoff[sg], segoff[sg + 1] - segoff[sg], h, scale, kt, sc);
         free(kt); free(sc);
+        _mm_setcsr(csr);
     }
 }
 
