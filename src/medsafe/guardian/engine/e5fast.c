@@ -35,6 +35,8 @@
  *   - attention, softmax (vector exp), GELU (vector erf), LayerNorm and the quantisation are
  *     vectorised (AVX2), GELU and LayerNorm are fused with the quantisation that follows them;
  *   - the sparse SAE head and e5_load_mem of e5.c are left out.
+ * -DE5_EXACT_MATH (for experiments, slower) runs attention, LayerNorm and GELU as e5.c does (scalar,
+ * libm expf/erff, e5.c's summation order); only the matmul's float order then differs from e5.c.
  * C API kept: e5_load, e5_free, e5_dim, e5_token_count, e5_embed, e5_embed_batch; added e5_isa.
  */
 #include <stdio.h>
