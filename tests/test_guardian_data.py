@@ -15,8 +15,8 @@ LABELS_PATH = (
 )
 
 FIELDS = {"id", "prompt", "response", "label", "language", "category", "intent", "split"}
-OPTIONAL_FIELDS = {"source", "style"}
-SOURCES = {"smollm2", "composed"}
+OPTIONAL_FIELDS = {"source", "style", "response_language", "note"}
+SOURCES = {"smollm2", "composed"} | {f"writer-{letter}" for letter in "abcdefghijkl"}
 STYLES = {
     "opener",
     "partial",
@@ -32,9 +32,11 @@ LANGUAGES = ("en", "zh", "ja")
 CATEGORIES = {f"ama-{i}" for i in range(1, 10)}
 INTENTS = {"harmful", "benign"}
 SPLITS = {"train", "test"}
-ID_RE = re.compile(r"^g-(en|zh|ja)-(\d{4}|s\d{3}|c\d{3})$")
+ID_RE = re.compile(r"^g-(en|zh|ja)-(\d{4}|s\d{3}|c\d{3}|w\d{4}|r\d{4})$")
 """``g-zh-0001``: hand-written; ``g-zh-s001``: a real SmolLM2-135M output; ``g-zh-c001``: a
-composed row (``source``, with its ``style``)."""
+composed row (``source``, with its ``style``); ``g-zh-w0001``: a row of the writers' round
+(``source`` ``writer-a`` ... ``writer-l``); ``g-en-r0001``: a real SmolLM2-135M answer to a
+writer's own request, read and labelled by that writer (``writer-e``)."""
 
 Row = dict[str, Any]
 
@@ -70,8 +72,14 @@ def test_fields_are_valid(rows: list[Row]) -> None:
         assert FIELDS <= set(row) <= FIELDS | OPTIONAL_FIELDS, row.get("id")
         assert all(isinstance(row[k], str) for k in set(row)), row["id"]
         assert row.get("source", "smollm2") in SOURCES, row["id"]
-        assert ("source" in row) == ("-s" in row["id"] or "-c" in row["id"]), row["id"]
-        assert ("-c" in row["id"]) == (row.get("source") == "composed"), row["id"]
+        kind = row["id"].split("-")[2]
+        assert ("source" in row) == (kind[0] in "scwr"), row["id"]
+        assert (kind[0] == "c") == (row.get("source") == "composed"), row["id"]
+        assert (kind[0] in "wr") == row.get("source", "").startswith("writer-"), row["id"]
+        assert (kind[0] == "r") == (row.get("source") == "writer-e"), row["id"]
+        if "response_language" in row:
+            assert row["response_language"] in LANGUAGES, row["id"]
+            assert row["response_language"] != row["language"], row["id"]
         assert ID_RE.match(row["id"]), row["id"]
         assert row["id"].split("-")[1] == row["language"], row["id"]
         assert row["prompt"].strip(), row["id"]
@@ -149,7 +157,7 @@ def test_each_label_is_well_represented(rows: list[Row]) -> None:
 
 def test_generated_rows_reuse_hand_written_prompts(rows: list[Row]) -> None:
     hand = {row["prompt"] for row in rows if "source" not in row}
-    generated = [row for row in rows if row.get("source") == "smollm2"]
+    generated = [row for row in rows if row.get("source") == "smollm2"]  # ids g-xx-sNNN
     assert len(generated) >= 100
     for row in generated:
         assert row["prompt"] in hand, row["id"]  # same category, intent and split: see above
@@ -180,3 +188,22 @@ def test_composed_rows_follow_their_style(rows: list[Row]) -> None:
             assert row["response"] in hand_responses, row["id"]
             assert guess_language(row["response"]) != row["language"], row["id"]
         assert row["label"] != "unusable", row["id"]
+
+
+def test_writers_rows_are_their_own(rows: list[Row]) -> None:
+    """Each writer of the writers' round wrote its own requests (none shared with another
+    source), several answers per request, in both splits; the writer-e rows are SmolLM2's
+    English answers (docs/guardian-data.md)."""
+    source_of: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        source_of[" ".join(row["prompt"].split())].add(row.get("source", "hand"))
+    writers = [row for row in rows if row.get("source", "").startswith("writer-")]
+    assert len(writers) >= 2500
+    for row in writers:
+        assert source_of[" ".join(row["prompt"].split())] == {row["source"]}, row["id"]
+        assert row["style"].strip(), row["id"]
+    for letter in "abcdefghijkl":
+        mine = [row for row in writers if row["source"] == f"writer-{letter}"]
+        assert {row["split"] for row in mine} == SPLITS, letter
+    real = [row for row in writers if row["source"] == "writer-e"]
+    assert {row["language"] for row in real} == {"en"} and len(real) >= 100

@@ -16,24 +16,29 @@ from medsafe.guardian.independent import (
     LABELS,
     MSB_KIND,
     MSB_SAMPLE,
+    SECOND_SET,
     load_independent_set,
     medsafetybench_sample,
     msb_label,
     msb_skip_reason,
     read_rows,
+    set_of,
 )
 from medsafe.guardian.train import SHIPPED_LABELS
 from tests.conftest import SHARED_DATA, shared_data
 
 ROWS = read_rows()
+SECOND = read_rows(SECOND_SET)
+SET1_KINDS = tuple(kind for kind in KINDS if kind != "plain")
+SET2_KINDS = ("plain", "adversarial", "long", "unusable")
 INVISIBLE = re.compile("[\u0000\u200b\u200d\u2060\ufeff\u202e]")
 
 
 ISSUE_QUOTES = frozenset(
-    {"Yes.", "Certainly! The short answer is yes.", "はい、問題ありません。", "可以。"}
+    {"Yes.", "Certainly! The short answer is yes.", "はい、問題ありません。", "可以。", "はい。"}
 )
-"""Bare affirmations quoted in issue 12 itself: both the training rows and this set use them
-(with different requests, so the pairs still differ)."""
+"""Bare affirmations quoted in issue 12 itself, and the one-word "はい。": both the training
+rows and these sets use them (with different requests, so the pairs still differ)."""
 
 
 def _norm(text: str) -> str:
@@ -58,7 +63,7 @@ def test_size_languages_and_labels() -> None:
 
 def test_every_stratum_in_every_language() -> None:
     strata = Counter((row["kind"], row["language"]) for row in ROWS)
-    for kind in KINDS:
+    for kind in SET1_KINDS:
         for language in ("en", "zh", "ja"):
             assert strata[(kind, language)] >= 3, (kind, language)
     kinds = Counter(row["kind"] for row in ROWS)
@@ -73,26 +78,27 @@ def test_ids_unique_and_formed() -> None:
     assert all(re.fullmatch(rf"ie-{row['language']}-\d{{4}}", row["id"]) for row in ROWS)
 
 
-def test_apart_from_training_data() -> None:
+@pytest.mark.parametrize("rows", [ROWS, SECOND], ids=["set-1", "set-2"])
+def test_apart_from_training_data(rows: list[dict[str, str]]) -> None:
     training = _training()
     prompts = {_norm(row["prompt"]) for row in training}
     responses = {_norm(row["response"]) for row in training if row["response"].strip()}
-    shared_prompts = [row["id"] for row in ROWS if _norm(row["prompt"]) in prompts]
+    shared_prompts = [row["id"] for row in rows if _norm(row["prompt"]) in prompts]
     assert not shared_prompts
     copied = [
         row["id"]
-        for row in ROWS
+        for row in rows
         if row["response"].strip()
         and _norm(row["response"]) in responses
         and _norm(row["response"]) not in ISSUE_QUOTES
     ]
     assert not copied
     pairs = {(_norm(r["prompt"]), _norm(r["response"])) for r in training}
-    assert not [r for r in ROWS if (_norm(r["prompt"]), _norm(r["response"])) in pairs]
+    assert not [r for r in rows if (_norm(r["prompt"]), _norm(r["response"])) in pairs]
 
 
 def test_no_duplicate_pairs() -> None:
-    pairs = Counter((row["prompt"], row["response"]) for row in ROWS)
+    pairs = Counter((row["prompt"], row["response"]) for row in ROWS + SECOND)
     assert [pair for pair, n in pairs.items() if n > 1] == []
 
 
@@ -151,9 +157,10 @@ def test_msb_label_rule() -> None:
 def test_loader_without_shared_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert msb_skip_reason(tmp_path) is not None
     rows = load_independent_set(shared_dir=tmp_path)
-    assert len(rows) == len(ROWS)
+    assert len(rows) == len(ROWS) + len(SECOND)
     assert "without MedSafetyBench" in caplog.text
-    assert len(load_independent_set(include_medsafetybench=False)) == len(ROWS)
+    assert len(load_independent_set(include_medsafetybench=False)) == len(ROWS) + len(SECOND)
+    assert load_independent_set(include_medsafetybench=False, second=False) == ROWS
 
 
 def test_loader_with_shared_data() -> None:
@@ -173,3 +180,24 @@ def test_uncertain_labels_are_marked_on_real_answers_only() -> None:
     uncertain = [row for row in ROWS if row.get("note", "").startswith("uncertain:")]
     assert uncertain
     assert {row["kind"] for row in uncertain} == {"real_model"}
+
+
+def test_second_set_schema_and_strata() -> None:
+    """The second set (written later, by a writer who saw only the label rules): its own
+    ids, its four strata in every language, every label, answers in other languages judged
+    on content, long answers, and ``set_of`` telling the sets apart."""
+    assert len(SECOND) >= 280
+    ids = [row["id"] for row in SECOND]
+    assert len(ids) == len(set(ids)) and not set(ids) & {row["id"] for row in ROWS}
+    assert all(re.fullmatch(rf"ex-{row['language']}-\d{{4}}", row["id"]) for row in SECOND)
+    strata = Counter((row["kind"], row["language"]) for row in SECOND)
+    for kind in SET2_KINDS:
+        for language in ("en", "zh", "ja"):
+            assert strata[(kind, language)] >= 3, (kind, language)
+    assert set(Counter(row["label"] for row in SECOND)) == set(LABELS)
+    assert all(row["label"] == "unusable" for row in SECOND if row["kind"] == "unusable")
+    mismatched = [row for row in SECOND if "response_language" in row]
+    assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
+    assert all(len(row["response"]) >= 1500 for row in SECOND if row["kind"] == "long")
+    assert {set_of(row) for row in SECOND} == {"set-2"}
+    assert {set_of(row) for row in ROWS} == {"set-1"}

@@ -26,11 +26,14 @@ from medsafe.suites.base import ColumnMapping
 from medsafe.suites.loaders.medsafetybench import MedSafetyBenchLoader
 
 INDEPENDENT_SET = Path(__file__).parent / "data" / "independent_eval.jsonl"
+SECOND_SET = Path(__file__).parent / "data" / "independent_eval_2.jsonl"
+"""A second set, written later by another writer who saw only the label rules (ids ``ex-``)."""
 LABELS = ("refusal", "safe_helpful", "unsafe", "unusable")
 """The four true labels of the set (a guardian's abstention is never a true label)."""
 LANGUAGES = ("en", "zh", "ja")
-KINDS = ("real_model", "style", "short", "long", "adversarial", "unusable")
-"""Strata of the shipped rows (MedSafetyBench rows added at load time: ``medsafetybench``)."""
+KINDS = ("real_model", "style", "short", "long", "adversarial", "unusable", "plain")
+"""Strata of the shipped rows (MedSafetyBench rows added at load time: ``medsafetybench``);
+the second set uses ``plain``, ``adversarial``, ``long`` and ``unusable``."""
 REQUIRED = ("id", "prompt", "response", "label", "language", "source", "kind")
 OPTIONAL = ("response_language", "note")
 
@@ -138,15 +141,25 @@ def medsafetybench_sample(
     return random.Random(MSB_SEED).sample(eligible, min(n, len(eligible)))
 
 
+def set_of(row: dict[str, Any]) -> str:
+    """Which set a row comes from: ``set-1``, ``set-2`` or ``medsafetybench``."""
+    if row.get("kind") == MSB_KIND:
+        return MSB_KIND
+    return "set-2" if str(row.get("id", "")).startswith("ex-") else "set-1"
+
+
 def load_independent_set(
-    include_medsafetybench: bool = True, shared_dir: Path | None = None
+    include_medsafetybench: bool = True, shared_dir: Path | None = None, *, second: bool = True
 ) -> list[dict[str, Any]]:
-    """The shipped rows, plus the MedSafetyBench sample when asked for and present.
+    """The shipped rows (with the second set unless ``second`` is false), plus the
+    MedSafetyBench sample when asked for and present.
 
     When the shared data is absent the sample is skipped and the reason logged (see
     :func:`msb_skip_reason`).
     """
     rows = read_rows()
+    if second:
+        rows.extend(read_rows(SECOND_SET))
     if include_medsafetybench:
         reason = msb_skip_reason(shared_dir)
         if reason is None:

@@ -30,6 +30,8 @@ def evaluate_rows(
 ) -> GuardianEvaluation:
     """``guardian``'s figures on labelled rows (``prompt``, ``response``, ``label``, optional
     ``language`` and ``kind``, the stratum)."""
+    from medsafe.guardian.independent import set_of
+
     if not rows:
         raise ValueError("no rows to evaluate")
     verdicts = guardian.classify_many([(str(r["prompt"]), str(r["response"])) for r in rows])
@@ -39,7 +41,7 @@ def evaluate_rows(
         LABELS,
         groups=[" ".join(str(r["prompt"]).split()) for r in rows],
         languages=[str(r.get("language", "?")) for r in rows],
-        strata=[(str(r["kind"]),) if r.get("kind") else () for r in rows],
+        strata=[(str(r["kind"]), set_of(r)) if r.get("kind") else () for r in rows],
         n_boot=N_BOOT,
         seed=seed,
     )

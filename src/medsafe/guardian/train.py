@@ -1,12 +1,15 @@
 """Labeled data, training and held-out evaluation of the guardian head.
 
 The head (a one-hidden-layer MLP by default, or logistic regression) takes its regularisation
-from grouped, stratified cross-validation on the train split (a prompt's responses never
-straddle folds), scored by macro-F1. The same folds' out-of-fold probabilities set the two
-decision thresholds: ``unsafe_at`` (raise unsafe recall while costing at most
-:data:`UNSAFE_ACCURACY_COST` of accuracy) and ``uncertain_below`` (abstain only where the head
-was right at most half the time). The head is then refit on the whole train split and evaluated
-once on the test split.
+from grouped cross-validation on the train split, scored by macro-F1. When the rows name at
+least :data:`MIN_HANDS` writers (``source``), each fold holds out whole writers, so the chosen
+settings reward reading a hand the head was not trained on (the guardian's figures on
+independent data fell far below its figures on its own writers' held-out rows); otherwise the
+folds are stratified and grouped by prompt (a prompt's responses never straddle folds). The
+same folds' out-of-fold probabilities set the two decision thresholds: ``unsafe_at`` (raise
+unsafe recall while costing at most :data:`UNSAFE_ACCURACY_COST` of accuracy) and
+``uncertain_below`` (abstain only where the head was right at most half the time). The head is
+then refit on the whole train split and evaluated once on the test split.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ UNSAFE_AT_GRID: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 UNSAFE_ACCURACY_COST = 0.01
 """``unsafe_at`` may lower out-of-fold accuracy by at most this much."""
 UNCERTAIN_GRID: tuple[float, ...] = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
+MIN_HANDS = 3
+"""Fewest writers for folds that hold out whole writers (below it: folds by prompt)."""
+DERIVED_SOURCES = frozenset({"smollm2", "composed"})
+"""Sources whose rows reuse the unsourced rows' prompts or answers: one hand with them."""
 INTENT_C = 1.0
 """Inverse regularisation of the request-intent model (harmful vs benign request)."""
 N_BOOT = 2000
@@ -81,11 +88,18 @@ class LabeledRow:
     category: str
     intent: str
     split: str | None = None
+    source: str | None = None
 
     @property
     def group(self) -> str:
         """The prompt, whitespace-normalised: rows sharing it stay in one fold/split."""
         return " ".join(self.prompt.split())
+
+    @property
+    def hand(self) -> str:
+        """Who wrote the row, for folds that hold out whole writers: its ``source``, with
+        unsourced rows and :data:`DERIVED_SOURCES` (built from them) as one hand ``""``."""
+        return "" if self.source is None or self.source in DERIVED_SOURCES else self.source
 
 
 def _parse_row(obj: object, path: Path, line: int) -> LabeledRow:
@@ -98,10 +112,11 @@ def _parse_row(obj: object, path: Path, line: int) -> LabeledRow:
         if not isinstance(obj[name], str):
             raise SuiteError("must be a string", path=path, line=line, field=name)
         values[name] = obj[name]
-    split = obj.get("split")
-    if split is not None and not isinstance(split, str):
-        raise SuiteError("must be a string", path=path, line=line, field="split")
-    values["split"] = split
+    for name in ("split", "source"):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            raise SuiteError("must be a string", path=path, line=line, field=name)
+        values[name] = value
     for name in ("id", "prompt"):
         if not values[name].strip():
             raise SuiteError("must not be empty", path=path, line=line, field=name)
@@ -203,23 +218,45 @@ def _grid(kind: str) -> tuple[float, ...]:
     return ALPHA_GRID if kind == "mlp" else C_GRID
 
 
-def cross_validate(
-    x: np.ndarray[Any, Any], y: Sequence[str], groups: Sequence[str], seed: int, kind: str = "mlp"
-) -> tuple[float, dict[str, float], np.ndarray[Any, Any]]:
-    """The parameter of the kind's grid with the best grouped-CV macro-F1 (ties: the stronger
-    regularisation), every parameter's score, and the best one's out-of-fold probabilities
-    (columns in :data:`LABELS` order)."""
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedGroupKFold
+def _folds(
+    x: np.ndarray[Any, Any],
+    y: Sequence[str],
+    groups: Sequence[str],
+    seed: int,
+    hands: Sequence[str] | None,
+) -> list[tuple[Any, Any]]:
+    """Up to five folds: whole writers held out when there are :data:`MIN_HANDS` or more,
+    else stratified folds grouped by prompt."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
+    if hands is not None and len(set(hands)) >= MIN_HANDS:
+        by_hand = GroupKFold(n_splits=min(5, len(set(hands))))
+        return list(by_hand.split(x, list(y), list(hands)))
     n_splits = min(5, len(set(groups)))
     if n_splits < 2:
         raise ValueError("need at least two distinct prompts in the train split")
-    folds = list(
+    return list(
         StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(
             x, list(y), list(groups)
         )
     )
+
+
+def cross_validate(
+    x: np.ndarray[Any, Any],
+    y: Sequence[str],
+    groups: Sequence[str],
+    seed: int,
+    kind: str = "mlp",
+    hands: Sequence[str] | None = None,
+) -> tuple[float, dict[str, float], np.ndarray[Any, Any]]:
+    """The parameter of the kind's grid with the best cross-validated macro-F1 (ties: the
+    stronger regularisation), every parameter's score, and the best one's out-of-fold
+    probabilities (columns in :data:`LABELS` order). Folds: :func:`_folds`; a fold's
+    macro-F1 averages the labels present in its held-out rows."""
+    from sklearn.metrics import f1_score
+
+    folds = _folds(x, y, groups, seed, hands)
     labels = np.asarray(y)
     scores: dict[str, float] = {}
     oof: dict[float, np.ndarray[Any, Any]] = {}
@@ -236,8 +273,15 @@ def cross_validate(
                     if label in found:
                         probs[test_idx, j] = p[:, found.index(label)]
                 predicted = [LABELS[i] for i in np.argmax(probs[test_idx], axis=1)]
+                present = sorted(set(labels[test_idx].tolist()))
                 fold_f1.append(
-                    f1_score(labels[test_idx], predicted, average="macro", zero_division=0)
+                    f1_score(
+                        labels[test_idx],
+                        predicted,
+                        labels=present,
+                        average="macro",
+                        zero_division=0,
+                    )
                 )
             scores[repr(param)] = float(np.mean(fold_f1))
             oof[param] = probs
@@ -383,7 +427,8 @@ def train_guardian(
         x_train = with_intent(x_train, harm)
         intent_model = (intent_w, intent_b)
         intent_meta = {"intent_model": {"C": INTENT_C, "oof_accuracy": intent_accuracy}}
-    best, cv_scores, oof = cross_validate(x_train, y_train, groups, seed, kind)
+    hands = [r.hand for r in train]
+    best, cv_scores, oof = cross_validate(x_train, y_train, groups, seed, kind, hands)
     unsafe_at, uncertain_below, threshold_report = choose_thresholds(oof, y_train)
     pipe = _fit(kind, best, x_train, y_train, seed)
     scaler = pipe[0]
@@ -401,6 +446,7 @@ def train_guardian(
         "hidden_units": MLP_HIDDEN if kind == "mlp" else 0,
         "alpha" if kind == "mlp" else "C": best,
         "cv_macro_f1": cv_scores,
+        "cv_folds": "writers" if len(set(hands)) >= MIN_HANDS else "prompts",
         "thresholds": threshold_report,
         **intent_meta,
         "n_train": len(train),
