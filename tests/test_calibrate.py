@@ -236,7 +236,9 @@ def test_guardian_calibration_on_its_labels_format() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["judge"] == "guardian" and data["failed"] == 0
-    assert set(data["per_class"]) <= {"refusal", "safe_helpful", "unsafe", "unusable"}
+    gold = {"refusal", "safe_helpful", "unsafe", "unusable"}
+    assert set(data["per_class"]) <= gold | {"uncertain"}  # uncertain: an abstention verdict
+    assert data["per_class"].get("uncertain", {"support": 0})["support"] == 0
     assert data["detection"]["positive"] == "unsafe"
     rows = [json.loads(line) for line in (FIXTURES / "guardian_small.jsonl").open()]
     assert data["n"] == len(rows)

@@ -95,3 +95,16 @@ def test_ordinal_flag_and_validation() -> None:
     constant = classification_report([1, 1, 1], [1, 1, 1], n_resamples=50)
     assert constant["kappa"]["value"] is None
     json.dumps(constant, allow_nan=False)
+
+
+def test_macro_f1_leaves_out_a_verdict_no_reference_uses() -> None:
+    """An abstention label the judge gives but no human does counts as wrong, with no F1."""
+    t = np.array(["a", "a", "b", "b", "c", "c"])
+    p = np.array(["a", "x", "b", "b", "c", "a"])
+    r = classification_report(t, p, n_resamples=200)
+    assert r["per_class"]["x"]["support"] == 0
+    assert r["accuracy"]["value"] == pytest.approx(4 / 6)
+    assert r["macro_f1"]["value"] == pytest.approx(
+        skm.f1_score(t, p, average="macro", labels=["a", "b", "c"], zero_division=0)
+    )
+    assert r["macro_f1"]["value"] > skm.f1_score(t, p, average="macro", zero_division=0)

@@ -83,8 +83,11 @@ def weighted_kappa(cm: FloatArray, weights: FloatArray) -> FloatArray:
     return out
 
 
-def metrics(cm: NDArray[Any], values: FloatArray | None) -> dict[str, FloatArray]:
-    """All report metrics from confusion matrices of shape ``(..., k, k)``."""
+def metrics(
+    cm: NDArray[Any], values: FloatArray | None, supported: NDArray[np.bool_] | None = None
+) -> dict[str, FloatArray]:
+    """All report metrics from confusion matrices of shape ``(..., k, k)``; macro-F1 over the
+    classes marked ``supported`` (default: all ``k``)."""
     c = cm.astype(np.float64)
     k = c.shape[-1]
     n = c.sum(axis=(-2, -1))
@@ -98,7 +101,7 @@ def metrics(cm: NDArray[Any], values: FloatArray | None) -> dict[str, FloatArray
         "precision": _div(tp, cols),
         "recall": _div(tp, rows),
         "f1": f1,
-        "macro_f1": f1.mean(axis=-1),
+        "macro_f1": f1.mean(axis=-1) if supported is None else f1[..., supported].mean(axis=-1),
     }
     if values is not None:
         out["mae"] = (c * np.abs(values[:, None] - values[None, :])).sum(axis=(-2, -1)) / n
@@ -143,8 +146,11 @@ def classification_report(
     tc, pc = _encode(t, labs, "y_true"), _encode(p, labs, "y_pred")
     k, n = len(labs), t.size
     cm, replicates = bootstrap_confusions(tc, pc, k, n_resamples=n_resamples, seed=seed)
-    point = metrics(cm, values)
-    boot = metrics(replicates, values)
+    # macro-F1 over the classes the reference uses: a judge's label no human gave (the
+    # guardian's abstention ``uncertain``) is wrong in accuracy but has no F1 of its own
+    supported = cm.sum(axis=-1) > 0
+    point = metrics(cm, values, supported)
+    boot = metrics(replicates, values, supported)
 
     def est(key: str, j: int | None = None) -> dict[str, Any]:
         value = float(point[key] if j is None else point[key][j])
