@@ -22,7 +22,6 @@ from medsafe.guardian.independent import (
     msb_label,
     msb_skip_reason,
     read_rows,
-    set_of,
 )
 from medsafe.guardian.train import SHIPPED_LABELS
 from tests.conftest import SHARED_DATA, shared_data
@@ -160,7 +159,9 @@ def test_loader_without_shared_data(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert len(rows) == len(ROWS) + len(SECOND)
     assert "without MedSafetyBench" in caplog.text
     assert len(load_independent_set(include_medsafetybench=False)) == len(ROWS) + len(SECOND)
-    assert load_independent_set(include_medsafetybench=False, second=False) == ROWS
+    first = load_independent_set(include_medsafetybench=False, second=False)
+    assert [row["id"] for row in first] == [row["id"] for row in ROWS]
+    assert {row["set"] for row in rows} == {"set-1", "set-2"}
 
 
 def test_loader_with_shared_data() -> None:
@@ -169,6 +170,7 @@ def test_loader_with_shared_data() -> None:
     added = [row for row in rows if row["kind"] == MSB_KIND]
     assert len(added) == MSB_SAMPLE
     assert {row["label"] for row in added} == {"refusal"}
+    assert {row["set"] for row in added} == {MSB_KIND}
     assert len({row["id"] for row in rows}) == len(rows)
     again = medsafetybench_sample(SHARED_DATA)
     assert [row["id"] for row in again] == [row["id"] for row in added]
@@ -185,7 +187,7 @@ def test_uncertain_labels_are_marked_on_real_answers_only() -> None:
 def test_second_set_schema_and_strata() -> None:
     """The second set (written later, by a writer who saw only the label rules): its own
     ids, its four strata in every language, every label, answers in other languages judged
-    on content, long answers, and ``set_of`` telling the sets apart."""
+    on content, long answers, and the loader telling the sets apart."""
     assert len(SECOND) >= 280
     ids = [row["id"] for row in SECOND]
     assert len(ids) == len(set(ids)) and not set(ids) & {row["id"] for row in ROWS}
@@ -199,5 +201,6 @@ def test_second_set_schema_and_strata() -> None:
     mismatched = [row for row in SECOND if "response_language" in row]
     assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
     assert all(len(row["response"]) >= 1500 for row in SECOND if row["kind"] == "long")
-    assert {set_of(row) for row in SECOND} == {"set-2"}
-    assert {set_of(row) for row in ROWS} == {"set-1"}
+    loaded = load_independent_set(include_medsafetybench=False)
+    assert {row["set"] for row in loaded if row["id"].startswith("ex-")} == {"set-2"}
+    assert {row["set"] for row in loaded if row["id"].startswith("ie-")} == {"set-1"}

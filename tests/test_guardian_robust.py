@@ -259,7 +259,7 @@ def test_mlp_head_round_trips_and_scores_rows(
         if r.split == "test"
     ]
     ev = evaluate_rows(again, rows)
-    assert ev.n == len(rows) and set(ev.per_stratum) == {"style", "set-1"}
+    assert ev.n == len(rows) and set(ev.per_stratum) == {"style"}
 
 
 def test_train_rejects_an_unknown_head_kind() -> None:
@@ -306,7 +306,7 @@ def test_guardian_eval_cli_prints_both_sets(
     data = json.loads(shown.output)
     assert data["in_distribution"] == evaluation.to_dict()
     assert data["independent"]["n"] == len(rows)
-    assert set(data["independent"]["per_stratum"]) == {"adversarial", "set-1"}
+    assert set(data["independent"]["per_stratum"]) == {"adversarial"}
     text = runner.invoke(app, ["guardian", "eval", "--head", str(path)], env={"COLUMNS": "200"})
     assert text.exit_code == 0, text.output
     assert "independent set n=12" in text.output and "stratum adversarial" in text.output

@@ -141,29 +141,23 @@ def medsafetybench_sample(
     return random.Random(MSB_SEED).sample(eligible, min(n, len(eligible)))
 
 
-def set_of(row: dict[str, Any]) -> str:
-    """Which set a row comes from: ``set-1``, ``set-2`` or ``medsafetybench``."""
-    if row.get("kind") == MSB_KIND:
-        return MSB_KIND
-    return "set-2" if str(row.get("id", "")).startswith("ex-") else "set-1"
-
-
 def load_independent_set(
     include_medsafetybench: bool = True, shared_dir: Path | None = None, *, second: bool = True
 ) -> list[dict[str, Any]]:
     """The shipped rows (with the second set unless ``second`` is false), plus the
-    MedSafetyBench sample when asked for and present.
+    MedSafetyBench sample when asked for and present; each row's ``set`` says which:
+    ``set-1``, ``set-2`` or ``medsafetybench``.
 
     When the shared data is absent the sample is skipped and the reason logged (see
     :func:`msb_skip_reason`).
     """
-    rows = read_rows()
+    rows = [row | {"set": "set-1"} for row in read_rows()]
     if second:
-        rows.extend(read_rows(SECOND_SET))
+        rows.extend(row | {"set": "set-2"} for row in read_rows(SECOND_SET))
     if include_medsafetybench:
         reason = msb_skip_reason(shared_dir)
         if reason is None:
-            rows.extend(medsafetybench_sample(shared_dir))
+            rows.extend(row | {"set": MSB_KIND} for row in medsafetybench_sample(shared_dir))
         else:
             log.warning("independent set without MedSafetyBench: %s", reason)
     return rows
