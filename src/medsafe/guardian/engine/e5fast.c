@@ -37,7 +37,8 @@
  *   - the sparse SAE head and e5_load_mem of e5.c are left out.
  * -DE5_EXACT_MATH (for experiments, slower) runs attention, LayerNorm and GELU as e5.c does (scalar,
  * libm expf/erff, e5.c's summation order); only the matmul's float order then differs from e5.c.
- * C API kept: e5_load, e5_free, e5_dim, e5_token_count, e5_embed, e5_embed_batch; added e5_isa.
+ * C API kept: e5_load, e5_free, e5_dim, e5_token_count, e5_embed, e5_embed_batch; added e5_isa,
+ * e5_layers and e5_embed_layers_batch (every layer's mean pool, for the guardian).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,8 @@ int e5_isa(const e5_model *m);
 int e5_token_count(e5_model *m, const char *text, int is_query);
 int e5_embed(e5_model *m, const char *text, int is_query, float *out);
 int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query, float *out);
+int e5_embed_layers_batch(e5_model *m, const char **texts, int n, int is_query, float *out);
+int e5_layers(const e5_model *m);
 
 /* ----------------------------- fp16 -> fp32 ----------------------------- */
 static inline float fp16_to_fp32(uint16_t h) {
@@ -758,8 +761,25 @@ static void matmul(const e5_model *m, const pmat *M, const uint8_t *aq, const fl
 /* ------------------------------- forward ------------------------------
  * As in e5.c: the tokens of every window of the batch are concatenated into one [T, H]
  * activation matrix; attention runs per window (segment). */
+static void pool_segments(const float *x, const int *segoff, int nseg, int H,
+                          int stride, float *out) {
+#pragma omp parallel for schedule(static)
+    for (int sgi = 0; sgi < nseg; sgi++) {
+        float *o = out + (size_t)sgi * stride;
+        for (int i = 0; i < H; i++) o[i] = 0.f;
+        int a = segoff[sgi], b = segoff[sgi + 1];
+        for (int t = a; t < b; t++) {
+            const float *r = x + (size_t)t * H;
+            for (int i = 0; i < H; i++) o[i] += r[i];
+        }
+        float invL = 1.f / (float)(b - a);
+        for (int i = 0; i < H; i++) o[i] *= invL;
+    }
+}
+
+/* out: nseg x K x H raw mean pools, K = NL when all_layers (layer l's output at k = l), else 1. */
 static int forward_batch(e5_model *m, const int *ids, const int *pos,
-                         const int *segoff, int nseg, int T, float *out) {
+                         const int *segoff, int nseg, int T, float *out, int all_layers) {
     int H = m->H, FF = m->FF, NH = m->NH, hd = m->hd;
     size_t TH = (size_t)T * H;
     float *x   = (float *)malloc(TH * sizeof(float));
@@ -796,21 +816,9 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
         matmul(m, &ly->fo, aq, ad, ao, T);
         add_ln_quant(x, ao, ly->oln_w, ly->oln_b, T, H, m->eps,
                      l + 1 < m->NL ? aq : NULL, ad);                     /* x = LN(x+ffn) */
+        if (all_layers) pool_segments(x, segoff, nseg, H, m->NL * H, out + (size_t)l * H);
     }
-
-    /* mean pool each segment (raw; L2-normalization happens in embed_n) */
-#pragma omp parallel for schedule(static)
-    for (int sgi = 0; sgi < nseg; sgi++) {
-        float *o = out + (size_t)sgi * H;
-        for (int i = 0; i < H; i++) o[i] = 0.f;
-        int a = segoff[sgi], b = segoff[sgi + 1];
-        for (int t = a; t < b; t++) {
-            const float *r = x + (size_t)t * H;
-            for (int i = 0; i < H; i++) o[i] += r[i];
-        }
-        float invL = 1.f / (float)(b - a);
-        for (int i = 0; i < H; i++) o[i] *= invL;
-    }
+    if (!all_layers) pool_segments(x, segoff, nseg, H, H, out);
 
     free(x); free(qkv); free(ctx); free(ao); free(mid); free(aq); free(ad);
     return 0;
@@ -828,10 +836,11 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
  * windows' (pre-normalization) mean-pooled vectors, finally L2-normalized.
  * This equals mean-pooling over the whole document, modulo windowed attention.
  * Texts that fit in one window behave exactly as a plain single pass. */
-static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *out) {
+static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *out, int all_layers) {
     const char *pfx = is_query ? "query: " : "passage: ";
     size_t plen = strlen(pfx);
     int H = m->H, WMAX = m->MAXP - 2;        /* content tokens per window */
+    int K = all_layers ? m->NL : 1, KH = K * H;
 
     /* 1. tokenize each text's full content (prefix included, no truncation),
      *    and enumerate every window as (text, content range). */
@@ -864,7 +873,7 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
 
     /* 2. accumulate per-text weighted sums, processing windows in chunks */
     double *wsum = (double *)calloc(n, sizeof(double));
-    for (int i = 0; i < n; i++) { float *d = out + (size_t)i * H; for (int kk = 0; kk < H; kk++) d[kk] = 0.f; }
+    for (size_t i = 0; i < (size_t)n * KH; i++) out[i] = 0.f;
 
     int budget = E5_CHUNK_TOKENS;
     if (budget < m->MAXP) budget = m->MAXP;     /* always fit >=1 window */
@@ -890,15 +899,15 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
             segoff[s + 1] = T2;
         }
 
-        float *segmean = (float *)malloc(sizeof(float) * (size_t)segc * H);
-        rc |= forward_batch(m, ids, pos, segoff, segc, (int)Tc, segmean);
+        float *segmean = (float *)malloc(sizeof(float) * (size_t)segc * KH);
+        rc |= forward_batch(m, ids, pos, segoff, segc, (int)Tc, segmean, all_layers);
 
         for (int s = 0; s < segc; s++) {
             int wi = w0 + s, i = wt[wi];
             float wgt = (float)((wb[wi] - wa[wi]) > 0 ? (wb[wi] - wa[wi]) : 1);
-            float *d = out + (size_t)i * H;
-            const float *sm = segmean + (size_t)s * H;
-            for (int kk = 0; kk < H; kk++) d[kk] += wgt * sm[kk];
+            float *d = out + (size_t)i * KH;
+            const float *sm = segmean + (size_t)s * KH;
+            for (int kk = 0; kk < KH; kk++) d[kk] += wgt * sm[kk];
             wsum[i] += wgt;
         }
         free(ids); free(pos); free(segoff); free(segmean);
@@ -906,8 +915,9 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
     }
 
     /* 3. divide by total weight and L2-normalize each text */
-    for (int i = 0; i < n; i++) {
-        float *d = out + (size_t)i * H;
+    for (int ik = 0; ik < n * K; ik++) {
+        int i = ik / K;
+        float *d = out + (size_t)ik * H;
         float inv = wsum[i] > 0 ? (float)(1.0 / wsum[i]) : 1.f, nrm = 0.f;
         for (int kk = 0; kk < H; kk++) { d[kk] *= inv; nrm += d[kk] * d[kk]; }
         nrm = 1.f / sqrtf(nrm > 1e-12f ? nrm : 1e-12f);
@@ -920,12 +930,20 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
 }
 
 int e5_embed(e5_model *m, const char *text, int is_query, float *out) {
-    return embed_n(m, &text, 1, is_query, out);
+    return embed_n(m, &text, 1, is_query, out, 0);
 }
 
 int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query, float *out) {
-    return embed_n(m, texts, n, is_query, out);
+    return embed_n(m, texts, n, is_query, out, 0);
 }
+
+/* Every layer's L2-normalised mean pool: out is n x e5_layers(m) x e5_dim(m); the last layer's
+ * row equals e5_embed_batch's. */
+int e5_embed_layers_batch(e5_model *m, const char **texts, int n, int is_query, float *out) {
+    return embed_n(m, texts, n, is_query, out, 1);
+}
+
+int e5_layers(const e5_model *m) { return m->NL; }
 
 int e5_dim(const e5_model *m) { return m->H; }
 
