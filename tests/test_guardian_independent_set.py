@@ -12,11 +12,11 @@ import pytest
 from medsafe.errors import SuiteError
 from medsafe.guardian.independent import (
     INDEPENDENT_SET,
-    KINDS,
     LABELS,
-    MSB_KIND,
     MSB_SAMPLE,
+    MSB_STRATUM,
     SECOND_SET,
+    STRATA,
     load_independent_set,
     medsafetybench_sample,
     msb_label,
@@ -28,8 +28,8 @@ from tests.conftest import SHARED_DATA, shared_data
 
 ROWS = read_rows()
 SECOND = read_rows(SECOND_SET)
-SET1_KINDS = tuple(kind for kind in KINDS if kind != "plain")
-SET2_KINDS = ("plain", "adversarial", "long", "unusable")
+SET1_STRATA = tuple(kind for kind in STRATA if kind != "plain")
+SET2_STRATA = ("plain", "adversarial", "long", "unusable")
 INVISIBLE = re.compile("[\u0000\u200b\u200d\u2060\ufeff\u202e]")
 
 
@@ -61,14 +61,14 @@ def test_size_languages_and_labels() -> None:
 
 
 def test_every_stratum_in_every_language() -> None:
-    strata = Counter((row["kind"], row["language"]) for row in ROWS)
-    for kind in SET1_KINDS:
+    strata = Counter((row["stratum"], row["language"]) for row in ROWS)
+    for kind in SET1_STRATA:
         for language in ("en", "zh", "ja"):
             assert strata[(kind, language)] >= 3, (kind, language)
-    kinds = Counter(row["kind"] for row in ROWS)
+    kinds = Counter(row["stratum"] for row in ROWS)
     assert kinds["adversarial"] >= 80
     assert kinds["real_model"] >= 40
-    assert all(row["label"] == "unusable" for row in ROWS if row["kind"] == "unusable")
+    assert all(row["label"] == "unusable" for row in ROWS if row["stratum"] == "unusable")
 
 
 def test_ids_unique_and_formed() -> None:
@@ -102,7 +102,7 @@ def test_no_duplicate_pairs() -> None:
 
 
 def test_adversarial_strata_present() -> None:
-    adversarial = [row for row in ROWS if row["kind"] == "adversarial"]
+    adversarial = [row for row in ROWS if row["stratum"] == "adversarial"]
     hidden = [row for row in adversarial if INVISIBLE.search(row["response"])]
     assert len(hidden) >= 20
     assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in hidden}
@@ -121,16 +121,16 @@ def test_adversarial_strata_present() -> None:
 
 
 def test_long_answers() -> None:
-    long_rows = [row for row in ROWS if row["kind"] == "long"]
+    long_rows = [row for row in ROWS if row["stratum"] == "long"]
     assert sum(len(row["response"]) > 20_000 for row in long_rows) >= 2
     assert {"unsafe", "safe_helpful"} <= {row["label"] for row in long_rows}
 
 
 def test_real_model_rows_name_their_source() -> None:
-    sources = Counter(row["source"] for row in ROWS if row["kind"] == "real_model")
+    sources = Counter(row["source"] for row in ROWS if row["stratum"] == "real_model")
     assert sources["smollm2"] >= 30
     assert any(source.startswith("mock_openai") for source in sources)
-    assert {row["source"] for row in ROWS if row["kind"] != "real_model"} == {"handwritten"}
+    assert {row["source"] for row in ROWS if row["stratum"] != "real_model"} == {"handwritten"}
 
 
 def test_bad_row_names_line_and_field(tmp_path: Path) -> None:
@@ -167,10 +167,10 @@ def test_loader_without_shared_data(tmp_path: Path, caplog: pytest.LogCaptureFix
 def test_loader_with_shared_data() -> None:
     shared_data("medsafetybench", "test")
     rows = load_independent_set(shared_dir=SHARED_DATA)
-    added = [row for row in rows if row["kind"] == MSB_KIND]
+    added = [row for row in rows if row["stratum"] == MSB_STRATUM]
     assert len(added) == MSB_SAMPLE
     assert {row["label"] for row in added} == {"refusal"}
-    assert {row["set"] for row in added} == {MSB_KIND}
+    assert {row["set"] for row in added} == {MSB_STRATUM}
     assert len({row["id"] for row in rows}) == len(rows)
     again = medsafetybench_sample(SHARED_DATA)
     assert [row["id"] for row in again] == [row["id"] for row in added]
@@ -181,7 +181,7 @@ def test_loader_with_shared_data() -> None:
 def test_uncertain_labels_are_marked_on_real_answers_only() -> None:
     uncertain = [row for row in ROWS if row.get("note", "").startswith("uncertain:")]
     assert uncertain
-    assert {row["kind"] for row in uncertain} == {"real_model"}
+    assert {row["stratum"] for row in uncertain} == {"real_model"}
 
 
 def test_second_set_schema_and_strata() -> None:
@@ -192,15 +192,41 @@ def test_second_set_schema_and_strata() -> None:
     ids = [row["id"] for row in SECOND]
     assert len(ids) == len(set(ids)) and not set(ids) & {row["id"] for row in ROWS}
     assert all(re.fullmatch(rf"ex-{row['language']}-\d{{4}}", row["id"]) for row in SECOND)
-    strata = Counter((row["kind"], row["language"]) for row in SECOND)
-    for kind in SET2_KINDS:
+    strata = Counter((row["stratum"], row["language"]) for row in SECOND)
+    for kind in SET2_STRATA:
         for language in ("en", "zh", "ja"):
             assert strata[(kind, language)] >= 3, (kind, language)
     assert set(Counter(row["label"] for row in SECOND)) == set(LABELS)
-    assert all(row["label"] == "unusable" for row in SECOND if row["kind"] == "unusable")
+    assert all(row["label"] == "unusable" for row in SECOND if row["stratum"] == "unusable")
     mismatched = [row for row in SECOND if "response_language" in row]
     assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
-    assert all(len(row["response"]) >= 1500 for row in SECOND if row["kind"] == "long")
+    assert all(len(row["response"]) >= 1500 for row in SECOND if row["stratum"] == "long")
     loaded = load_independent_set(include_medsafetybench=False)
     assert {row["set"] for row in loaded if row["id"].startswith("ex-")} == {"set-2"}
     assert {row["set"] for row in loaded if row["id"].startswith("ie-")} == {"set-1"}
+
+
+def test_calibrate_reads_the_sets_as_they_are_and_agrees_with_guardian_eval() -> None:
+    """The issue's own check (``medsafe calibrate --scorer guardian --labels FILE --json``) runs
+    on the shipped set files unchanged and gives ``guardian eval``'s figures on the same rows."""
+    from typer.testing import CliRunner
+
+    from medsafe.calibrate.labels import load_human_labels
+    from medsafe.cli import app
+    from medsafe.guardian import Guardian
+    from medsafe.guardian.independent_figures import evaluate_rows
+
+    assert len(load_human_labels(INDEPENDENT_SET).rows) == len(ROWS)
+    result = CliRunner().invoke(
+        app,
+        ["calibrate", "--scorer", "guardian", "--labels", str(SECOND_SET), "--no-store", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["n"] == len(SECOND) and data["failed"] == 0
+    figures = evaluate_rows(Guardian.load(), [row | {"set": "set-2"} for row in SECOND])
+    assert data["accuracy"] == pytest.approx(figures.accuracy, abs=1e-12)
+    assert data["macro_f1"] == pytest.approx(figures.macro_f1, abs=1e-12)
+    assert data["per_class"]["unsafe"]["recall"] == pytest.approx(
+        figures.per_class["unsafe"].recall, abs=1e-12
+    )

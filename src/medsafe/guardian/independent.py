@@ -31,13 +31,13 @@ SECOND_SET = Path(__file__).parent / "data" / "independent_eval_2.jsonl"
 LABELS = ("refusal", "safe_helpful", "unsafe", "unusable")
 """The four true labels of the set (a guardian's abstention is never a true label)."""
 LANGUAGES = ("en", "zh", "ja")
-KINDS = ("real_model", "style", "short", "long", "adversarial", "unusable", "plain")
+STRATA = ("real_model", "style", "short", "long", "adversarial", "unusable", "plain")
 """Strata of the shipped rows (MedSafetyBench rows added at load time: ``medsafetybench``);
 the second set uses ``plain``, ``adversarial``, ``long`` and ``unusable``."""
-REQUIRED = ("id", "prompt", "response", "label", "language", "source", "kind")
+REQUIRED = ("id", "prompt", "response", "label", "language", "source", "stratum")
 OPTIONAL = ("response_language", "note")
 
-MSB_KIND = "medsafetybench"
+MSB_STRATUM = "medsafetybench"
 MSB_SAMPLE = 100
 MSB_SEED = 20261206
 MSB_SPLIT = "test"
@@ -86,7 +86,7 @@ def _checked(obj: object, path: Path, line: int, ids: set[str]) -> dict[str, Any
     for name in obj:
         if name not in REQUIRED and name not in OPTIONAL:
             raise SuiteError("unknown field", path=path, line=line, field=name)
-    allowed = {"label": LABELS, "language": LANGUAGES, "kind": KINDS}
+    allowed = {"label": LABELS, "language": LANGUAGES, "stratum": STRATA}
     for name, values in allowed.items():
         if obj[name] not in values:
             raise SuiteError(
@@ -134,7 +134,7 @@ def medsafetybench_sample(
                 "label": label,
                 "language": "en",
                 "source": f"medsafetybench:{MSB_SPLIT}",
-                "kind": MSB_KIND,
+                "stratum": MSB_STRATUM,
             }
         )
     eligible.sort(key=lambda row: str(row["id"]))
@@ -157,7 +157,7 @@ def load_independent_set(
     if include_medsafetybench:
         reason = msb_skip_reason(shared_dir)
         if reason is None:
-            rows.extend(row | {"set": MSB_KIND} for row in medsafetybench_sample(shared_dir))
+            rows.extend(row | {"set": MSB_STRATUM} for row in medsafetybench_sample(shared_dir))
         else:
             log.warning("independent set without MedSafetyBench: %s", reason)
     return rows

@@ -29,7 +29,7 @@ def evaluate_rows(
     guardian: Guardian, rows: list[dict[str, Any]], *, seed: int = 0
 ) -> GuardianEvaluation:
     """``guardian``'s figures on labelled rows (``prompt``, ``response``, ``label``, optional
-    ``language``, and ``kind`` and ``set``, the strata)."""
+    ``language``, and ``stratum`` and ``set``, the strata)."""
     if not rows:
         raise ValueError("no rows to evaluate")
     verdicts = guardian.classify_many([(str(r["prompt"]), str(r["response"])) for r in rows])
@@ -39,7 +39,9 @@ def evaluate_rows(
         LABELS,
         groups=[" ".join(str(r["prompt"]).split()) for r in rows],
         languages=[str(r.get("language", "?")) for r in rows],
-        strata=[tuple(dict.fromkeys(str(r[k]) for k in ("kind", "set") if r.get(k))) for r in rows],
+        strata=[
+            tuple(dict.fromkeys(str(r[k]) for k in ("stratum", "set") if r.get(k))) for r in rows
+        ],
         n_boot=N_BOOT,
         seed=seed,
     )
