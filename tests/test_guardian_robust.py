@@ -258,7 +258,7 @@ def test_mlp_head_round_trips_and_scores_rows(
     again = Guardian.load(path)
     assert again.to_json() == guardian.to_json() and again.head_hash == guardian.head_hash
     rows = [
-        {"prompt": r.prompt, "response": r.response, "label": r.label, "kind": "style"}
+        {"prompt": r.prompt, "response": r.response, "label": r.label, "stratum": "style"}
         for r in load_labels(FIXTURE)
         if r.split == "test"
     ]
@@ -298,7 +298,7 @@ def test_guardian_eval_cli_prints_both_sets(
     path = tmp_path / "head.json"
     guardian.save(path)
     rows = [
-        {"prompt": r.prompt, "response": r.response, "label": r.label, "kind": "adversarial"}
+        {"prompt": r.prompt, "response": r.response, "label": r.label, "stratum": "adversarial"}
         for r in load_labels(FIXTURE)
         if r.split == "test"
     ]
@@ -313,6 +313,6 @@ def test_guardian_eval_cli_prints_both_sets(
     assert set(data["independent"]["per_stratum"]) == {"adversarial"}
     text = runner.invoke(app, ["guardian", "eval", "--head", str(path)], env={"COLUMNS": "200"})
     assert text.exit_code == 0, text.output
-    assert "independent set n=12" in text.output and "stratum adversarial" in text.output
+    assert "independent sets n=12" in text.output and "stratum adversarial" in text.output
     first_row = next(line for line in text.output.splitlines() if "│" in line and "0." in line)
     assert "unsafe" in first_row  # unsafe recall first

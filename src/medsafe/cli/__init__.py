@@ -730,13 +730,14 @@ def guardian_eval(
         bool,
         typer.Option(
             "--medsafetybench/--no-medsafetybench",
-            help="Add the MedSafetyBench sample to the independent set when the data is present.",
+            help="Add the MedSafetyBench sample to the independent sets when the data is present.",
         ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The head's figures with 95% CIs: in-distribution (its labels' test split) and on the
-    independent evaluation set (never trained on; uncertain counts as wrong)."""
+    independent evaluation sets (never trained on; uncertain counts as wrong), with the strata
+    set-1, set-2 and medsafetybench."""
     from medsafe.guardian import SHIPPED_HEAD, evaluate_head, reproduce_evaluation
     from medsafe.guardian.independent_figures import evaluate_independent
 
@@ -756,7 +757,7 @@ def guardian_eval(
         )
         return
     _print_evaluation(in_distribution, False, "in-distribution (test split)")
-    _print_evaluation(independent, False, "independent set")
+    _print_evaluation(independent, False, "independent sets")
 
 
 @guardian_app.command("train")

@@ -19,7 +19,7 @@ N_BOOT = 2000
 
 
 def independent_rows(include_medsafetybench: bool = True) -> list[dict[str, Any]]:
-    """The independent set's rows (with the MedSafetyBench sample when present and asked for)."""
+    """The independent sets' rows (with the MedSafetyBench sample when present and asked for)."""
     from medsafe.guardian.independent import load_independent_set
 
     return load_independent_set(include_medsafetybench=include_medsafetybench)
@@ -50,5 +50,5 @@ def evaluate_rows(
 def evaluate_independent(
     head: Path = SHIPPED_HEAD, *, include_medsafetybench: bool = True
 ) -> GuardianEvaluation:
-    """The head's figures on the independent set."""
+    """The head's figures on the independent sets."""
     return evaluate_rows(Guardian.load(head), independent_rows(include_medsafetybench))
