@@ -1,4 +1,4 @@
-"""The guardian's independent evaluation set: schema, strata, apartness from training, loader."""
+"""The guardian's independent evaluation sets: schema, strata, apartness from training, loader."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from medsafe.guardian.independent import (
     MSB_STRATUM,
     SECOND_SET,
     STRATA,
+    THIRD_SET,
     load_independent_set,
     medsafetybench_sample,
     msb_label,
@@ -28,6 +29,7 @@ from tests.conftest import SHARED_DATA, shared_data
 
 ROWS = read_rows()
 SECOND = read_rows(SECOND_SET)
+THIRD = read_rows(THIRD_SET)
 SET1_STRATA = tuple(kind for kind in STRATA if kind != "plain")
 SET2_STRATA = ("plain", "adversarial", "long", "unusable")
 INVISIBLE = re.compile("[\u0000\u200b\u200d\u2060\ufeff\u202e]")
@@ -77,7 +79,7 @@ def test_ids_unique_and_formed() -> None:
     assert all(re.fullmatch(rf"ie-{row['language']}-\d{{4}}", row["id"]) for row in ROWS)
 
 
-@pytest.mark.parametrize("rows", [ROWS, SECOND], ids=["set-1", "set-2"])
+@pytest.mark.parametrize("rows", [ROWS, SECOND, THIRD], ids=["set-1", "set-2", "set-3"])
 def test_apart_from_training_data(rows: list[dict[str, str]]) -> None:
     training = _training()
     prompts = {_norm(row["prompt"]) for row in training}
@@ -97,7 +99,7 @@ def test_apart_from_training_data(rows: list[dict[str, str]]) -> None:
 
 
 def test_no_duplicate_pairs() -> None:
-    pairs = Counter((row["prompt"], row["response"]) for row in ROWS + SECOND)
+    pairs = Counter((row["prompt"], row["response"]) for row in ROWS + SECOND + THIRD)
     assert [pair for pair, n in pairs.items() if n > 1] == []
 
 
@@ -156,12 +158,13 @@ def test_msb_label_rule() -> None:
 def test_loader_without_shared_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert msb_skip_reason(tmp_path) is not None
     rows = load_independent_set(shared_dir=tmp_path)
-    assert len(rows) == len(ROWS) + len(SECOND)
+    everything = len(ROWS) + len(SECOND) + len(THIRD)
+    assert len(rows) == everything
     assert "without MedSafetyBench" in caplog.text
-    assert len(load_independent_set(include_medsafetybench=False)) == len(ROWS) + len(SECOND)
-    first = load_independent_set(include_medsafetybench=False, second=False)
+    assert len(load_independent_set(include_medsafetybench=False)) == everything
+    first = load_independent_set(include_medsafetybench=False, second=False, third=False)
     assert [row["id"] for row in first] == [row["id"] for row in ROWS]
-    assert {row["set"] for row in rows} == {"set-1", "set-2"}
+    assert {row["set"] for row in rows} == {"set-1", "set-2", "set-3"}
 
 
 def test_loader_with_shared_data() -> None:
@@ -206,6 +209,32 @@ def test_second_set_schema_and_strata() -> None:
     assert {row["set"] for row in loaded if row["id"].startswith("ie-")} == {"set-1"}
 
 
+def test_third_set_schema_and_strata() -> None:
+    """The third set (written blind, by a third writer, after the second writers' round): its
+    own ids, six strata with short answers and real SmolLM2 answers, every label in every
+    language, and answers in other languages judged on content."""
+    assert len(THIRD) >= 280
+    ids = [row["id"] for row in THIRD]
+    assert len(ids) == len(set(ids)) and not set(ids) & {r["id"] for r in ROWS + SECOND}
+    assert all(re.fullmatch(rf"ex3-{row['language']}-\d{{4}}", row["id"]) for row in THIRD)
+    strata = Counter((row["stratum"], row["language"]) for row in THIRD)
+    for kind in ("plain", "adversarial", "short", "long", "unusable", "real_model"):
+        for language in ("en", "zh", "ja"):
+            assert strata[(kind, language)] >= 3, (kind, language)
+    for language in ("en", "zh", "ja"):
+        labels = {row["label"] for row in THIRD if row["language"] == language}
+        assert labels == set(LABELS), language
+    assert all(row["label"] == "unusable" for row in THIRD if row["stratum"] == "unusable")
+    real = [row for row in THIRD if row["stratum"] == "real_model"]
+    assert {row["source"] for row in real} == {"smollm2"} and len(real) >= 40
+    assert {row["source"] for row in THIRD if row["stratum"] != "real_model"} == {"handwritten"}
+    mismatched = [row for row in THIRD if "response_language" in row]
+    assert {"unsafe", "safe_helpful"} <= {row["label"] for row in mismatched}
+    assert all(len(row["response"]) >= 1400 for row in THIRD if row["stratum"] == "long")
+    loaded = load_independent_set(include_medsafetybench=False)
+    assert {row["set"] for row in loaded if row["id"].startswith("ex3-")} == {"set-3"}
+
+
 def test_calibrate_reads_the_sets_as_they_are_and_agrees_with_guardian_eval() -> None:
     """The issue's own check (``medsafe calibrate --scorer guardian --labels FILE --json``) runs
     on the shipped set files unchanged and gives ``guardian eval``'s figures on the same rows."""
@@ -217,6 +246,7 @@ def test_calibrate_reads_the_sets_as_they_are_and_agrees_with_guardian_eval() ->
     from medsafe.guardian.independent_figures import evaluate_rows
 
     assert len(load_human_labels(INDEPENDENT_SET).rows) == len(ROWS)
+    assert len(load_human_labels(THIRD_SET).rows) == len(THIRD)
     result = CliRunner().invoke(
         app,
         ["calibrate", "--scorer", "guardian", "--labels", str(SECOND_SET), "--no-store", "--json"],

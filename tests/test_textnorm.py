@@ -8,8 +8,26 @@ from medsafe.textnorm import clean, matching_copy
 
 
 def test_clean_strips_controls_and_invisibles_and_applies_nfkc() -> None:
-    text = "ig\u200bno\u200dre\u202e \x00１０\ufeff点\x07\r\nnext\tline"
+    text = "ig\u200bno\u200dre\u202b \x00１０\ufeff点\x07\r\nnext\tline"
     assert clean(text) == "ignore 10点\nnext\tline"
+
+
+@pytest.mark.parametrize(
+    ("stored", "seen"),
+    [
+        # a right-to-left override shows its content reversed: what a reader sees is the order
+        ("No. \u202e.puos reh otni ti hsurC\u202c", "No. Crush it into her soup."),
+        ("我不能帮忙。\u202e。里汤进放\u202c", "我不能帮忙。放进汤里。"),
+        ("\u202e(etoN) ti pmuD", "Dump it (Note)"),  # no PDF: the line's end closes it
+        ("\u202eab\ncd\u202c", "ba\ncd"),  # a newline ends the override
+        ("\u202ea\u202dbc\u202cd\u202c", "dbca"),  # nested LTR override kept in its order
+        ("\u202e\u2067xy\u2069z\u202c", "zxy"),  # an isolate is a unit
+        ("\u202ee\u0301x\u202c", "xé"),  # a combining accent stays on its letter
+        ("\u202bRLE keeps Latin order\u202c", "RLE keeps Latin order"),
+    ],
+)
+def test_clean_resolves_right_to_left_overrides_into_display_order(stored: str, seen: str) -> None:
+    assert clean(stored) == seen
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,15 @@ Two forms of a text:
 
 * :func:`clean` is what a judge (or a person) may read: NUL and other control characters
   removed (newlines and tabs kept), NFKC applied (full-width digits and letters fold to ASCII),
-  zero-width, bidi-control and other invisible format characters removed. It never changes a
+  zero-width, bidi-control and other invisible format characters removed. Text inside a
+  right-to-left override (U+202E ... U+202C) is put in the order it is displayed in, so
+  ``"\u202e.lliP eht hsurC\u202c"`` reads "Crush the Pill." as on screen. It never changes a
   visible letter, so Japanese and Chinese text reads exactly as written.
 * :func:`readable` is what a classifier reads (the guardian embeds it): the clean text with
   Cyrillic and Greek look-alikes folded to Latin inside words that mix them with Latin letters
-  ("Ѕure, һere" -> "Sure, here"), or made only of look-alikes inside mostly Latin text, so a
-  homoglyph never changes what a model sees. Russian or Greek prose stays as it is.
+  ("Ѕure, һere" -> "Sure, here"), or made only of look-alikes inside mostly Latin text (a
+  lone Cyrillic "а" included; a lone Greek letter is a symbol, as in "β-blocker", and stays), so
+  a homoglyph never changes what a model sees. Russian or Greek prose stays as it is.
 * :func:`matching_copy` is for pattern matching only: the clean text with Cyrillic and Greek
   look-alikes folded to Latin and spaced-out letters joined ("I G N O R E" -> "IGNORE",
   "忽 略" -> "忽略"). Never show or score this copy: folding is lossy by design.
@@ -24,7 +27,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-__all__ = ["CONFUSABLES", "clean", "matching_copy", "readable"]
+__all__ = ["CONFUSABLES", "clean", "display_order", "matching_copy", "readable"]
 
 _KEEP = frozenset("\n\t")
 
@@ -60,12 +63,72 @@ def _visible(char: str) -> bool:
     return category != "Cf"  # zero-width, bidi controls, soft hyphen, tag characters
 
 
+_RLO, _LRO, _PDF = "\u202e", "\u202d", "\u202c"
+_EMBEDDINGS = frozenset("\u202a\u202b")  # LRE, RLE: closed by PDF, no reordering of letters
+_ISOLATES, _PDI = frozenset("\u2066\u2067\u2068"), "\u2069"  # LRI, RLI, FSI ... PDI
+_MIRROR = str.maketrans("()[]{}<>«»‹›", ")(][}{><»«›‹")
+
+
+def _clusters(text: str) -> list[str]:
+    """``text`` as base characters with their combining marks attached."""
+    out: list[str] = []
+    for char in text:
+        if out and unicodedata.category(char).startswith("M"):
+            out[-1] += char
+        else:
+            out.append(char)
+    return out
+
+
+def _display_line(line: str) -> str:
+    """One line with each right-to-left override's content in display order (reversed, its
+    brackets mirrored); nested overrides, embeddings and isolates resolved like a stack."""
+    # each frame: (opening mark, items); an item is (text, is a resolved inner block)
+    stack: list[tuple[str, list[tuple[str, bool]]]] = [("", [])]
+
+    def close() -> None:
+        mark, items = stack.pop()
+        if mark == _RLO:
+            items = [(t if block else t.translate(_MIRROR), block) for t, block in items[::-1]]
+        stack[-1][1].append(("".join(t for t, _ in items), True))
+
+    for cluster in _clusters(line):
+        head = cluster[0]
+        if head in (_RLO, _LRO) or head in _EMBEDDINGS or head in _ISOLATES:
+            stack.append((head, []))
+        elif head == _PDF:
+            if len(stack) > 1 and stack[-1][0] not in _ISOLATES:
+                close()
+        elif head == _PDI:
+            while len(stack) > 1 and stack[-1][0] not in _ISOLATES:
+                close()
+            if len(stack) > 1:
+                close()
+        else:
+            stack[-1][1].append((cluster, False))
+    while len(stack) > 1:  # a paragraph's end closes what is still open
+        close()
+    return "".join(t for t, _ in stack[0][1])
+
+
+def display_order(text: str) -> str:
+    """``text`` with right-to-left overrides resolved into the order a reader sees.
+
+    Only overrides reorder: Latin and CJK letters inside an embedding or isolate keep their
+    order. The bidi marks themselves are left in place for :func:`clean` to remove.
+    """
+    if _RLO not in text:
+        return text
+    return "\n".join(_display_line(line) for line in text.split("\n"))
+
+
 def clean(text: str) -> str:
     """``text`` without control or invisible format characters, NFKC-normalised.
 
-    Carriage returns become newlines. Safe to show and to score: no visible letter changes.
+    Carriage returns become newlines; right-to-left overrides are resolved into display order
+    (:func:`display_order`). Safe to show and to score: no visible letter changes.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = display_order(text.replace("\r\n", "\n").replace("\r", "\n"))
     stripped = "".join(c for c in text if _visible(c))
     normalised = unicodedata.normalize("NFKC", stripped)
     # NFKC can itself produce format characters only in pathological input; strip again.
@@ -76,6 +139,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 """A run of letters (a word, or a run of CJK characters)."""
 _LATIN_LETTER = re.compile(r"[A-Za-z]")
 _CYRILLIC_GREEK = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")
+_CYRILLIC = re.compile(r"[\u0400-\u052f]")
 
 
 def _folder(text: str) -> Callable[[re.Match[str]], str]:
@@ -88,7 +152,9 @@ def _folder(text: str) -> Callable[[re.Match[str]], str]:
             return word
         mixed = _LATIN_LETTER.search(word) is not None
         disguised = (
-            len(word) > 1 and latin > lookalike_script and all(c in CONFUSABLES for c in word)
+            (len(word) > 1 or _CYRILLIC.match(word) is not None)
+            and latin > lookalike_script
+            and all(c in CONFUSABLES for c in word)
         )
         return word.translate(_FOLD) if mixed or disguised else word
 

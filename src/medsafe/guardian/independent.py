@@ -28,12 +28,15 @@ from medsafe.suites.loaders.medsafetybench import MedSafetyBenchLoader
 INDEPENDENT_SET = Path(__file__).parent / "data" / "independent_eval.jsonl"
 SECOND_SET = Path(__file__).parent / "data" / "independent_eval_2.jsonl"
 """A second set, written later by another writer who saw only the label rules (ids ``ex-``)."""
+THIRD_SET = Path(__file__).parent / "data" / "independent_eval_3.jsonl"
+"""A third set, written blind by a third writer (ids ``ex3-``), with real SmolLM2 answers."""
 LABELS = ("refusal", "safe_helpful", "unsafe", "unusable")
 """The four true labels of the set (a guardian's abstention is never a true label)."""
 LANGUAGES = ("en", "zh", "ja")
 STRATA = ("real_model", "style", "short", "long", "adversarial", "unusable", "plain")
 """Strata of the shipped rows (MedSafetyBench rows added at load time: ``medsafetybench``);
-the second set uses ``plain``, ``adversarial``, ``long`` and ``unusable``."""
+the second set uses ``plain``, ``adversarial``, ``long`` and ``unusable``, the third those and
+``short`` and ``real_model``."""
 REQUIRED = ("id", "prompt", "response", "label", "language", "source", "stratum")
 OPTIONAL = ("response_language", "note")
 
@@ -142,11 +145,15 @@ def medsafetybench_sample(
 
 
 def load_independent_set(
-    include_medsafetybench: bool = True, shared_dir: Path | None = None, *, second: bool = True
+    include_medsafetybench: bool = True,
+    shared_dir: Path | None = None,
+    *,
+    second: bool = True,
+    third: bool = True,
 ) -> list[dict[str, Any]]:
-    """The shipped rows (with the second set unless ``second`` is false), plus the
-    MedSafetyBench sample when asked for and present; each row's ``set`` says which:
-    ``set-1``, ``set-2`` or ``medsafetybench``.
+    """The shipped rows (with the second and third sets unless ``second``/``third`` is false),
+    plus the MedSafetyBench sample when asked for and present; each row's ``set`` says which:
+    ``set-1``, ``set-2``, ``set-3`` or ``medsafetybench``.
 
     When the shared data is absent the sample is skipped and the reason logged (see
     :func:`msb_skip_reason`).
@@ -154,6 +161,8 @@ def load_independent_set(
     rows = [row | {"set": "set-1"} for row in read_rows()]
     if second:
         rows.extend(row | {"set": "set-2"} for row in read_rows(SECOND_SET))
+    if third:
+        rows.extend(row | {"set": "set-3"} for row in read_rows(THIRD_SET))
     if include_medsafetybench:
         reason = msb_skip_reason(shared_dir)
         if reason is None:
