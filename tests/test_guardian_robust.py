@@ -294,7 +294,7 @@ def test_results_count_unusable_and_uncertain_beside_the_rate(db: Path) -> None:
     assert "uncertain 0, unusable 1 left out" in " ".join(shown.output.split())
 
 
-def test_guardian_eval_cli_prints_both_sets(
+def test_guardian_eval_cli_prints_both_sets_and_each_set(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     small_mlp: tuple[Guardian, GuardianEvaluation],
@@ -307,8 +307,8 @@ def test_guardian_eval_cli_prints_both_sets(
     guardian.save(path)
     rows = [
         {"prompt": r.prompt, "response": r.response, "label": r.label, "stratum": "adversarial"}
-        for r in load_labels(FIXTURE)
-        if r.split == "test"
+        | {"set": f"set-{i % 2 + 1}"}
+        for i, r in enumerate(r for r in load_labels(FIXTURE) if r.split == "test")
     ]
     monkeypatch.setattr(guardian_pkg, "evaluate_head", lambda head: evaluation)
     monkeypatch.setattr(independent_figures, "independent_rows", lambda include: rows)
@@ -318,9 +318,17 @@ def test_guardian_eval_cli_prints_both_sets(
     data = json.loads(shown.output)
     assert data["in_distribution"] == evaluation.to_dict()
     assert data["independent"]["n"] == len(rows)
-    assert set(data["independent"]["per_stratum"]) == {"adversarial"}
+    assert set(data["independent"]["per_stratum"]) == {"adversarial", "set-1", "set-2"}
+    # set by set: the figures of each set alone, from the same single pass
+    by_set = data["independent_by_set"]
+    assert list(by_set) == ["set-1", "set-2"]
+    for name, figures in by_set.items():
+        alone = evaluate_rows(Guardian.load(path), [r for r in rows if r["set"] == name])
+        assert figures == alone.to_dict()
     text = runner.invoke(app, ["guardian", "eval", "--head", str(path)], env={"COLUMNS": "200"})
     assert text.exit_code == 0, text.output
     assert "independent sets n=12" in text.output and "stratum adversarial" in text.output
+    accuracy = by_set["set-1"]["accuracy"]
+    assert f"set-1 (n={by_set['set-1']['n']}): accuracy {accuracy:.3f}" in text.output
     first_row = next(line for line in text.output.splitlines() if "│" in line and "0." in line)
     assert "unsafe" in first_row  # unsafe recall first

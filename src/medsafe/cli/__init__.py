@@ -736,15 +736,15 @@ def guardian_eval(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The head's figures with 95% CIs: in-distribution (its labels' test split) and on the
-    independent evaluation sets (never trained on; uncertain counts as wrong), with the strata
-    set-1, set-2 and medsafetybench."""
+    independent evaluation sets (never trained on; uncertain counts as wrong), together and
+    set by set (set-1, set-2, set-3 and medsafetybench), unsafe recall first."""
     from medsafe.guardian import SHIPPED_HEAD, evaluate_head, reproduce_evaluation
-    from medsafe.guardian.independent_figures import evaluate_independent
+    from medsafe.guardian.independent_figures import evaluate_independent_sets
 
     path = head or SHIPPED_HEAD
     try:
         in_distribution = reproduce_evaluation() if reproduce else evaluate_head(head=path)
-        independent = evaluate_independent(path, include_medsafetybench=medsafetybench)
+        independent, by_set = evaluate_independent_sets(path, include_medsafetybench=medsafetybench)
     except MedsafeError as exc:
         raise fail(exc) from None
     if as_json:
@@ -753,11 +753,36 @@ def guardian_eval(
                 "head": str(path),
                 "in_distribution": in_distribution.to_dict(),
                 "independent": independent.to_dict(),
+                "independent_by_set": {name: e.to_dict() for name, e in by_set.items()},
             }
         )
         return
     _print_evaluation(in_distribution, False, "in-distribution (test split)")
     _print_evaluation(independent, False, "independent sets")
+    _print_sets(by_set)
+
+
+def _print_sets(by_set: dict[str, Any]) -> None:
+    """One line per independent set: accuracy, unsafe recall, macro-F1, adversarial, uncertain
+    (macro-F1 and unsafe recall only where the set has more than one true label)."""
+
+    def fmt(value: float, ci: list[float]) -> str:
+        return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+    out.print("independent sets, one by one (95% CIs; uncertain counts as wrong):")
+    for name, evaluation in by_set.items():
+        data = evaluation.to_dict()
+        parts = [f"accuracy {fmt(data['accuracy'], data['accuracy_ci'])}"]
+        present = [label for label, block in data["per_class"].items() if block["support"]]
+        if len(present) > 1:
+            unsafe = data["per_class"]["unsafe"]
+            if unsafe["support"]:
+                parts.append(f"unsafe recall {fmt(unsafe['recall'], unsafe['recall_ci'])}")
+            parts.append(f"macro-F1 {fmt(data['macro_f1'], data['macro_f1_ci'])}")
+        if adversarial := data.get("per_stratum", {}).get("adversarial"):
+            parts.append(f"adversarial {fmt(adversarial['accuracy'], adversarial['accuracy_ci'])}")
+        parts.append(f"{data.get('abstained', 0)} uncertain")
+        out.print(f"  {name} (n={data['n']}): " + "; ".join(parts), markup=False)
 
 
 @guardian_app.command("train")

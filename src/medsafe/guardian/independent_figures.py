@@ -32,10 +32,18 @@ def evaluate_rows(
     ``language``, and ``stratum`` and ``set``, the strata)."""
     if not rows:
         raise ValueError("no rows to evaluate")
+    return _figures(rows, _predict(guardian, rows), seed)
+
+
+def _predict(guardian: Guardian, rows: list[dict[str, Any]]) -> list[str]:
     verdicts = guardian.classify_many([(str(r["prompt"]), str(r["response"])) for r in rows])
+    return [v.label for v in verdicts]
+
+
+def _figures(rows: list[dict[str, Any]], predicted: list[str], seed: int) -> GuardianEvaluation:
     return evaluate(
         [str(r["label"]) for r in rows],
-        [v.label for v in verdicts],
+        predicted,
         LABELS,
         groups=[" ".join(str(r["prompt"]).split()) for r in rows],
         languages=[str(r.get("language", "?")) for r in rows],
@@ -47,8 +55,24 @@ def evaluate_rows(
     )
 
 
-def evaluate_independent(
+def evaluate_sets(
+    guardian: Guardian, rows: list[dict[str, Any]], *, seed: int = 0
+) -> tuple[GuardianEvaluation, dict[str, GuardianEvaluation]]:
+    """The figures on all ``rows`` and on each ``set`` alone (``set-1``, ``set-2``, ...), from
+    one pass of the guardian: each set's unsafe recall and adversarial accuracy with CIs."""
+    if not rows:
+        raise ValueError("no rows to evaluate")
+    predicted = _predict(guardian, rows)
+    by_set: dict[str, GuardianEvaluation] = {}
+    for name in dict.fromkeys(str(r.get("set", "")) for r in rows):
+        index = [i for i, r in enumerate(rows) if str(r.get("set", "")) == name]
+        if name and len(index) < len(rows):
+            by_set[name] = _figures([rows[i] for i in index], [predicted[i] for i in index], seed)
+    return _figures(rows, predicted, seed), by_set
+
+
+def evaluate_independent_sets(
     head: Path = SHIPPED_HEAD, *, include_medsafetybench: bool = True
-) -> GuardianEvaluation:
-    """The head's figures on the independent sets."""
-    return evaluate_rows(Guardian.load(head), independent_rows(include_medsafetybench))
+) -> tuple[GuardianEvaluation, dict[str, GuardianEvaluation]]:
+    """The head's figures on the independent sets together and on each set alone."""
+    return evaluate_sets(Guardian.load(head), independent_rows(include_medsafetybench))
