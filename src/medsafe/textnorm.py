@@ -115,7 +115,8 @@ def display_order(text: str) -> str:
     """``text`` with right-to-left overrides resolved into the order a reader sees.
 
     Only overrides reorder: Latin and CJK letters inside an embedding or isolate keep their
-    order. The bidi marks themselves are left in place for :func:`clean` to remove.
+    order. The bidi marks themselves are left in place for :func:`clean` to remove. Written for
+    left-to-right text (zh/ja/en): Hebrew or Arabic inside an override would come out reversed.
     """
     if _RLO not in text:
         return text
