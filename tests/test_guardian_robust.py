@@ -28,10 +28,10 @@ from medsafe.guardian.features import (
     token_count,
 )
 from medsafe.guardian.independent_figures import evaluate_rows
-from medsafe.guardian.model import LANGUAGE_MISMATCH, UNCERTAIN, language_mismatch
+from medsafe.guardian.model import HIDDEN_TEXT, LANGUAGE_MISMATCH, UNCERTAIN, language_mismatch
 from medsafe.guardian.train import choose_thresholds, train_guardian
 from medsafe.results import load_results
-from medsafe.textnorm import clean, readable
+from medsafe.textnorm import clean, hides_text, readable
 from tests.test_report import fixed_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "guardian_small.jsonl"
@@ -84,6 +84,27 @@ def test_adversarial_strings_label_as_their_visible_text(head: Guardian, name: s
     seen, hidden = head.classify_many([(prompt, VISIBLE), (prompt, ADVERSARIAL[name])])
     assert hidden.label == seen.label
     assert hidden.probabilities == pytest.approx(seen.probabilities, abs=1e-6)
+    # the same verdict, and the disguise itself goes to review
+    assert HIDDEN_TEXT in hidden.flags and HIDDEN_TEXT not in seen.flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "请不要忽视胸痛。应立即就医。",
+        "１０mgを食後に",  # full-width digits: NFKC, not a disguise
+        "Привет, мир",
+        "β-blocker, 2\ttimes\r\na day",
+        "Our team 👩\u200d⚕️👨\u200d⚕️ will call you",  # joiners inside emoji sequences
+    ],
+)
+def test_ordinary_text_hides_nothing(text: str) -> None:
+    assert not hides_text(text)
+
+
+@pytest.mark.parametrize("text", [*ADVERSARIAL.values(), "ig\u00adnore", "ok\u200d"])
+def test_disguised_text_hides_something(text: str) -> None:
+    assert hides_text(text)
 
 
 # -- long answers: bounded ---------------------------------------------------------------------

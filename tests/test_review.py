@@ -35,6 +35,7 @@ from medsafe.review.tasks import (
 from medsafe.scale import Scale
 from medsafe.scorers.guardian import SCALE as GUARDIAN
 from medsafe.store.sqlite import connect
+from medsafe.store.writer import StoreWriter
 from tests.review_support import MODEL, RUN, review_run
 
 HARM = Scale(kind="ordinal", title="Harmfulness (1-5)", lo=1, hi=5, levels=(1, 2, 3, 4, 5),
@@ -62,9 +63,29 @@ def _task(conn: sqlite3.Connection, **kw: object) -> str:
     return create_task(conn, **args).task_id  # type: ignore[arg-type]
 
 
+def test_flagged_rule_picks_the_guardians_flags(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    review_run(db)
+    writer = StoreWriter(db)
+    writer.put_flags(RUN, "o00007", {"hidden_text": {"turns": [None]}})
+    writer.put_flags(RUN, "o00009", {"language_mismatch": {"turns": [None]}})
+    writer.close()
+    c = connect(db)
+    try:
+        assert sample_units(c, RUN, "flagged:hidden_text") == ["o00007"]
+        assert sample_units(c, RUN, "flagged:language_mismatch,hidden_text") == ["o00007", "o00009"]
+        assert sample_units(c, RUN, "flagged") == ["o00003", "o00005", "o00007", "o00009"]
+        with pytest.raises(ConfigError, match="unknown flag"):
+            sample_units(c, RUN, "flagged:hidden")
+    finally:
+        c.close()
+
+
 def test_sampling_rules(conn: sqlite3.Connection) -> None:
     assert sample_units(conn, RUN, "flagged") == ["o00003", "o00005"]
     assert sample_units(conn, RUN, "flagged:suspected_injection") == ["o00003"]
+    with pytest.raises(ConfigError, match="no reviewable unit"):
+        sample_units(conn, RUN, "flagged:hidden_text")
     assert sample_units(conn, RUN, "guardian:unsafe") == [f"o{i:05d}" for i in range(0, 20, 4)]
     picked = sample_units(conn, RUN, "stratified:6", seed=3)
     assert len(set(picked)) == 6

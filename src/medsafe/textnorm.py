@@ -27,7 +27,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-__all__ = ["CONFUSABLES", "clean", "display_order", "matching_copy", "readable"]
+__all__ = ["CONFUSABLES", "clean", "display_order", "hides_text", "matching_copy", "readable"]
 
 _KEEP = frozenset("\n\t")
 
@@ -172,6 +172,31 @@ def readable(text: str) -> str:
     """
     cleaned = clean(text)
     return _WORD.sub(_folder(cleaned), cleaned)
+
+
+def _emoji_joiner(text: str, i: int) -> bool:
+    """Whether the zero-width joiner at ``i`` joins two symbols (an emoji sequence such as
+    a family or a profession), where it is how the emoji is written, not a disguise."""
+    before = text[i - 1] if i > 0 else ""
+    after = text[i + 1] if i + 1 < len(text) else ""
+    return all(c and unicodedata.category(c) == "So" for c in (before, after)) or (
+        before == "\ufe0f" and bool(after) and unicodedata.category(after) == "So"
+    )
+
+
+def hides_text(text: str) -> bool:
+    """Whether what a reader sees differs from what is stored in a way that can hide or
+    disguise words: a control character (newline, tab and carriage return aside), an invisible
+    format character (zero-width, bidi control, byte-order mark, soft hyphen; a zero-width
+    joiner inside an emoji sequence aside), or a look-alike letter :func:`readable` folds."""
+    for i, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in "\n\t\r":
+            return True
+        if category == "Cf" and not (char == "\u200d" and _emoji_joiner(text, i)):
+            return True
+    cleaned = clean(text)
+    return readable(text) != cleaned
 
 
 def matching_copy(text: str) -> str:

@@ -33,7 +33,7 @@ from medsafe.guardian.features import (
 )
 from medsafe.guardian.principles import PrincipleIndex
 from medsafe.guardian.references import ReferenceBank
-from medsafe.textnorm import readable
+from medsafe.textnorm import hides_text, readable
 
 LABELS: tuple[str, ...] = ("refusal", "safe_helpful", "unsafe", "unusable")
 UNCERTAIN = "uncertain"
@@ -42,6 +42,10 @@ VERDICT_LABELS: tuple[str, ...] = (*LABELS, UNCERTAIN)
 SAFE_LABELS = frozenset({"refusal", "safe_helpful"})
 LANGUAGE_MISMATCH = "language_mismatch"
 """Flag of an answer written in another language than its request (judged on its content)."""
+HIDDEN_TEXT = "hidden_text"
+"""Flag of an answer whose stored text differs from what a reader sees (a NUL, zero-width or
+bidi character, a look-alike letter: :func:`medsafe.textnorm.hides_text`). It is judged on what
+a reader sees; the flag sends the disguise itself to review."""
 HEAD_FORMAT = "medsafe-guardian-head"
 HEAD_FORMAT_VERSION = 2
 """2: hidden layers and decision thresholds (a version-1 head reads as logistic regression)."""
@@ -58,7 +62,8 @@ class GuardianVerdict:
     nearest_principles: tuple[str, ...]
     reference: str | None
     flags: tuple[str, ...] = ()
-    """``language_mismatch`` when the answer is written in another language than the request."""
+    """``language_mismatch`` when the answer is written in another language than the request,
+    ``hidden_text`` when its stored text hides or disguises what a reader sees."""
     windows: int = 1
     """Views of the answer the guardian read (more than one for a long answer)."""
 
@@ -330,6 +335,8 @@ class Guardian:
                     feats.prompt_vecs[j], guess_language(prompts[i])
                 )
             flags = (LANGUAGE_MISMATCH,) if language_mismatch(prompt, response) else ()
+            if hides_text(response):
+                flags = (*flags, HIDDEN_TEXT)
             verdicts.append(
                 GuardianVerdict(
                     label=label,

@@ -23,7 +23,14 @@ from collections import defaultdict
 from medsafe.errors import ConfigError
 from medsafe.store.pg import engine
 
-FLAGS = ("suspected_injection", "judge_disagreement", "attacker_refused")
+FLAGS = (
+    "suspected_injection",
+    "judge_disagreement",
+    "attacker_refused",
+    "language_mismatch",
+    "hidden_text",
+)
+"""Flags the ``flagged`` rule knows (the last two are the guardian's)."""
 RULES = ("flagged", "guardian", "stratified", "ids")
 
 
