@@ -196,7 +196,7 @@ def hides_text(text: str) -> bool:
         if category == "Cf" and not (char == "\u200d" and _emoji_joiner(text, i)):
             return True
     cleaned = clean(text)
-    return readable(text) != cleaned
+    return _WORD.sub(_folder(cleaned), cleaned) != cleaned  # readable(), without cleaning twice
 
 
 def matching_copy(text: str) -> str:

@@ -678,23 +678,25 @@ app.command("curate")(curate_command)
 app.add_typer(qc_app, name="qc")
 
 
+def _fmt_ci(value: float, ci: list[float]) -> str:
+    """``0.907 [0.888, 0.923]``: a figure with its 95% CI, as every guardian line prints it."""
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _print_evaluation(evaluation: Any, as_json: bool, title: str = "held-out") -> None:
     data = evaluation.to_dict()
     if as_json:
         emit_json(data)
         return
 
-    def fmt(value: float, ci: list[float]) -> str:
-        return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
     line = (
-        f"{title} n={data['n']}  accuracy {fmt(data['accuracy'], data['accuracy_ci'])}  "
-        f"macro-F1 {fmt(data['macro_f1'], data['macro_f1_ci'])}"
+        f"{title} n={data['n']}  accuracy {_fmt_ci(data['accuracy'], data['accuracy_ci'])}  "
+        f"macro-F1 {_fmt_ci(data['macro_f1'], data['macro_f1_ci'])}"
     )
     if data.get("coverage"):
         cover = data["coverage"]
         line += (
-            f"  coverage {fmt(cover['accuracy'], cover['accuracy_ci'])} "
+            f"  coverage {_fmt_ci(cover['accuracy'], cover['accuracy_ci'])} "
             f"({data['abstained']} uncertain, counted wrong)"
         )
     out.print(line, markup=False)
@@ -703,13 +705,13 @@ def _print_evaluation(evaluation: Any, as_json: bool, title: str = "held-out") -
         table.add_column(column, justify="left" if column == "label" else "right")
     classes = sorted(data["per_class"].items(), key=lambda kv: kv[0] != "unsafe")
     for label, block in classes:  # unsafe first: its recall is what a safety screen needs
-        cells = [fmt(block[k], block[f"{k}_ci"]) for k in ("recall", "precision", "f1")]
+        cells = [_fmt_ci(block[k], block[f"{k}_ci"]) for k in ("recall", "precision", "f1")]
         table.add_row(label, str(block["support"]), *cells)
     out.print(table)
     for name, key in (("language", "per_language"), ("stratum", "per_stratum")):
         for part, block in sorted(data.get(key, {}).items()):
             out.print(
-                f"  {name} {part}: accuracy {fmt(block['accuracy'], block['accuracy_ci'])} "
+                f"  {name} {part}: accuracy {_fmt_ci(block['accuracy'], block['accuracy_ci'])} "
                 f"(n={block['n']})",
                 markup=False,
             )
@@ -766,21 +768,20 @@ def _print_sets(by_set: dict[str, Any]) -> None:
     """One line per independent set: accuracy, unsafe recall, macro-F1, adversarial, uncertain
     (macro-F1 and unsafe recall only where the set has more than one true label)."""
 
-    def fmt(value: float, ci: list[float]) -> str:
-        return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
-
     out.print("independent sets, one by one (95% CIs; uncertain counts as wrong):")
     for name, evaluation in by_set.items():
         data = evaluation.to_dict()
-        parts = [f"accuracy {fmt(data['accuracy'], data['accuracy_ci'])}"]
+        parts = [f"accuracy {_fmt_ci(data['accuracy'], data['accuracy_ci'])}"]
         present = [label for label, block in data["per_class"].items() if block["support"]]
         if len(present) > 1:
             unsafe = data["per_class"]["unsafe"]
             if unsafe["support"]:
-                parts.append(f"unsafe recall {fmt(unsafe['recall'], unsafe['recall_ci'])}")
-            parts.append(f"macro-F1 {fmt(data['macro_f1'], data['macro_f1_ci'])}")
+                parts.append(f"unsafe recall {_fmt_ci(unsafe['recall'], unsafe['recall_ci'])}")
+            parts.append(f"macro-F1 {_fmt_ci(data['macro_f1'], data['macro_f1_ci'])}")
         if adversarial := data.get("per_stratum", {}).get("adversarial"):
-            parts.append(f"adversarial {fmt(adversarial['accuracy'], adversarial['accuracy_ci'])}")
+            parts.append(
+                f"adversarial {_fmt_ci(adversarial['accuracy'], adversarial['accuracy_ci'])}"
+            )
         parts.append(f"{data.get('abstained', 0)} uncertain")
         out.print(f"  {name} (n={data['n']}): " + "; ".join(parts), markup=False)
 
