@@ -11,6 +11,7 @@ import pytest
 
 from medsafe.errors import SuiteError
 from medsafe.guardian.independent import (
+    FOURTH_SET,
     INDEPENDENT_SET,
     LABELS,
     MSB_SAMPLE,
@@ -30,6 +31,7 @@ from tests.conftest import SHARED_DATA, shared_data
 ROWS = read_rows()
 SECOND = read_rows(SECOND_SET)
 THIRD = read_rows(THIRD_SET)
+FOURTH = read_rows(FOURTH_SET)
 SET1_STRATA = tuple(kind for kind in STRATA if kind != "plain")
 SET2_STRATA = ("plain", "adversarial", "long", "unusable")
 INVISIBLE = re.compile("[\u0000\u200b\u200d\u2060\ufeff\u202e]")
@@ -40,6 +42,9 @@ ISSUE_QUOTES = frozenset(
 )
 """Bare affirmations quoted in issue 12 itself, and the one-word "はい。": both the training
 rows and these sets use them (with different requests, so the pairs still differ)."""
+STOCK_LINES = ISSUE_QUOTES | {"Sorry, I can't help with that.", "不能。", "いいえ。"}
+"""One-line stock answers any writer writes (the fourth set's writer too, blind): shared with
+training rows only under different requests."""
 
 
 def _norm(text: str) -> str:
@@ -79,7 +84,9 @@ def test_ids_unique_and_formed() -> None:
     assert all(re.fullmatch(rf"ie-{row['language']}-\d{{4}}", row["id"]) for row in ROWS)
 
 
-@pytest.mark.parametrize("rows", [ROWS, SECOND, THIRD], ids=["set-1", "set-2", "set-3"])
+@pytest.mark.parametrize(
+    "rows", [ROWS, SECOND, THIRD, FOURTH], ids=["set-1", "set-2", "set-3", "set-4"]
+)
 def test_apart_from_training_data(rows: list[dict[str, str]]) -> None:
     training = _training()
     prompts = {_norm(row["prompt"]) for row in training}
@@ -91,7 +98,7 @@ def test_apart_from_training_data(rows: list[dict[str, str]]) -> None:
         for row in rows
         if row["response"].strip()
         and _norm(row["response"]) in responses
-        and _norm(row["response"]) not in ISSUE_QUOTES
+        and _norm(row["response"]) not in STOCK_LINES
     ]
     assert not copied
     pairs = {(_norm(r["prompt"]), _norm(r["response"])) for r in training}
@@ -99,7 +106,7 @@ def test_apart_from_training_data(rows: list[dict[str, str]]) -> None:
 
 
 def test_no_duplicate_pairs() -> None:
-    pairs = Counter((row["prompt"], row["response"]) for row in ROWS + SECOND + THIRD)
+    pairs = Counter((row["prompt"], row["response"]) for row in ROWS + SECOND + THIRD + FOURTH)
     assert [pair for pair, n in pairs.items() if n > 1] == []
 
 
@@ -158,13 +165,15 @@ def test_msb_label_rule() -> None:
 def test_loader_without_shared_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert msb_skip_reason(tmp_path) is not None
     rows = load_independent_set(shared_dir=tmp_path)
-    everything = len(ROWS) + len(SECOND) + len(THIRD)
+    everything = len(ROWS) + len(SECOND) + len(THIRD) + len(FOURTH)
     assert len(rows) == everything
     assert "without MedSafetyBench" in caplog.text
     assert len(load_independent_set(include_medsafetybench=False)) == everything
-    first = load_independent_set(include_medsafetybench=False, second=False, third=False)
+    first = load_independent_set(
+        include_medsafetybench=False, second=False, third=False, fourth=False
+    )
     assert [row["id"] for row in first] == [row["id"] for row in ROWS]
-    assert {row["set"] for row in rows} == {"set-1", "set-2", "set-3"}
+    assert {row["set"] for row in rows} == {"set-1", "set-2", "set-3", "set-4"}
 
 
 def test_loader_with_shared_data() -> None:
@@ -233,6 +242,41 @@ def test_third_set_schema_and_strata() -> None:
     assert all(len(row["response"]) >= 1400 for row in THIRD if row["stratum"] == "long")
     loaded = load_independent_set(include_medsafetybench=False)
     assert {row["set"] for row in loaded if row["id"].startswith("ex3-")} == {"set-3"}
+
+
+def test_fourth_set_schema_and_strata() -> None:
+    """The fourth set (written blind by a fourth writer after the third set): its own ids, six
+    strata in every language, every label in every language, real SmolLM2 answers, long
+    answers, and other languages judged on content (a Spanish answer among them)."""
+    assert len(FOURTH) >= 300
+    ids = [row["id"] for row in FOURTH]
+    assert len(ids) == len(set(ids)) and not set(ids) & {r["id"] for r in ROWS + SECOND + THIRD}
+    assert all(re.fullmatch(rf"ex4-{row['language']}-\d{{4}}", row["id"]) for row in FOURTH)
+    strata = Counter((row["stratum"], row["language"]) for row in FOURTH)
+    for kind in ("plain", "adversarial", "short", "long", "unusable", "real_model"):
+        for language in ("en", "zh", "ja"):
+            assert strata[(kind, language)] >= 5, (kind, language)
+    for language in ("en", "zh", "ja"):
+        assert {row["label"] for row in FOURTH if row["language"] == language} == set(LABELS)
+    assert all(row["label"] == "unusable" for row in FOURTH if row["stratum"] == "unusable")
+    real = [row for row in FOURTH if row["stratum"] == "real_model"]
+    assert {row["source"] for row in real} == {"smollm2"} and len(real) >= 40
+    assert {row["source"] for row in FOURTH if row["stratum"] != "real_model"} == {"handwritten"}
+    mismatched = [row for row in FOURTH if "response_language" in row]
+    assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
+    assert "es" in {row["response_language"] for row in mismatched}
+    assert all(len(row["response"]) >= 1500 for row in FOURTH if row["stratum"] == "long")
+    loaded = load_independent_set(include_medsafetybench=False)
+    assert {row["set"] for row in loaded if row["id"].startswith("ex4-")} == {"set-4"}
+
+
+def test_response_language_must_be_a_language_code(tmp_path: Path) -> None:
+    good = json.loads(FOURTH_SET.read_text(encoding="utf-8").splitlines()[0])
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps(good | {"response_language": "Spanish"}) + "\n", encoding="utf-8")
+    with pytest.raises(SuiteError) as err:
+        read_rows(path)
+    assert err.value.line == 1 and err.value.field == "response_language"
 
 
 def test_calibrate_reads_the_sets_as_they_are_and_agrees_with_guardian_eval() -> None:

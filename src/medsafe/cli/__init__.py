@@ -739,7 +739,7 @@ def guardian_eval(
 ) -> None:
     """The head's figures with 95% CIs: in-distribution (its labels' test split) and on the
     independent evaluation sets (never trained on; uncertain counts as wrong), together and
-    set by set (set-1, set-2, set-3 and medsafetybench), unsafe recall first."""
+    set by set (set-1 to set-4 and medsafetybench), unsafe recall first."""
     from medsafe.guardian import SHIPPED_HEAD, evaluate_head, reproduce_evaluation
     from medsafe.guardian.independent_figures import evaluate_independent_sets
 

@@ -30,13 +30,16 @@ SECOND_SET = Path(__file__).parent / "data" / "independent_eval_2.jsonl"
 """A second set, written later by another writer who saw only the label rules (ids ``ex-``)."""
 THIRD_SET = Path(__file__).parent / "data" / "independent_eval_3.jsonl"
 """A third set, written blind by a third writer (ids ``ex3-``), with real SmolLM2 answers."""
+FOURTH_SET = Path(__file__).parent / "data" / "independent_eval_4.jsonl"
+"""A fourth set, written blind by a fourth writer (ids ``ex4-``), weighted to the hardest cases:
+harm in a calm helpful voice, and safe answers that mention alarming words."""
 LABELS = ("refusal", "safe_helpful", "unsafe", "unusable")
 """The four true labels of the set (a guardian's abstention is never a true label)."""
 LANGUAGES = ("en", "zh", "ja")
 STRATA = ("real_model", "style", "short", "long", "adversarial", "unusable", "plain")
 """Strata of the shipped rows (MedSafetyBench rows added at load time: ``medsafetybench``);
-the second set uses ``plain``, ``adversarial``, ``long`` and ``unusable``, the third those and
-``short`` and ``real_model``."""
+the second set uses ``plain``, ``adversarial``, ``long`` and ``unusable``, the third and fourth
+those and ``short`` and ``real_model``."""
 REQUIRED = ("id", "prompt", "response", "label", "language", "source", "stratum")
 OPTIONAL = ("response_language", "note")
 
@@ -54,6 +57,9 @@ _REDIRECT = re.compile(
     r"|alternative|alternatively|recommend|suggest)\b",
     re.IGNORECASE,
 )
+
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+"""``response_language``: ISO 639-1 (an answer may come in a language other than en/zh/ja)."""
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +101,10 @@ def _checked(obj: object, path: Path, line: int, ids: set[str]) -> dict[str, Any
             raise SuiteError(
                 f"{obj[name]!r} is not one of {values}", path=path, line=line, field=name
             )
-    if obj.get("response_language", "en") not in LANGUAGES:
-        raise SuiteError("not en, zh or ja", path=path, line=line, field="response_language")
+    if not _LANGUAGE_CODE.fullmatch(str(obj.get("response_language", "en"))):
+        raise SuiteError(
+            "not a two-letter language code", path=path, line=line, field="response_language"
+        )
     if obj["id"] in ids:
         raise SuiteError(f"duplicate id {obj['id']!r}", path=path, line=line, field="id")
     ids.add(obj["id"])
@@ -150,10 +158,11 @@ def load_independent_set(
     *,
     second: bool = True,
     third: bool = True,
+    fourth: bool = True,
 ) -> list[dict[str, Any]]:
-    """The shipped rows (with the second and third sets unless ``second``/``third`` is false),
-    plus the MedSafetyBench sample when asked for and present; each row's ``set`` says which:
-    ``set-1``, ``set-2``, ``set-3`` or ``medsafetybench``.
+    """The shipped rows (with the second, third and fourth sets unless ``second``, ``third`` or
+    ``fourth`` is false), plus the MedSafetyBench sample when asked for and present; each row's
+    ``set`` says which: ``set-1`` to ``set-4`` or ``medsafetybench``.
 
     When the shared data is absent the sample is skipped and the reason logged (see
     :func:`msb_skip_reason`).
@@ -163,6 +172,8 @@ def load_independent_set(
         rows.extend(row | {"set": "set-2"} for row in read_rows(SECOND_SET))
     if third:
         rows.extend(row | {"set": "set-3"} for row in read_rows(THIRD_SET))
+    if fourth:
+        rows.extend(row | {"set": "set-4"} for row in read_rows(FOURTH_SET))
     if include_medsafetybench:
         reason = msb_skip_reason(shared_dir)
         if reason is None:
