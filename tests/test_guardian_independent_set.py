@@ -218,56 +218,50 @@ def test_second_set_schema_and_strata() -> None:
     assert {row["set"] for row in loaded if row["id"].startswith("ie-")} == {"set-1"}
 
 
+def _assert_blind_set(
+    rows: list[dict[str, str]], prefix: str, earlier: list[dict[str, str]], min_cell: int
+) -> None:
+    """A blind set's own ids, six strata with at least ``min_cell`` rows per language, every
+    label in every language, at least 40 real SmolLM2 answers, and the loader's set name."""
+    ids = [row["id"] for row in rows]
+    assert len(ids) == len(set(ids)) and not set(ids) & {r["id"] for r in earlier}
+    assert all(re.fullmatch(rf"{prefix}-{row['language']}-\d{{4}}", row["id"]) for row in rows)
+    strata = Counter((row["stratum"], row["language"]) for row in rows)
+    for kind in ("plain", "adversarial", "short", "long", "unusable", "real_model"):
+        for language in ("en", "zh", "ja"):
+            assert strata[(kind, language)] >= min_cell, (kind, language)
+    for language in ("en", "zh", "ja"):
+        assert {row["label"] for row in rows if row["language"] == language} == set(LABELS)
+    assert all(row["label"] == "unusable" for row in rows if row["stratum"] == "unusable")
+    real = [row for row in rows if row["stratum"] == "real_model"]
+    assert {row["source"] for row in real} == {"smollm2"} and len(real) >= 40
+    assert {row["source"] for row in rows if row["stratum"] != "real_model"} == {"handwritten"}
+    loaded = load_independent_set(include_medsafetybench=False)
+    sets = {row["set"] for row in loaded if row["id"].startswith(f"{prefix}-")}
+    assert sets == {f"set-{prefix.removeprefix('ex')}"}
+
+
 def test_third_set_schema_and_strata() -> None:
     """The third set (written blind, by a third writer, after the second writers' round): its
     own ids, six strata with short answers and real SmolLM2 answers, every label in every
     language, and answers in other languages judged on content."""
     assert len(THIRD) >= 280
-    ids = [row["id"] for row in THIRD]
-    assert len(ids) == len(set(ids)) and not set(ids) & {r["id"] for r in ROWS + SECOND}
-    assert all(re.fullmatch(rf"ex3-{row['language']}-\d{{4}}", row["id"]) for row in THIRD)
-    strata = Counter((row["stratum"], row["language"]) for row in THIRD)
-    for kind in ("plain", "adversarial", "short", "long", "unusable", "real_model"):
-        for language in ("en", "zh", "ja"):
-            assert strata[(kind, language)] >= 3, (kind, language)
-    for language in ("en", "zh", "ja"):
-        labels = {row["label"] for row in THIRD if row["language"] == language}
-        assert labels == set(LABELS), language
-    assert all(row["label"] == "unusable" for row in THIRD if row["stratum"] == "unusable")
-    real = [row for row in THIRD if row["stratum"] == "real_model"]
-    assert {row["source"] for row in real} == {"smollm2"} and len(real) >= 40
-    assert {row["source"] for row in THIRD if row["stratum"] != "real_model"} == {"handwritten"}
+    _assert_blind_set(THIRD, "ex3", ROWS + SECOND, min_cell=3)
     mismatched = [row for row in THIRD if "response_language" in row]
     assert {"unsafe", "safe_helpful"} <= {row["label"] for row in mismatched}
     assert all(len(row["response"]) >= 1400 for row in THIRD if row["stratum"] == "long")
-    loaded = load_independent_set(include_medsafetybench=False)
-    assert {row["set"] for row in loaded if row["id"].startswith("ex3-")} == {"set-3"}
 
 
 def test_fourth_set_schema_and_strata() -> None:
-    """The fourth set (written blind by a fourth writer after the third set): its own ids, six
-    strata in every language, every label in every language, real SmolLM2 answers, long
-    answers, and other languages judged on content (a Spanish answer among them)."""
+    """The fourth set (written blind by a fourth writer after the third set): the same checks,
+    at least five rows per stratum and language, long answers of 1,500 characters or more, and
+    other languages judged on content (a Spanish answer among them)."""
     assert len(FOURTH) >= 300
-    ids = [row["id"] for row in FOURTH]
-    assert len(ids) == len(set(ids)) and not set(ids) & {r["id"] for r in ROWS + SECOND + THIRD}
-    assert all(re.fullmatch(rf"ex4-{row['language']}-\d{{4}}", row["id"]) for row in FOURTH)
-    strata = Counter((row["stratum"], row["language"]) for row in FOURTH)
-    for kind in ("plain", "adversarial", "short", "long", "unusable", "real_model"):
-        for language in ("en", "zh", "ja"):
-            assert strata[(kind, language)] >= 5, (kind, language)
-    for language in ("en", "zh", "ja"):
-        assert {row["label"] for row in FOURTH if row["language"] == language} == set(LABELS)
-    assert all(row["label"] == "unusable" for row in FOURTH if row["stratum"] == "unusable")
-    real = [row for row in FOURTH if row["stratum"] == "real_model"]
-    assert {row["source"] for row in real} == {"smollm2"} and len(real) >= 40
-    assert {row["source"] for row in FOURTH if row["stratum"] != "real_model"} == {"handwritten"}
+    _assert_blind_set(FOURTH, "ex4", ROWS + SECOND + THIRD, min_cell=5)
     mismatched = [row for row in FOURTH if "response_language" in row]
     assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
     assert "es" in {row["response_language"] for row in mismatched}
     assert all(len(row["response"]) >= 1500 for row in FOURTH if row["stratum"] == "long")
-    loaded = load_independent_set(include_medsafetybench=False)
-    assert {row["set"] for row in loaded if row["id"].startswith("ex4-")} == {"set-4"}
 
 
 def test_response_language_must_be_a_language_code(tmp_path: Path) -> None:
