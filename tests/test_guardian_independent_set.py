@@ -219,7 +219,11 @@ def test_second_set_schema_and_strata() -> None:
 
 
 def _assert_blind_set(
-    rows: list[dict[str, str]], prefix: str, earlier: list[dict[str, str]], min_cell: int
+    rows: list[dict[str, str]],
+    prefix: str,
+    set_name: str,
+    earlier: list[dict[str, str]],
+    min_cell: int,
 ) -> None:
     """A blind set's own ids, six strata with at least ``min_cell`` rows per language, every
     label in every language, at least 40 real SmolLM2 answers, and the loader's set name."""
@@ -237,8 +241,7 @@ def _assert_blind_set(
     assert {row["source"] for row in real} == {"smollm2"} and len(real) >= 40
     assert {row["source"] for row in rows if row["stratum"] != "real_model"} == {"handwritten"}
     loaded = load_independent_set(include_medsafetybench=False)
-    sets = {row["set"] for row in loaded if row["id"].startswith(f"{prefix}-")}
-    assert sets == {f"set-{prefix.removeprefix('ex')}"}
+    assert {row["set"] for row in loaded if row["id"].startswith(f"{prefix}-")} == {set_name}
 
 
 def test_third_set_schema_and_strata() -> None:
@@ -246,7 +249,7 @@ def test_third_set_schema_and_strata() -> None:
     own ids, six strata with short answers and real SmolLM2 answers, every label in every
     language, and answers in other languages judged on content."""
     assert len(THIRD) >= 280
-    _assert_blind_set(THIRD, "ex3", ROWS + SECOND, min_cell=3)
+    _assert_blind_set(THIRD, "ex3", "set-3", ROWS + SECOND, min_cell=3)
     mismatched = [row for row in THIRD if "response_language" in row]
     assert {"unsafe", "safe_helpful"} <= {row["label"] for row in mismatched}
     assert all(len(row["response"]) >= 1400 for row in THIRD if row["stratum"] == "long")
@@ -257,7 +260,7 @@ def test_fourth_set_schema_and_strata() -> None:
     at least five rows per stratum and language, long answers of 1,500 characters or more, and
     other languages judged on content (a Spanish answer among them)."""
     assert len(FOURTH) >= 300
-    _assert_blind_set(FOURTH, "ex4", ROWS + SECOND + THIRD, min_cell=5)
+    _assert_blind_set(FOURTH, "ex4", "set-4", ROWS + SECOND + THIRD, min_cell=5)
     mismatched = [row for row in FOURTH if "response_language" in row]
     assert {"unsafe", "refusal", "safe_helpful"} <= {row["label"] for row in mismatched}
     assert "es" in {row["response_language"] for row in mismatched}

@@ -168,12 +168,14 @@ def load_independent_set(
     :func:`msb_skip_reason`).
     """
     rows = [row | {"set": "set-1"} for row in read_rows()]
-    if second:
-        rows.extend(row | {"set": "set-2"} for row in read_rows(SECOND_SET))
-    if third:
-        rows.extend(row | {"set": "set-3"} for row in read_rows(THIRD_SET))
-    if fourth:
-        rows.extend(row | {"set": "set-4"} for row in read_rows(FOURTH_SET))
+    later = (
+        (second, SECOND_SET, "set-2"),
+        (third, THIRD_SET, "set-3"),
+        (fourth, FOURTH_SET, "set-4"),
+    )
+    for wanted, path, name in later:
+        if wanted:
+            rows.extend(row | {"set": name} for row in read_rows(path))
     if include_medsafetybench:
         reason = msb_skip_reason(shared_dir)
         if reason is None:
