@@ -127,6 +127,31 @@ def test_layer_pools_end_with_the_embedding(fast: eng.FastE5) -> None:
     assert fast.passage_layers([], [3]).shape == (0, 1, 384)
 
 
+def test_token_states_pool_to_the_layer_pools(fast: eng.FastE5) -> None:
+    # for a text within one window, the mean of a layer's token states is that layer's pool
+    short = [t for t in TEXTS if fast.token_count(t) <= 512]
+    last = fast.n_layers - 1
+    pools = fast.passage_layers(short, [3, 7, last])
+    for k, layer in enumerate((3, 7, last)):
+        means = np.stack([fast.token_states(t, layer).mean(axis=0) for t in short])
+        assert _cosines(means, pools[:, k]).min() >= 0.99999
+    means = np.stack([fast.token_states(t, last, is_query=True).mean(axis=0) for t in short])
+    assert _cosines(means, fast.query(short)).min() >= 0.99999
+    text = next(t for t in short if fast.token_count(t) > 12)
+    states = fast.token_states(text, 7)
+    assert states.shape == (fast.token_count(text), 384) and states.dtype == np.float32
+    # a cap keeps the first tokens (then the end token): the same input as a shorter text's
+    capped = fast.token_states(text, 7, max_tokens=8)
+    assert capped.shape == (8, 384)
+    np.testing.assert_allclose(
+        capped[0], fast.token_states(text[:20], 7, max_tokens=8)[0], atol=1e-6
+    )
+    with pytest.raises(ValueError, match="layers must be"):
+        fast.token_states(text, 12)
+    with pytest.raises(ValueError, match="max_tokens"):
+        fast.token_states(text, 7, max_tokens=2)
+
+
 @pytest.mark.parametrize("layers", [[], [12], [-1]])
 def test_layer_pools_refuse_layers_out_of_range(fast: eng.FastE5, layers: list[int]) -> None:
     with pytest.raises(ValueError, match="layers must be"):

@@ -124,6 +124,15 @@ class FastE5:
             ]
         lib.e5_layers.restype = ctypes.c_int
         lib.e5_layers.argtypes = [ctypes.c_void_p]
+        lib.e5_token_states.restype = ctypes.c_int
+        lib.e5_token_states.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_float),
+        ]
         handle = lib.e5_load(str(model_path).encode())
         if not handle:
             raise RuntimeError(f"medsafe: the fast e5 engine could not load {model_path}")
@@ -191,6 +200,28 @@ class FastE5:
     def token_count(self, text: str, is_query: bool = False) -> int:
         """e5 tokens (special tokens included) of ``passage: text`` (``query: `` if asked)."""
         return int(self._lib.e5_token_count(self._handle, text.encode("utf-8"), int(is_query)))
+
+    def token_states(
+        self, text: str, layer: int, *, is_query: bool = False, max_tokens: int = 512
+    ) -> Vectors:
+        """The token states after ``layer`` (0-based, not normalised) of ``passage: text``
+        (``query: `` if asked), ``(T, dim)``: the first ``max_tokens`` tokens of its first window,
+        the two special tokens included (for fine-tuning the top layers on them)."""
+        (layer,) = _check_layers([layer], self.n_layers)
+        if not 3 <= max_tokens <= 512:
+            raise ValueError(f"max_tokens must be within 3..512, got {max_tokens}")
+        out = np.zeros((max_tokens, self.dim), dtype=np.float32)
+        n = self._lib.e5_token_states(
+            self._handle,
+            text.encode("utf-8"),
+            int(is_query),
+            layer,
+            max_tokens - 2,
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+        )
+        if n < 0:
+            raise RuntimeError("medsafe: the fast e5 engine failed (out of memory?)")
+        return out[:n].copy()
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", None)

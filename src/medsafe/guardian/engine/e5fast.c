@@ -38,7 +38,8 @@
  * -DE5_EXACT_MATH (for experiments, slower) runs attention, LayerNorm and GELU as e5.c does (scalar,
  * libm expf/erff, e5.c's summation order); only the matmul's float order then differs from e5.c.
  * C API kept: e5_load, e5_free, e5_dim, e5_token_count, e5_embed, e5_embed_batch; added e5_isa,
- * e5_layers and e5_embed_layers_batch (every layer's mean pool, for the guardian).
+ * e5_layers, e5_embed_layers_batch (every layer's mean pool, for the guardian) and e5_token_states
+ * (one text's token states after a layer, for fine-tuning the top layers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,8 @@ int e5_embed(e5_model *m, const char *text, int is_query, float *out);
 int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query, float *out);
 int e5_embed_layers_batch(e5_model *m, const char **texts, int n, int is_query, float *out);
 int e5_layers(const e5_model *m);
+int e5_token_states(e5_model *m, const char *text, int is_query, int layer, int max_content,
+                    float *out);
 
 /* ----------------------------- fp16 -> fp32 ----------------------------- */
 static inline float fp16_to_fp32(uint16_t h) {
@@ -777,9 +780,11 @@ static void pool_segments(const float *x, const int *segoff, int nseg, int H,
     }
 }
 
-/* out: nseg x K x H raw mean pools, K = NL when all_layers (layer l's output at k = l), else 1. */
+/* out: nseg x K x H raw mean pools, K = NL when all_layers (layer l's output at k = l), else 1.
+ * With tok_out, no pools: the T x H token states after layer `stop` go to tok_out instead. */
 static int forward_batch(e5_model *m, const int *ids, const int *pos,
-                         const int *segoff, int nseg, int T, float *out, int all_layers) {
+                         const int *segoff, int nseg, int T, float *out, int all_layers,
+                         int stop, float *tok_out) {
     int H = m->H, FF = m->FF, NH = m->NH, hd = m->hd;
     size_t TH = (size_t)T * H;
     float *x   = (float *)malloc(TH * sizeof(float));
@@ -816,9 +821,13 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
         matmul(m, &ly->fo, aq, ad, ao, T);
         add_ln_quant(x, ao, ly->oln_w, ly->oln_b, T, H, m->eps,
                      l + 1 < m->NL ? aq : NULL, ad);                     /* x = LN(x+ffn) */
+        if (tok_out) {
+            if (l == stop) { memcpy(tok_out, x, TH * sizeof(float)); break; }
+            continue;
+        }
         if (all_layers) pool_segments(x, segoff, nseg, H, m->NL * H, out + (size_t)l * H);
     }
-    if (!all_layers) pool_segments(x, segoff, nseg, H, H, out);
+    if (!all_layers && !tok_out) pool_segments(x, segoff, nseg, H, H, out);
 
     free(x); free(qkv); free(ctx); free(ao); free(mid); free(aq); free(ad);
     return 0;
@@ -900,7 +909,7 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
         }
 
         float *segmean = (float *)malloc(sizeof(float) * (size_t)segc * KH);
-        rc |= forward_batch(m, ids, pos, segoff, segc, (int)Tc, segmean, all_layers);
+        rc |= forward_batch(m, ids, pos, segoff, segc, (int)Tc, segmean, all_layers, 0, NULL);
 
         for (int s = 0; s < segc; s++) {
             int wi = w0 + s, i = wt[wi];
@@ -941,6 +950,36 @@ int e5_embed_batch(e5_model *m, const char **texts, int n, int is_query, float *
  * row equals e5_embed_batch's. */
 int e5_embed_layers_batch(e5_model *m, const char **texts, int n, int is_query, float *out) {
     return embed_n(m, texts, n, is_query, out, 1);
+}
+
+/* Token states after layer `layer` (0-based) of the first window of one text: bos, at most
+ * `max_content` content tokens (the prefix included), eos. out holds (max_content + 2) x e5_dim
+ * floats; returns the number of tokens T (rows written), or -1 (bad argument, out of memory). */
+int e5_token_states(e5_model *m, const char *text, int is_query, int layer, int max_content,
+                    float *out) {
+    if (layer < 0 || layer >= m->NL || max_content < 1) return -1;
+    if (max_content > m->MAXP - 2) max_content = m->MAXP - 2;
+    const char *pfx = is_query ? "query: " : "passage: ";
+    size_t plen = strlen(pfx), tl = strlen(text);
+    char *buf = (char *)malloc(plen + tl + 1);
+    int capc = (int)(plen + tl) + 4;
+    int *content = (int *)malloc(sizeof(int) * (size_t)capc);
+    int *ids = (int *)malloc(sizeof(int) * (size_t)(max_content + 2));
+    int *pos = (int *)malloc(sizeof(int) * (size_t)(max_content + 2));
+    if (!buf || !content || !ids || !pos) { free(buf); free(content); free(ids); free(pos); return -1; }
+    memcpy(buf, pfx, plen); memcpy(buf + plen, text, tl + 1);
+    int cl = tok_content(&m->tok, buf, content, capc);
+    free(buf);
+    if (cl > max_content) cl = max_content;
+    int T = cl + 2;
+    ids[0] = m->tok.bos; pos[0] = 0;
+    for (int j = 0; j < cl; j++) { ids[j + 1] = content[j]; pos[j + 1] = j + 1; }
+    ids[T - 1] = m->tok.eos; pos[T - 1] = T - 1;
+    free(content);
+    int segoff[2] = {0, T};
+    int rc = forward_batch(m, ids, pos, segoff, 1, T, NULL, 0, layer, out);
+    free(ids); free(pos);
+    return rc == 0 ? T : -1;
 }
 
 int e5_layers(const e5_model *m) { return m->NL; }
