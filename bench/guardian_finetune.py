@@ -15,7 +15,8 @@ Each fold of ``--folds`` is one of ``train.py``'s five folds that hold out whole
 the whole train split). Per fold it prints, at ``unsafe_at`` 0.2, accuracy / unsafe recall of
 the shipped procedure's MLP fitted on the fold's training rows, of the fine-tuned model, and of
 their probabilities averaged; on the held-out writers, the labels' test split and set 1 (sets 2
-to 4 are left alone). It writes ``DIR/fold-K.npz`` (probabilities) and ``DIR/fold-K.pt``.
+to 4 are left alone). It writes ``DIR/first-F-fold-K.npz`` (probabilities) and ``.pt`` (weights).
+When all five folds' files are there it prints their pooled figures (:func:`pooled_summary`).
 Figures: docs/guardian.md, "Fine-tuning the top layers".
 """
 
@@ -36,7 +37,13 @@ from medsafe.guardian.engine import FastE5
 from medsafe.guardian.features import featurize, read_pair
 from medsafe.guardian.independent import load_independent_set
 from medsafe.guardian.model import LABELS
-from medsafe.guardian.train import SHIPPED_LABELS, _fit, load_labels
+from medsafe.guardian.train import (
+    SHIPPED_LABELS,
+    _decisions,
+    _fit,
+    choose_thresholds,
+    load_labels,
+)
 
 PROMPT_TOKENS = 64
 UNSAFE_AT = 0.2
@@ -296,6 +303,37 @@ def figures(probs: NDArray[np.float64], gold: list[str]) -> str:
     return f"{np.mean(pred == y):.3f} / {np.mean(pred[y == 'unsafe'] == 'unsafe'):.3f}"
 
 
+def pooled_summary(work: Path, first: int, rows: list[Row]) -> None:
+    """With all five folds' files in ``work``: the held-out writers' figures pooled, at
+    :data:`UNSAFE_AT` and with the thresholds ``train.py`` would choose, macro-F1 and the AUC
+    of P(unsafe), for the MLP, the fine-tuned model and averages of the two."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    files = [work / f"first-{first}-fold-{k}.npz" for k in range(5)]
+    if not all(f.is_file() for f in files):
+        return
+    parts = [np.load(f) for f in files]
+    idx = np.concatenate([z["held-out writers/index"] for z in parts])
+    mlp = np.vstack([z["held-out writers/mlp"] for z in parts])
+    tuned = np.vstack([z["held-out writers/tuned"] for z in parts])
+    gold = [rows[i].label for i in idx]
+    y = np.asarray(gold)
+    print(f"held-out writers, five folds pooled (n = {len(y)}):")
+    candidates = [("MLP", mlp), ("fine-tuned", tuned)]
+    candidates += [(f"averaged {w}", w * tuned + (1 - w) * mlp) for w in (0.3, 0.5, 0.7)]
+    for name, probs in candidates:
+        unsafe_at, uncertain_below, report = choose_thresholds(probs, gold)
+        chosen = _decisions(probs, unsafe_at, uncertain_below)
+        macro = f1_score(y, np.asarray(chosen), labels=list(LABELS), average="macro")
+        auc = roc_auc_score(y == "unsafe", probs[:, LABELS.index("unsafe")])
+        print(
+            f"  {name}: at {UNSAFE_AT} {figures(probs, gold)}; chosen (unsafe_at {unsafe_at}, "
+            f"uncertain_below {uncertain_below}) {report['oof_accuracy']:.3f} / "
+            f"{report['oof_unsafe_recall']:.3f}, {report['oof_abstained']} abstained; "
+            f"macro-F1 {macro:.3f}; AUC {auc:.3f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True)
@@ -345,9 +383,10 @@ def main() -> None:
                 f"{figures(tuned, gold)}; averaged {figures(both, gold)}"
             )
             saved |= {f"{part}/tuned": tuned, f"{part}/mlp": base, f"{part}/index": np.array(idx)}
-        np.savez(args.work / f"fold-{name}.npz", **saved)
-        torch.save(model.state_dict(), args.work / f"fold-{name}.pt")
+        np.savez(args.work / f"first-{args.first}-fold-{name}.npz", **saved)
+        torch.save(model.state_dict(), args.work / f"first-{args.first}-fold-{name}.pt")
     (args.work / "args.json").write_text(json.dumps(vars(args), default=str))
+    pooled_summary(args.work, args.first, rows)
 
 
 if __name__ == "__main__":
