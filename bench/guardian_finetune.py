@@ -79,10 +79,11 @@ def token_states(
     rows: list[Row], layer: int, cache: Path
 ) -> tuple[list[NDArray[np.float16]], list[NDArray[np.float16]]]:
     """Per row: the request's and the answer's token states after ``layer`` (cached in a file)."""
+    n = len(rows)
     if cache.is_file():
         z = np.load(cache)
-        n = len(rows)
-        return [z[f"p{i}"] for i in range(n)], [z[f"a{i}"] for i in range(n)]
+        if len(z.files) == 2 * n:  # else the rows changed: extract again
+            return [z[f"p{i}"] for i in range(n)], [z[f"a{i}"] for i in range(n)]
     engine = FastE5()
     seen: dict[tuple[str, bool], NDArray[np.float16]] = {}
 

@@ -838,6 +838,21 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
  * the weighted combine is additive across chunks, so results are identical. */
 #define E5_CHUNK_TOKENS 16384
 
+/* The content tokens of "query: text" or "passage: text" (no special tokens, no truncation), in
+ * a malloc'd array the caller frees; *len gets their number. NULL when out of memory. */
+static int *prefixed_content(e5_model *m, const char *text, int is_query, int *len) {
+    const char *pfx = is_query ? "query: " : "passage: ";
+    size_t plen = strlen(pfx), tl = strlen(text);
+    char *buf = (char *)malloc(plen + tl + 1);
+    int cap = (int)(plen + tl) + 4;                 /* #tokens <= #bytes, safe bound */
+    int *content = (int *)malloc(sizeof(int) * (size_t)(cap > 1 ? cap : 1));
+    if (!buf || !content) { free(buf); free(content); return NULL; }
+    memcpy(buf, pfx, plen); memcpy(buf + plen, text, tl + 1);
+    *len = tok_content(&m->tok, buf, content, cap);
+    free(buf);
+    return content;
+}
+
 /* Embed n texts with transparent sliding windows for inputs longer than the
  * model's 512-token limit. A long text is split (no overlap) into windows of
  * up to MAXP-2 content tokens; each window is run as a full bos+chunk+eos
@@ -846,8 +861,6 @@ static int forward_batch(e5_model *m, const int *ids, const int *pos,
  * This equals mean-pooling over the whole document, modulo windowed attention.
  * Texts that fit in one window behave exactly as a plain single pass. */
 static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *out, int all_layers) {
-    const char *pfx = is_query ? "query: " : "passage: ";
-    size_t plen = strlen(pfx);
     int H = m->H, WMAX = m->MAXP - 2;        /* content tokens per window */
     int K = all_layers ? m->NL : 1, KH = K * H;
 
@@ -855,15 +868,10 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
      *    and enumerate every window as (text, content range). */
     int **content = (int **)malloc(sizeof(int *) * n);
     int  *clen    = (int *)malloc(sizeof(int) * n);
-    int W = 0;                               /* total windows across all texts */
+    int W = 0, oom = 0;                      /* total windows across all texts */
     for (int i = 0; i < n; i++) {
-        size_t tl = strlen(texts[i]);
-        char *buf = (char *)malloc(plen + tl + 1);
-        memcpy(buf, pfx, plen); memcpy(buf + plen, texts[i], tl + 1);
-        int capc = (int)(plen + tl) + 4;     /* #tokens <= #bytes, safe bound */
-        content[i] = (int *)malloc(sizeof(int) * (capc > 1 ? capc : 1));
-        clen[i] = tok_content(&m->tok, buf, content[i], capc);
-        free(buf);
+        content[i] = prefixed_content(m, texts[i], is_query, &clen[i]);
+        if (!content[i]) { clen[i] = 0; oom = 1; }   /* the call fails (below) */
         int nw = clen[i] / WMAX + (clen[i] % WMAX ? 1 : 0);
         if (nw < 1) nw = 1;
         W += nw;
@@ -886,7 +894,7 @@ static int embed_n(e5_model *m, const char **texts, int n, int is_query, float *
 
     int budget = E5_CHUNK_TOKENS;
     if (budget < m->MAXP) budget = m->MAXP;     /* always fit >=1 window */
-    int rc = 0;
+    int rc = oom ? -1 : 0;
     for (int w0 = 0; w0 < W; ) {
         /* gather windows into a chunk under the token budget (>=1 window) */
         int w1 = w0; long Tc = 0;
@@ -959,17 +967,11 @@ int e5_token_states(e5_model *m, const char *text, int is_query, int layer, int 
                     float *out) {
     if (layer < 0 || layer >= m->NL || max_content < 1) return -1;
     if (max_content > m->MAXP - 2) max_content = m->MAXP - 2;
-    const char *pfx = is_query ? "query: " : "passage: ";
-    size_t plen = strlen(pfx), tl = strlen(text);
-    char *buf = (char *)malloc(plen + tl + 1);
-    int capc = (int)(plen + tl) + 4;
-    int *content = (int *)malloc(sizeof(int) * (size_t)capc);
+    int cl = 0;
+    int *content = prefixed_content(m, text, is_query, &cl);
     int *ids = (int *)malloc(sizeof(int) * (size_t)(max_content + 2));
     int *pos = (int *)malloc(sizeof(int) * (size_t)(max_content + 2));
-    if (!buf || !content || !ids || !pos) { free(buf); free(content); free(ids); free(pos); return -1; }
-    memcpy(buf, pfx, plen); memcpy(buf + plen, text, tl + 1);
-    int cl = tok_content(&m->tok, buf, content, capc);
-    free(buf);
+    if (!content || !ids || !pos) { free(content); free(ids); free(pos); return -1; }
     if (cl > max_content) cl = max_content;
     int T = cl + 2;
     ids[0] = m->tok.bos; pos[0] = 0;
@@ -1139,14 +1141,8 @@ e5_model *e5_load(const char *path) {
 /* Number of tokens (incl <s>/</s>) the model would feed for `text`; used for
  * usage reporting. Counts the un-windowed content length + 2. */
 int e5_token_count(e5_model *m, const char *text, int is_query) {
-    const char *pfx = is_query ? "query: " : "passage: ";
-    size_t plen = strlen(pfx), tl = strlen(text);
-    char *buf = (char *)malloc(plen + tl + 1);
-    memcpy(buf, pfx, plen); memcpy(buf + plen, text, tl + 1);
-    int cap = (int)(plen + tl) + 4;
-    int *tmp = (int *)malloc(sizeof(int) * (cap > 1 ? cap : 1));
-    int n = tok_content(&m->tok, buf, tmp, cap);
-    free(buf); free(tmp);
+    int n = 0;
+    free(prefixed_content(m, text, is_query, &n));
     return n + 2;
 }
 
